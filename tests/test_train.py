@@ -1,0 +1,187 @@
+"""The compiled sweep trainer against Keras' own training and hand-made references."""
+
+import keras
+import numpy as np
+import pytest
+
+from tfovp import initializers
+from tfovp.layers import DeepLinear
+from tfovp.losses import LpLoss
+from tfovp.models import EndToEndLinear
+from tfovp.train import sweep
+
+
+def _problem(m=40, d=4, k=2, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(m, d))
+    y = x @ rng.normal(size=(d, k)) + 0.3 * rng.normal(size=(m, k))
+    # fit() casts float inputs to float32: keep values exact in float32.
+    return x.astype(np.float32).astype(np.float64), y.astype(np.float32).astype(np.float64)
+
+
+def _initial(init, seed, shapes):
+    return [np.asarray(f) for f in initializers.draw_factors(
+        initializers.with_seed(init, seed), shapes, "float64")]
+
+
+def _keras_fit(layer, x, y, optimizer, p, steps, start):
+    model = keras.Sequential([keras.Input((x.shape[1],)), layer])
+    layer.set_weights(start)
+    model.compile(optimizer=optimizer, loss=LpLoss(p, dtype="float64"))
+    model.fit(x, y, batch_size=len(x), epochs=steps, shuffle=False, verbose=0)
+    return [np.asarray(w) for w in layer.weights]
+
+
+# Keras keeps learning rates in float32 variables: use rates exact in float32.
+ETA = float(np.float32(0.02))
+
+
+@pytest.mark.parametrize("p", [2, 4])
+def test_depth_one_equals_keras_sgd_on_dense_without_bias(p):
+    x, y = _problem()
+    init = initializers.NearZero(0.1, seed=None)
+    start = _initial(init, 3, [(4, 2)])[0]
+    result = sweep(x, y, [ETA], 25, depth=1, loss=p, initializer=init, seeds=[3], dtype="float64")
+    dense = keras.layers.Dense(2, use_bias=False, dtype="float64")
+    (kernel,) = _keras_fit(dense, x, y, keras.optimizers.SGD(ETA), p, 25, [start])
+    np.testing.assert_allclose(result.final_weights[0][0], kernel, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("update", ["gd", "adam", "adagrad", "adadelta"])
+def test_deep_net_equals_keras_fit_of_deep_linear(update):
+    x, y = _problem()
+    init = initializers.NearZero(0.3, seed=None)
+    shapes = [(4, 3), (3, 3), (3, 2)]
+    start = _initial(init, 1, shapes)
+    result = sweep(x, y, [ETA], 15, depth=3, hidden_widths=3, update=update, loss=4,
+                   initializer=init, seeds=[1], dtype="float64")
+    layer = DeepLinear(2, 3, hidden_widths=3, dtype="float64")
+    optimizer = keras.optimizers.SGD(ETA) if update == "gd" else keras.optimizers.get(
+        {"class_name": update, "config": {"learning_rate": ETA}})
+    weights = _keras_fit(layer, x, y, optimizer, 4, 15, start)
+    for got, expected in zip(result.final_weights, weights):
+        np.testing.assert_allclose(got[0], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_end_to_end_update_equals_end_to_end_linear():
+    x, y = _problem(k=3)
+    init = initializers.NearZero(0.4, seed=None)
+    result = sweep(x, y, [ETA], 20, depth=3, hidden_widths=4, update="end_to_end", loss=2,
+                   initializer=init, seeds=[5], dtype="float64")
+    start = initializers.product(_initial(init, 5, [(4, 4), (4, 4), (4, 3)]))
+    model = EndToEndLinear(3, 3, dtype="float64",
+                           kernel_initializer=initializers.Balanced(start, seed=0))
+    model.compile(optimizer=keras.optimizers.SGD(ETA), loss=LpLoss(2, dtype="float64"))
+    model.fit(x, y, batch_size=len(x), epochs=20, shuffle=False, verbose=0)
+    np.testing.assert_allclose(result.final_weights[0][0], model.kernel, rtol=1e-9)
+
+
+def test_lp_step_matches_finite_difference_gradient():
+    # One GD step with p = 3 against a NumPy loss differentiated by central differences.
+    x, y = _problem(k=1)
+    init = initializers.NearZero(0.5, seed=None)
+    start = _initial(init, 0, [(4, 1)])[0]
+
+    def loss(w):
+        return np.mean(np.sum(np.abs(x @ w - y) ** 3, axis=1)) / 3
+
+    gradient = np.zeros_like(start)
+    h = 1e-6
+    for i in np.ndindex(*start.shape):
+        e = np.zeros_like(start)
+        e[i] = h
+        gradient[i] = (loss(start + e) - loss(start - e)) / (2 * h)
+    result = sweep(x, y, [0.1], 1, loss=3, initializer=init, seeds=[0], dtype="float64")
+    np.testing.assert_allclose(result.losses[0, 0], loss(start), rtol=1e-12)
+    np.testing.assert_allclose(result.final_weights[0][0], start - 0.1 * gradient, rtol=1e-7)
+    summed = sweep(x, y, [0.1], 0, loss=3, reduction="sum", initializer=init, seeds=[0], dtype="float64")
+    np.testing.assert_allclose(summed.losses[0, 0], len(x) * loss(start), rtol=1e-12)
+
+
+@pytest.mark.parametrize("update, p", [("gd", 4), ("end_to_end", 2), ("adam", 2)])
+def test_grid_equals_separate_runs(update, p):
+    x, y = _problem(k=1)
+    rates, seeds = [1e-3, 1e-2, 5e-2], [0, 1]
+    kwargs = dict(depth=2, hidden_widths=3, update=update, loss=p, dtype="float64")
+    grid = sweep(x, y, rates, 30, seeds=seeds, **kwargs)
+    assert list(grid.learning_rates) == rates * 2 and list(grid.seeds) == [0, 0, 0, 1, 1, 1]
+    for c, (seed, rate) in enumerate((s, r) for s in seeds for r in rates):
+        single = sweep(x, y, [rate], 30, seeds=[seed], **kwargs)
+        np.testing.assert_allclose(grid.losses[:, c], single.losses[:, 0], rtol=1e-10)
+        for a, b in zip(grid.final_weights, single.final_weights):
+            np.testing.assert_allclose(a[c], b[0], rtol=1e-10, atol=1e-14)
+
+
+def test_divergence_is_detected_reported_and_frozen():
+    x, y = _problem(k=1)
+    result = sweep(x, y, [1e-3, 10.0], 50, loss=4, seeds=[0])
+    assert list(result.diverged) == [False, True]
+    step = result.diverged_at[1]
+    assert 0 < step < 10 and result.diverged_at[0] == -1
+    assert np.all(np.isnan(result.losses[step:, 1])) and np.all(np.isfinite(result.losses[:step, 1]))
+    assert np.all(np.isfinite(result.losses[:, 0]))
+    alone = sweep(x, y, [1e-3], 50, loss=4, seeds=[0])
+    np.testing.assert_allclose(result.losses[:, 0], alone.losses[:, 0], rtol=1e-6)
+    # Every copy diverging stops the loop early and reports it.
+    dead = sweep(x, y, [10.0, 20.0], 1000, loss=4, chunk_size=100)
+    assert dead.diverged.all() and np.isnan(dead.losses[-1]).all()
+
+
+def test_recorded_steps_and_trajectory():
+    x, y = _problem()
+    result = sweep(x, y, [0.01, 0.05], 20, depth=2, hidden_widths=2, record_steps=[20, 0, 10],
+                   record_end_to_end=True, dtype="float64", chunk_size=7)
+    assert list(result.steps) == [0, 10, 20] and result.losses.shape == (3, 2)
+    assert result.end_to_end.shape == (3, 2, 4, 2)
+    start = initializers.product(_initial(initializers.get("near_zero"), 0, [(4, 2), (2, 2)]))
+    np.testing.assert_allclose(result.end_to_end[0, 0], start, rtol=1e-12)
+    np.testing.assert_allclose(result.end_to_end[-1], result.final_end_to_end(), rtol=1e-12)
+    full = sweep(x, y, [0.01, 0.05], 20, depth=2, hidden_widths=2, dtype="float64")
+    np.testing.assert_allclose(result.losses, full.losses[[0, 10, 20]], rtol=1e-12)
+
+
+def test_deterministic_and_float32_close_to_float64():
+    x, y = _problem()
+    a = sweep(x, y, [0.01, 0.1], 100, depth=3, loss=4, seeds=[0, 1])
+    b = sweep(x, y, [0.01, 0.1], 100, depth=3, loss=4, seeds=[0, 1])
+    np.testing.assert_array_equal(a.losses, b.losses)
+    c = sweep(x, y, [0.01, 0.1], 100, depth=3, loss=4, seeds=[0, 1], dtype="float64")
+    np.testing.assert_allclose(a.losses, c.losses, rtol=1e-4)
+
+
+def test_shared_initial_end_to_end_between_net_and_rule():
+    x, y = _problem(k=1)
+    kwargs = dict(depth=3, hidden_widths=5, seeds=[4], record_steps=[0], record_end_to_end=True,
+                  dtype="float64")
+    net = sweep(x, y, [0.01], 0, **kwargs)
+    rule = sweep(x, y, [0.01], 0, update="end_to_end", **kwargs)
+    np.testing.assert_allclose(net.end_to_end, rule.end_to_end, rtol=1e-13)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"learning_rates": []}, "learning_rates=\\[\\]"),
+    ({"learning_rates": [0.1, -1.0]}, "learning_rates=\\[0.1, -1.0\\]"),
+    ({"steps": -1}, "steps=-1"),
+    ({"depth": 0}, "depth=0"),
+    ({"hidden_widths": [1, 2]}, "hidden_widths=\\[1, 2\\]"),
+    ({"loss": 0.5}, "loss=0.5"),
+    ({"reduction": "max"}, "reduction='max'"),
+    ({"update": "newton"}, "update='newton'"),
+    ({"update": keras.optimizers.Adam(clipnorm=1.0)}, "clipnorm=1.0"),
+    ({"record_steps": [0, 99]}, "record_steps"),
+    ({"dtype": "float16"}, "float16"),
+    ({"seeds": []}, "seeds"),
+])
+def test_bad_arguments(kwargs, match):
+    x, y = _problem(k=1)
+    arguments = {"learning_rates": [0.1], "steps": 3, "depth": 2}
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        sweep(x, y, **arguments)
+
+
+def test_mismatched_data_shapes():
+    with pytest.raises(ValueError, match=r"x.shape=\(5, 2\), y.shape=\(4, 1\)"):
+        sweep(np.ones((5, 2)), np.ones(4), [0.1], 1)
+    with pytest.raises(ValueError, match=r"x.shape=\(5,\)"):
+        sweep(np.ones(5), np.ones(5), [0.1], 1)

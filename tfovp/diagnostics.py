@@ -1,0 +1,64 @@
+"""Diagnostics of factored kernels: balancedness (Eq. 7), spectra, trajectory distances.
+
+All functions take NumPy-convertible arrays in Keras orientation (factor_j maps n_j to
+n_{j+1}); leading axes are batch axes.
+"""
+
+import numpy as np
+
+
+def _as_arrays(factors):
+    return [np.asarray(getattr(f, "numpy", lambda f=f: f)(), dtype=np.float64) for f in factors]
+
+
+def balancedness(factors, relative=False):
+    """||W_{j+1}^T W_{j+1} - W_j W_j^T||_F for each adjacent pair (Eq. 7), paper indices.
+
+    In Keras orientation (kernel_j = W_{j+1}^T) this is
+    ||kernel_j kernel_j^T - kernel_{j-1}^T kernel_{j-1}||_F, j = 1..N-1. With `relative`,
+    each residual is divided by the larger of the two Frobenius norms (0 if both are 0).
+    Returns a list of N-1 values (arrays if the factors are batched).
+    """
+    factors = _as_arrays(factors)
+    residuals = []
+    for lower, upper in zip(factors[:-1], factors[1:]):
+        left = upper @ np.swapaxes(upper, -1, -2)
+        right = np.swapaxes(lower, -1, -2) @ lower
+        value = np.linalg.norm(left - right, axis=(-2, -1))
+        if relative:
+            size = np.maximum(np.linalg.norm(left, axis=(-2, -1)), np.linalg.norm(right, axis=(-2, -1)))
+            value = np.where(size > 0, value / np.where(size > 0, size, 1.0), 0.0)
+        residuals.append(value)
+    return residuals
+
+
+def end_to_end(factors):
+    """kernel_0 @ ... @ kernel_{N-1}."""
+    factors = _as_arrays(factors)
+    out = factors[0]
+    for f in factors[1:]:
+        out = out @ f
+    return out
+
+
+def singular_values(kernel, top=None):
+    """Singular values of W_e in decreasing order (the `top` largest if given)."""
+    values = np.linalg.svd(np.asarray(kernel, dtype=np.float64), compute_uv=False)
+    return values if top is None else values[..., :top]
+
+
+def trajectory_distance(first, second, relative=False):
+    """||A_t - B_t||_F per recorded time t for two W_e trajectories of shape (T, ..., a, b).
+
+    With `relative`, divided by ||B_t||_F (the reference trajectory).
+    """
+    first = np.asarray(first, dtype=np.float64)
+    second = np.asarray(second, dtype=np.float64)
+    if first.shape != second.shape:
+        raise ValueError(
+            f"trajectories must have equal shapes. Received: {first.shape} and {second.shape}"
+        )
+    distance = np.linalg.norm(first - second, axis=(-2, -1))
+    if relative:
+        distance = distance / np.maximum(np.linalg.norm(second, axis=(-2, -1)), np.finfo(float).tiny)
+    return distance

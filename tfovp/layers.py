@@ -1,0 +1,217 @@
+"""Keras layers whose kernel is a product of factors (PAPER Sec. 1).
+
+`FactoredDense` is a drop-in `Dense` whose kernel is kernel_0 @ ... @ kernel_{N-1};
+`DeepLinear` is the paper's depth-N linear network without bias. Keras orientation:
+inputs are rows, so the end-to-end kernel (input_dim x units) is the transpose of the
+paper's W_e = W_N ... W_1, with kernel_j = W_{j+1}^T.
+"""
+
+import keras
+from keras import ops
+
+from tfovp import initializers
+from tfovp._checks import check_int, factor_shapes, hidden_widths_list
+
+PACKAGE = "tfovp"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FactoredDense(keras.layers.Layer):
+    """`Dense` with an overparameterized kernel: outputs = activation(x @ K + bias),
+    K = kernel_0 @ kernel_1 @ ... @ kernel_{depth-1}.
+
+    Args:
+        units: output width.
+        depth: number of factors N >= 1 (1 is a plain Dense).
+        hidden_widths: int or list of depth-1 ints; default `units`.
+        activation, use_bias, bias_initializer, bias_regularizer, activity_regularizer,
+            bias_constraint: as in `keras.layers.Dense`.
+        kernel_initializer: one initializer for all factors (a tfovp `FactorInitializer`
+            draws them jointly) or a list with one per factor.
+        kernel_regularizer: applied to the product K (what a Dense layer would penalize).
+        factor_regularizer: applied to every factor separately.
+
+    Shapes: (..., input_dim) -> (..., units).
+    """
+
+    def __init__(
+        self,
+        units,
+        depth=2,
+        hidden_widths=None,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        factor_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.units = check_int("units", units, minimum=1)
+        self.depth = check_int("depth", depth, minimum=1)
+        self.hidden_widths = hidden_widths_list(
+            self.units if hidden_widths is None else hidden_widths, self.depth
+        )
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        if isinstance(kernel_initializer, (list, tuple)):
+            if len(kernel_initializer) != self.depth:
+                raise ValueError(
+                    "`kernel_initializer` as a list needs one entry per factor "
+                    f"(depth={self.depth}). Received: {len(kernel_initializer)} entries"
+                )
+            self.kernel_initializer = [initializers.get(i) for i in kernel_initializer]
+        else:
+            self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.factor_regularizer = keras.regularizers.get(factor_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.input_spec = keras.layers.InputSpec(min_ndim=2)
+        self.supports_masking = True
+
+    def _initial_factors(self, shapes):
+        if isinstance(self.kernel_initializer, list):
+            return [
+                initializers.draw_factors(init, [shape], self.dtype)[0]
+                for init, shape in zip(self.kernel_initializer, shapes)
+            ]
+        return initializers.draw_factors(self.kernel_initializer, shapes, self.dtype)
+
+    def build(self, input_shape):
+        input_dim = int(input_shape[-1])
+        shapes = factor_shapes(input_dim, self.units, self.hidden_widths)
+        values = self._initial_factors(shapes)
+        self.factors = [
+            self.add_weight(
+                name=f"kernel_{j}",
+                shape=shape,
+                initializer=lambda shape, dtype, value=value: ops.cast(value, dtype),
+                regularizer=self.factor_regularizer,
+            )
+            for j, (shape, value) in enumerate(zip(shapes, values))
+        ]
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self.units,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})
+
+    @property
+    def kernel(self):
+        """The end-to-end kernel K = kernel_0 @ ... @ kernel_{N-1} (input_dim x units)."""
+        out = self.factors[0]
+        for factor in self.factors[1:]:
+            out = ops.matmul(out, factor)
+        return out
+
+    def end_to_end(self):
+        """The end-to-end matrix in Keras orientation (the paper's W_e transposed)."""
+        return self.kernel
+
+    def call(self, inputs):
+        if self.kernel_regularizer is not None:
+            self.add_loss(self.kernel_regularizer(self.kernel))
+        # Factor by factor: far cheaper than forming K when the batch is small.
+        outputs = inputs
+        for factor in self.factors:
+            outputs = ops.matmul(outputs, factor)
+        if self.bias is not None:
+            outputs = ops.add(outputs, self.bias)
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def _serialized_kernel_initializer(self):
+        if isinstance(self.kernel_initializer, list):
+            return [keras.initializers.serialize(i) for i in self.kernel_initializer]
+        return keras.initializers.serialize(self.kernel_initializer)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "depth": self.depth,
+                "hidden_widths": self.hidden_widths,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": self._serialized_kernel_initializer(),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "factor_regularizer": keras.regularizers.serialize(self.factor_regularizer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        init = config.get("kernel_initializer")
+        if isinstance(init, list):
+            config["kernel_initializer"] = [keras.initializers.deserialize(i) for i in init]
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DeepLinear(FactoredDense):
+    """The paper's depth-N linear network x -> x W_e^T without bias (PAPER Sec. 1).
+
+    Weights kernel_0 ... kernel_{N-1}; `end_to_end()` returns the (input_dim x
+    output_dim) Keras kernel, the transpose of the paper's W_e.
+
+    Args:
+        output_dim: k.
+        depth: N >= 1.
+        hidden_widths: int or list of N-1 ints (paper default: 1).
+        kernel_initializer: default "near_zero" (i.i.d. N(0, 0.01^2), unseeded).
+    """
+
+    def __init__(
+        self,
+        output_dim,
+        depth,
+        hidden_widths=1,
+        kernel_initializer="near_zero",
+        kernel_regularizer=None,
+        factor_regularizer=None,
+        **kwargs,
+    ):
+        for key in ("units", "use_bias", "activation"):
+            if key in kwargs:
+                raise ValueError(f"DeepLinear has no `{key}` argument (no bias, linear).")
+        super().__init__(
+            units=output_dim,
+            depth=depth,
+            hidden_widths=hidden_widths,
+            use_bias=False,
+            kernel_initializer=kernel_initializer,
+            kernel_regularizer=kernel_regularizer,
+            factor_regularizer=factor_regularizer,
+            **kwargs,
+        )
+
+    @property
+    def output_dim(self):
+        return self.units
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("units", "use_bias", "activation", "bias_initializer",
+                    "bias_regularizer", "bias_constraint"):
+            config.pop(key)
+        config["output_dim"] = self.units
+        return config
