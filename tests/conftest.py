@@ -21,6 +21,12 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", _refuse)
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Downloads and extracts go to a per-test cache, never to ~/.cache."""
+    monkeypatch.setenv("TFOVP_CACHE_DIR", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def data_dir():
     """The real datasets folder from TFOVP_DATA_DIR (CI sets it); skip when unset."""
