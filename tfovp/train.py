@@ -58,6 +58,8 @@ class SweepResult:
         final_weights: list of (C, ...) arrays: the factors (or [W_e] for the rule).
         end_to_end: (R, C, d, k) recorded W_e (Keras orientation) or None.
         elapsed: seconds spent, compilation included.
+        seconds_per_step: steady-state time of one step of all copies, measured on the
+            chunks after the first (which includes XLA compilation); NaN if one chunk.
         config: the arguments, for provenance.
     """
 
@@ -70,6 +72,7 @@ class SweepResult:
     final_weights: list
     end_to_end: np.ndarray | None
     elapsed: float
+    seconds_per_step: float
     config: dict
 
     def final_end_to_end(self):
@@ -374,9 +377,14 @@ def sweep(
     bar = keras.utils.Progbar(steps + 1, unit_name="step") if progress else None
     t = 0
     last = tf.constant(steps, tf.int64)
+    steady_seconds, steady_steps = 0.0, 0
     while t <= steps:
         stop = min(t + chunk_size, steps + 1)
+        chunk_started = time.perf_counter()
         reached = int(program.run(tf.constant(t, tf.int64), tf.constant(stop, tf.int64), last))
+        if t > 0:
+            steady_seconds += time.perf_counter() - chunk_started
+            steady_steps += reached - t
         if bar is not None:
             alive = program.alive.numpy()
             bar.update(stop, values=[("alive", float(alive.sum()))])
@@ -403,5 +411,6 @@ def sweep(
         final_weights=[w.numpy().astype(np.float64) for w in program.weights],
         end_to_end=trajectory,
         elapsed=time.perf_counter() - started,
+        seconds_per_step=steady_seconds / steady_steps if steady_steps else float("nan"),
         config=config,
     )
