@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfovp import initializers
+from tfovp import diagnostics, initializers
 from tfovp.layers import DeepLinear
 from tfovp.losses import LpLoss
 from tfovp.models import EndToEndLinear
@@ -136,8 +136,20 @@ def test_recorded_steps_and_trajectory():
     start = initializers.product(_initial(initializers.get("near_zero"), 0, [(4, 2), (2, 2)]))
     np.testing.assert_allclose(result.end_to_end[0, 0], start, rtol=1e-12)
     np.testing.assert_allclose(result.end_to_end[-1], result.final_end_to_end(), rtol=1e-12)
+    np.testing.assert_allclose(result.end_to_end_norm, np.linalg.norm(result.end_to_end, axis=(-2, -1)),
+                               rtol=1e-12)
     full = sweep(x, y, [0.01, 0.05], 20, depth=2, hidden_widths=2, dtype="float64")
     np.testing.assert_allclose(result.losses, full.losses[[0, 10, 20]], rtol=1e-12)
+
+
+def test_recorded_balancedness_matches_diagnostics():
+    x, y = _problem()
+    result = sweep(x, y, [0.01, 0.05], 10, depth=3, hidden_widths=3, record_steps=[10],
+                   record_balancedness=True, dtype="float64")
+    expected = diagnostics.balancedness(result.final_weights)
+    np.testing.assert_allclose(result.balancedness[0], np.stack(expected, axis=-1), rtol=1e-10)
+    rule = sweep(x, y, [0.01], 1, depth=3, update="end_to_end", record_balancedness=True)
+    assert rule.balancedness is None
 
 
 def test_deterministic_and_float32_close_to_float64():

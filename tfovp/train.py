@@ -57,6 +57,8 @@ class SweepResult:
         diverged: (C,) bool.  diverged_at: (C,) step of divergence, -1 if none.
         final_weights: list of (C, ...) arrays: the factors (or [W_e] for the rule).
         end_to_end: (R, C, d, k) recorded W_e (Keras orientation) or None.
+        end_to_end_norm: (R, C) recorded ||W_e||_F.
+        balancedness: (R, C, N-1) recorded ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F (Eq. 7) or None.
         elapsed: seconds spent, compilation included.
         seconds_per_step: steady-state time of one step of all copies, measured on the
             chunks after the first (which includes XLA compilation); NaN if one chunk.
@@ -71,6 +73,8 @@ class SweepResult:
     diverged_at: np.ndarray
     final_weights: list
     end_to_end: np.ndarray | None
+    end_to_end_norm: np.ndarray
+    balancedness: np.ndarray | None
     elapsed: float
     seconds_per_step: float
     config: dict
@@ -147,10 +151,11 @@ class _SweepProgram:
 
     def __init__(self, x, y, p, reduction, depth, factors, update, optimizer,
                  learning_rates, weight_decay, divergence_factor, record_steps,
-                 record_end_to_end, dtype, jit_compile):
+                 record_end_to_end, record_balancedness, dtype, jit_compile):
         self.p, self.depth, self.update = p, depth, update
         self.weight_decay, self.divergence_factor = weight_decay, divergence_factor
         self.record_end_to_end = record_end_to_end
+        self.record_balancedness = record_balancedness and len(factors) > 1
         copies = factors[0].shape[0]
         scale = 1.0 / x.shape[0] if reduction == "mean" else 1.0
         self.use_gram = p == 2
@@ -176,8 +181,11 @@ class _SweepProgram:
         self.record_at = tf.constant(np.append(record_steps, -1), tf.int64)
         rows = len(record_steps) + 1  # the extra row absorbs writes between records
         self.losses = tf.Variable(tf.fill((rows, copies), tf.constant(np.nan, dtype)))
+        self.norms = tf.Variable(tf.fill((rows, copies), tf.constant(np.nan, dtype)))
         d, k = x.shape[1], y.shape[1]
         self.trajectory = tf.Variable(tf.zeros((rows if record_end_to_end else 1, copies, d, k), dtype))
+        pairs = max(len(factors) - 1, 1)
+        self.residuals = tf.Variable(tf.zeros((rows if self.record_balancedness else 1, copies, pairs), dtype))
         self.pointer = tf.Variable(tf.constant(0, tf.int64))
         self.run = tf.function(self._run, jit_compile=jit_compile)
 
@@ -227,8 +235,18 @@ class _SweepProgram:
         self.optimizer.apply(grads, self.scratch)
         return [(1.0 - lr * self.weight_decay) * w + lr * d for w, d in zip(weights, self.scratch)]
 
+    @staticmethod
+    def balancedness(weights):
+        """(C, N-1) residuals of Eq. 7 in Keras orientation (see tfovp.diagnostics)."""
+        residuals = [
+            tf.norm(tf.matmul(upper, upper, transpose_b=True) - tf.matmul(lower, lower, transpose_a=True),
+                    axis=[-2, -1])
+            for lower, upper in zip(weights[:-1], weights[1:])
+        ]
+        return tf.stack(residuals, axis=-1)
+
     def _run(self, start, stop, last):
-        def body(t, losses, trajectory, pointer):
+        def body(t, losses, norms, trajectory, residuals, pointer):
             weights = [w.read_value() for w in self.weights]
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(weights)
@@ -247,8 +265,12 @@ class _SweepProgram:
             row = tf.where(recording, pointer, tf.cast(tf.shape(losses)[0] - 1, tf.int64))
             nan = tf.fill(tf.shape(loss), tf.constant(np.nan, loss.dtype))
             losses = tf.tensor_scatter_nd_update(losses, [[row]], [tf.where(alive, loss, nan)])
+            norm = tf.norm(end_to_end, axis=[-2, -1])
+            norms = tf.tensor_scatter_nd_update(norms, [[row]], [tf.where(alive, norm, nan)])
             if self.record_end_to_end:
                 trajectory = tf.tensor_scatter_nd_update(trajectory, [[row]], [end_to_end])
+            if self.record_balancedness:
+                residuals = tf.tensor_scatter_nd_update(residuals, [[row]], [self.balancedness(weights)])
             pointer = pointer + tf.cast(recording, tf.int64)
 
             def update():
@@ -259,17 +281,20 @@ class _SweepProgram:
                 return tf.constant(0)
 
             tf.cond(t < last, update, lambda: tf.constant(0))
-            return t + 1, losses, trajectory, pointer
+            return t + 1, losses, norms, trajectory, residuals, pointer
 
         def keep_going(t, *_):
             return (t < stop) & tf.reduce_any(self.alive)
 
-        t, losses, trajectory, pointer = tf.while_loop(
+        t, losses, norms, trajectory, residuals, pointer = tf.while_loop(
             keep_going, body,
-            (start, self.losses.read_value(), self.trajectory.read_value(), self.pointer.read_value()),
+            (start, self.losses.read_value(), self.norms.read_value(), self.trajectory.read_value(),
+             self.residuals.read_value(), self.pointer.read_value()),
         )
         self.losses.assign(losses)
+        self.norms.assign(norms)
         self.trajectory.assign(trajectory)
+        self.residuals.assign(residuals)
         self.pointer.assign(pointer)
         return t
 
@@ -290,6 +315,7 @@ def sweep(
     weight_decay=0.0,
     record_steps=None,
     record_end_to_end=False,
+    record_balancedness=False,
     divergence_factor=1e3,
     dtype="float32",
     chunk_size=2000,
@@ -313,6 +339,7 @@ def sweep(
         weight_decay: lambda of Eqs. 4 and 10.
         record_steps: steps whose loss is kept (default every step).
         record_end_to_end: also keep W_e at those steps.
+        record_balancedness: also keep the Eq. 7 residual of every factor pair.
         divergence_factor: a copy diverges when its loss exceeds this multiple of its
             initial loss (None: only non-finite losses count).
         dtype: "float32" or "float64".
@@ -372,7 +399,8 @@ def sweep(
     needs_svd = update == "end_to_end" and depth > 1 and min(x.shape[1], y.shape[1]) > 1
     program = _SweepProgram(
         x, y, p, reduction, depth, factors, update, optimizer, copy_rates, weight_decay,
-        divergence_factor, record, record_end_to_end, dtype, jit_compile and not needs_svd,
+        divergence_factor, record, record_end_to_end, record_balancedness, dtype,
+        jit_compile and not needs_svd,
     )
     bar = keras.utils.Progbar(steps + 1, unit_name="step") if progress else None
     t = 0
@@ -394,6 +422,7 @@ def sweep(
 
     losses = program.losses.numpy()[: len(record)].astype(np.float64)
     trajectory = program.trajectory.numpy()[: len(record)] if record_end_to_end else None
+    residuals = program.residuals.numpy()[: len(record)] if program.record_balancedness else None
     config = {
         "steps": steps, "depth": depth, "hidden_widths": widths,
         "update": update if optimizer is None else keras.optimizers.serialize(optimizer),
@@ -410,6 +439,8 @@ def sweep(
         diverged_at=program.diverged_at.numpy(),
         final_weights=[w.numpy().astype(np.float64) for w in program.weights],
         end_to_end=trajectory,
+        end_to_end_norm=program.norms.numpy()[: len(record)].astype(np.float64),
+        balancedness=residuals,
         elapsed=time.perf_counter() - started,
         seconds_per_step=steady_seconds / steady_steps if steady_steps else float("nan"),
         config=config,
