@@ -116,7 +116,7 @@ def validate(config):
 def settings_key(config):
     """A short hash of every setting that changes a curve (not --resume/--tensorboard/--out)."""
     fields = {k: v for k, v in dataclasses.asdict(config).items()
-              if k not in ("resume", "tensorboard", "quick", "data_dir")}
+              if k not in ("resume", "tensorboard", "quick", "data_dir", "extra_levels")}
     return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -193,6 +193,7 @@ class Run:
         from tfovp.plotting import plot_panels
 
         self.out.mkdir(parents=True, exist_ok=True)
+        claims = [dataclasses.replace(c, figure=self.figure) for c in claims]
         stem = self.out / self.figure
         self._write_csv(f"{stem}.csv")
         plot_panels(panels, str(stem), title=self._title())
@@ -205,6 +206,7 @@ class Run:
             "versions": versions(),
             "machine": machine(),
             "elapsed_seconds": round(time.time() - self.started, 1),
+            "training_seconds": round(sum(_training_seconds(r) for r in self.records.values()), 1),
             "optimum": {f"l{p:g}": v for p, v in self.optima.items()},
             "curves": {f"{label} (l{p:g})": _curve_summary(r) for (label, p), r in self.records.items()},
             "claims": [dataclasses.asdict(c) for c in claims],
@@ -262,6 +264,11 @@ class Run:
 def _curve_settings(config):
     """The settings shared by all figures that change a curve (so figures share curves)."""
     return Common(**{f.name: getattr(config, f.name) for f in dataclasses.fields(Common)})
+
+
+def _training_seconds(record):
+    """Seconds spent training a curve (and its extended grid), also if it was resumed."""
+    return record["elapsed_seconds"] + (_training_seconds(record["extended"]) if "extended" in record else 0.0)
 
 
 def _curve_summary(record, seed=None):

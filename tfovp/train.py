@@ -402,7 +402,7 @@ def sweep(
         divergence_factor, record, record_end_to_end, record_balancedness, dtype,
         jit_compile and not needs_svd,
     )
-    bar = keras.utils.Progbar(steps + 1, unit_name="step") if progress else None
+    bar = keras.utils.Progbar(steps + 1, unit_name="step", stateful_metrics=["alive"]) if progress else None
     t = 0
     last = tf.constant(steps, tf.int64)
     steady_seconds, steady_steps = 0.0, 0
