@@ -2,7 +2,8 @@
 Arora, Cohen & Hazan, "On the Optimization of Deep Networks: Implicit Acceleration by
 Overparameterization" (ICML 2018)."""
 
-from tfovp import diagnostics, end_to_end, initializers, losses
+from tfovp import diagnostics, end_to_end, initializers, losses, optimizers
+from tfovp.factoring import collapse, overparameterize
 from tfovp.layers import DeepLinear, FactoredDense
 from tfovp.losses import LpLoss
 from tfovp.models import EndToEndLinear
@@ -14,8 +15,11 @@ __all__ = [
     "EndToEndLinear",
     "FactoredDense",
     "LpLoss",
+    "collapse",
     "diagnostics",
     "end_to_end",
     "initializers",
     "losses",
+    "optimizers",
+    "overparameterize",
 ]

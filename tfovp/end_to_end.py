@@ -26,6 +26,13 @@ from tfovp._checks import check_choice, check_int, check_real
 METHODS = ("auto", "svd", "closed_form")
 
 
+def _tensor(x, dtype=None):
+    """A tensor from arrays, Keras variables and raw tf.Variables (which TensorFlow counts
+    as tensors, so `convert_to_tensor` would hand them back unchanged)."""
+    x = ops.convert_to_tensor(x, dtype=dtype)
+    return x if hasattr(x, "ndim") else ops.copy(x)
+
+
 def _swap(x):
     return ops.swapaxes(x, -1, -2)
 
@@ -42,8 +49,8 @@ def precondition_single_output(kernel, gradient, depth):
     and Pr_W{G} = 0 at W = 0 (then P_W = 0 for N > 1, and I for N = 1).
     """
     depth = check_int("depth", depth, minimum=1)
-    kernel = ops.convert_to_tensor(kernel)
-    gradient = ops.cast(ops.convert_to_tensor(gradient), kernel.dtype)
+    kernel = _tensor(kernel)
+    gradient = _tensor(gradient, kernel.dtype)
     if depth == 1:
         return gradient
     axes = (-2, -1)
@@ -100,8 +107,8 @@ def precondition(kernel, gradient, depth, method="auto"):
     """
     depth = check_int("depth", depth, minimum=1)
     check_choice("method", method, METHODS)
-    kernel = ops.convert_to_tensor(kernel)
-    gradient = ops.cast(ops.convert_to_tensor(gradient), kernel.dtype)
+    kernel = _tensor(kernel)
+    gradient = _tensor(gradient, kernel.dtype)
     if tuple(kernel.shape) != tuple(gradient.shape):
         raise ValueError(
             "`gradient` must have the shape of `kernel`. Received: "
@@ -124,7 +131,7 @@ def step(kernel, gradient, learning_rate, depth, weight_decay=0.0, method="auto"
     """One step of Eq. 10: W <- (1 - eta*lambda*N) W - eta * P_W(G)."""
     learning_rate = check_real("learning_rate", learning_rate, minimum=0.0, strict=True)
     weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
-    kernel = ops.convert_to_tensor(kernel)
+    kernel = _tensor(kernel)
     direction = precondition(kernel, gradient, depth, method=method)
     return (1.0 - learning_rate * weight_decay * depth) * kernel - learning_rate * direction
 

@@ -1,0 +1,62 @@
+"""`EndToEnd`: train any Keras model "as if" its dense kernels had depth N (Eq. 10)."""
+
+import keras
+from keras import ops
+
+from tfovp._checks import check_choice, check_int, check_real
+from tfovp.end_to_end import METHODS, precondition
+
+
+@keras.saving.register_keras_serializable(package="tfovp")
+class EndToEnd(keras.optimizers.Optimizer):
+    """Gradient descent with the end-to-end preconditioner on every 2-D variable.
+
+    For a 2-D variable W (a Dense kernel, either orientation) with gradient G:
+
+        W <- (1 - eta*lambda*N) W - eta * P_W(G),
+        P_W(G) = sum_{j=1..N} [W W^T]^{(j-1)/N} G [W^T W]^{(N-j)/N}              (Eq. 10)
+
+    which is what GD on a balanced depth-N factorization of W does to W for small eta
+    (Theorem 1). Every other variable (biases, convolution kernels, ...) gets plain
+    gradient descent with decay, v <- (1 - eta*lambda) v - eta * g (Eq. 4). For N > 1 a
+    kernel at exactly 0 does not move (P_0 = 0). Clipping and learning-rate schedules
+    are the base class's, as for `keras.optimizers.SGD`.
+
+    Args:
+        depth: N >= 1 (1 is plain SGD).
+        learning_rate: eta (float or schedule).
+        weight_decay: lambda >= 0 of Eqs. 4 and 10 (coupled decay, not Keras' decoupled
+            `weight_decay`).
+        method: "auto", "svd" or "closed_form" (see `tfovp.end_to_end.precondition`).
+        **kwargs: `clipnorm`, `clipvalue`, `global_clipnorm`, `name`, ... as for any
+            Keras optimizer.
+    """
+
+    def __init__(self, depth, learning_rate=0.01, weight_decay=0.0, method="auto", name="end_to_end",
+                 **kwargs):
+        kwargs.pop("weight_decay", None)
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.depth = check_int("depth", depth, minimum=1)
+        self.rule_weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
+        self.method = check_choice("method", method, METHODS)
+        if isinstance(learning_rate, (int, float)):
+            check_real("learning_rate", learning_rate, minimum=0.0, strict=True)
+
+    def direction(self, gradient, variable):
+        """P_W(G) + lambda*N*W for a 2-D variable, G + lambda*v otherwise."""
+        gradient = ops.cast(gradient, variable.dtype)
+        if len(variable.shape) == 2:
+            step = precondition(variable, gradient, self.depth, method=self.method)
+            decay = self.rule_weight_decay * self.depth
+        else:
+            step, decay = gradient, self.rule_weight_decay
+        return step + decay * variable if decay else step
+
+    def update_step(self, gradient, variable, learning_rate):
+        learning_rate = ops.cast(learning_rate, variable.dtype)
+        self.assign_sub(variable, learning_rate * self.direction(gradient, variable))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"depth": self.depth, "weight_decay": self.rule_weight_decay, "method": self.method})
+        return config
