@@ -1,0 +1,109 @@
+"""The MNIST tutorial port: parameter counts, schedule, batch order, a hand-checked step,
+the factored model's function, self-test, a short real run, MirroredStrategy."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mnist_tutorial import convolutional as tutorial
+
+
+def test_parameter_counts():
+    # conv1 5*5*1*32+32 = 832, conv2 5*5*32*64+64 = 51,264, fc1 3136*512+512 = 1,606,144,
+    # fc2 512*10+10 = 5,130: 1,663,370. Factoring adds 512*512 + 10*10 = 262,244.
+    assert tutorial.build_model().count_params() == 1_663_370
+    assert tutorial.build_model(overparameterize=True).count_params() == 1_925_614
+
+
+def test_learning_rate_schedule_and_batch_offsets():
+    schedule = tutorial.TutorialDecay(0.01, 64, 55000)
+    # Decay once per epoch of 55,000 images: 859 * 64 = 54,976 < 55,000 <= 860 * 64.
+    for step, expected in [(0, 0.01), (859, 0.01), (860, 0.0095), (1718, 0.0095), (1719, 0.009025)]:
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-6)
+    assert [tutorial.batch_offset(s, 55000) for s in (0, 1, 858, 859, 860)] == [0, 64, 54912, 40, 104]
+
+
+def test_one_training_step_matches_a_hand_computed_reference():
+    config = tutorial.Config(dropout_rate=0.0, verbose=False)
+    trainer = tutorial.Trainer(config, train_size=55000)
+    rng = np.random.default_rng(0)
+    images = (rng.random((64, 28, 28, 1)) - 0.5).astype(np.float32)
+    labels = rng.integers(0, 10, 64)
+    model = trainer.model
+    before = [w.numpy().astype(np.float64) for w in model.trainable_variables]
+    logits = model(images, training=False).numpy().astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    cross_entropy = np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(64), labels])
+    fc = [model.get_layer("fc1"), model.get_layer("fc2")]
+    l2 = sum(np.sum(np.asarray(t, np.float64) ** 2) / 2 for layer in fc for t in (layer.kernel, layer.bias))
+    with tf.GradientTape() as tape:
+        reference_loss = trainer.loss(model(images, training=True), tf.constant(labels), 64)[0]
+    gradients = [g.numpy() for g in tape.gradient(reference_loss, model.trainable_variables)]
+    loss, _ = trainer.train_step(tf.constant(images), tf.constant(labels))
+    np.testing.assert_allclose(float(loss), cross_entropy + 5e-4 * l2, rtol=1e-5)
+    # First TF1 momentum step: accum = g, w <- w - 0.01 * g.
+    for old, new, gradient in zip(before, model.trainable_variables, gradients):
+        np.testing.assert_allclose(new.numpy(), old - 0.01 * gradient, rtol=1e-4, atol=1e-7)
+
+
+def test_factored_model_equals_dense_model_with_product_kernels():
+    deep = tutorial.build_model(overparameterize=True)
+    flat = tutorial.build_model()
+    for layer in flat.layers:
+        source = deep.get_layer(layer.name)
+        if layer.name in ("fc1", "fc2"):
+            layer.set_weights([np.asarray(source.kernel), np.asarray(source.bias)])
+        else:
+            layer.set_weights(source.get_weights())
+    images = (np.random.default_rng(1).random((8, 28, 28, 1)) - 0.5).astype(np.float32)
+    np.testing.assert_allclose(deep(images, training=False), flat(images, training=False), rtol=1e-4, atol=1e-5)
+
+
+def test_l2_on_factors_and_bad_value():
+    model = tutorial.build_model(overparameterize=True)
+    assert len(tutorial.l2_tensors(model, "product")) == 4 and len(tutorial.l2_tensors(model, "factors")) == 6
+    with pytest.raises(ValueError, match="l2_on='both'"):
+        tutorial.l2_tensors(model, "both")
+
+
+@pytest.mark.parametrize("overparameterize", [False, True])
+def test_self_test_reaches_zero_test_error(overparameterize, capsys):
+    result = tutorial.train(tutorial.Config(self_test=True, overparameterize=overparameterize))
+    assert result["test_error"] == 0.0
+    out = capsys.readouterr().out
+    assert "Minibatch loss:" in out and "Validation error:" in out and "Test error: 0.0%" in out
+
+
+def test_fifty_real_steps_lower_the_loss(data_dir, tmp_path):
+    result = tutorial.train(tutorial.Config(steps=50, data_dir=data_dir, verbose=False,
+                                            out=str(tmp_path / "run.csv"), overparameterize=True))
+    losses = result["history"]["minibatch_loss"]
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
+    assert (tmp_path / "run.csv").read_text().startswith("step,minibatch_loss,learning_rate")
+
+
+def test_mirrored_strategy_on_two_logical_cpus_matches_default_first_step():
+    script = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np
+from mnist_tutorial import convolutional as t
+images = (np.random.default_rng(0).random((64, 28, 28, 1)) - 0.5).astype(np.float32)
+labels = np.arange(64) % 10
+losses = []
+for name in ("default", "mirrored"):
+    config = t.Config(dropout_rate=0.0, strategy=name, verbose=False)
+    trainer = t.Trainer(config, 55000, t.make_strategy(name))
+    assert trainer.strategy.num_replicas_in_sync == (1 if name == "default" else 2)
+    losses.append(float(trainer.train_step(tf.constant(images), tf.constant(labels))[0]))
+    losses.append(float(trainer.train_step(tf.constant(images), tf.constant(labels))[0]))
+np.testing.assert_allclose(losses[:2], losses[2:], rtol=1e-5)
+print("ok", losses)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("ok")
