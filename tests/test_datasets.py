@@ -287,7 +287,8 @@ def test_preprocessing_options():
     _, ys = preprocess(x, y, "standardize-minmax")
     np.testing.assert_allclose(ys, [0, 0.25, 1])
     xs, ys = preprocess(x, y, "maxabs")
-    np.testing.assert_allclose(xs[:, 0], [0.2, 0.6, 1]) and np.testing.assert_allclose(ys, [0.2, 0.4, 1])
+    np.testing.assert_allclose(xs[:, 0], [0.2, 0.6, 1])
+    np.testing.assert_allclose(ys, [0.2, 0.4, 1])
     xs, _ = preprocess(x, y, ("minmax", "none"), dtype="float32")
     assert xs.dtype == np.float32 and xs[:, 0].tolist() == [0, 0.5, 1]
     np.testing.assert_array_equal(scale(x, "none"), x)

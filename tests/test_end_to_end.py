@@ -115,7 +115,6 @@ def _closed_curve_integral(field, e, f, r, big_r, n=20001):
     """Line integral of `field` around: r e -> R e (radial), the arc of radius R through
     +f to -R e, -R e -> -r e (radial), the arc of radius r through +f back to r e."""
     total = 0.0
-    t = np.linspace(0.0, 1.0, n)
     radial = np.linspace(r, big_r, n)
     angles = np.linspace(0.0, np.pi, n)
     pieces = [
@@ -124,7 +123,6 @@ def _closed_curve_integral(field, e, f, r, big_r, n=20001):
         [-s * e for s in radial[::-1]],
         [r * (np.cos(a) * e + np.sin(a) * f) for a in angles[::-1]],
     ]
-    del t
     for points in pieces:
         points = np.asarray(points)
         values = np.asarray([field(p) for p in points])

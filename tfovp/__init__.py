@@ -2,7 +2,7 @@
 Arora, Cohen & Hazan, "On the Optimization of Deep Networks: Implicit Acceleration by
 Overparameterization" (ICML 2018)."""
 
-from tfovp import diagnostics, end_to_end, initializers, losses, optimizers
+from tfovp import callbacks, diagnostics, end_to_end, initializers, losses, optimizers
 from tfovp.factoring import collapse, overparameterize
 from tfovp.layers import DeepLinear, FactoredDense
 from tfovp.losses import LpLoss
@@ -15,6 +15,7 @@ __all__ = [
     "EndToEndLinear",
     "FactoredDense",
     "LpLoss",
+    "callbacks",
     "collapse",
     "diagnostics",
     "end_to_end",

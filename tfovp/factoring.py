@@ -128,56 +128,61 @@ def overparameterize(model, depth=2, hidden_widths=None, init="balanced", layers
     check_choice("init", init, INITS)
     check_real("paper_stddev", paper_stddev, minimum=0.0)
     targets = {id(layer) for layer in _dense_candidates(model, layers)}
+
+    def replace(layer):
+        if id(layer) not in targets:
+            return None
+        widths = hidden_widths_list(layer.units if hidden_widths is None else hidden_widths, depth)
+        return _factored_from(layer, depth, widths)
+
+    def weights(old, new):
+        factors = _factors(np.asarray(old.kernel, dtype=np.float64), depth, new.hidden_widths, init,
+                           paper_stddev, seed)
+        return factors + ([np.asarray(old.bias)] if old.use_bias else [])
+
+    return _rebuild(model, replace, weights)
+
+
+def _rebuild(model, replace, weights):
+    """Clone `model` (nested models too); a layer for which `replace(layer)` returns a new
+    layer gets `weights(old, new)`, every other layer a fresh copy with its own weights."""
     pairs = []
 
     def clone(layer):
-        if id(layer) in targets:
-            widths = hidden_widths_list(layer.units if hidden_widths is None else hidden_widths, depth)
-            new = _factored_from(layer, depth, widths)
-        else:
+        new = replace(layer)
+        replaced = new is not None
+        if not replaced:
             new = layer.__class__.from_config(layer.get_config())
-        pairs.append((layer, new))
+        pairs.append((layer, new, replaced))
         return new
 
-    clone_model = keras.models.clone_model(model, clone_function=clone, recursive=True)
-    for old, new in pairs:
-        if id(old) in targets:
-            kernel = np.asarray(old.kernel, dtype=np.float64)
-            factors = _factors(kernel, depth, new.hidden_widths, init, paper_stddev, seed)
-            new.set_weights(factors + ([np.asarray(old.bias)] if old.use_bias else []))
-        else:
-            new.set_weights(old.get_weights())
-    return clone_model
+    rebuilt = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    for old, new, replaced in pairs:
+        new.set_weights(weights(old, new) if replaced else old.get_weights())
+    return rebuilt
 
 
 def collapse(model):
     """A clone of `model` where every FactoredDense/DeepLinear is a plain Dense layer with
     the product kernel (same function; loadable without tfovp)."""
     _check_model(model)
-    pairs = []
 
-    def clone(layer):
-        if isinstance(layer, FactoredDense):
-            config = layer.get_config()
-            if config.get("factor_regularizer"):
-                warnings.warn(f"Layer '{layer.name}': its factor_regularizer has no meaning without factors "
-                              "and is dropped.", stacklevel=3)
-            new = keras.layers.Dense(
-                layer.units, activation=None if isinstance(layer, DeepLinear) else config["activation"],
-                use_bias=layer.use_bias, kernel_regularizer=config["kernel_regularizer"],
-                bias_regularizer=config.get("bias_regularizer"),
-                activity_regularizer=config.get("activity_regularizer"),
-                bias_constraint=config.get("bias_constraint"), name=layer.name,
-                dtype=layer.dtype_policy, trainable=layer.trainable)
-        else:
-            new = layer.__class__.from_config(layer.get_config())
-        pairs.append((layer, new))
-        return new
+    def replace(layer):
+        if not isinstance(layer, FactoredDense):
+            return None
+        config = layer.get_config()
+        if config.get("factor_regularizer"):
+            warnings.warn(f"Layer '{layer.name}': its factor_regularizer has no meaning without factors "
+                          "and is dropped.", stacklevel=4)
+        return keras.layers.Dense(
+            layer.units, activation=None if isinstance(layer, DeepLinear) else config["activation"],
+            use_bias=layer.use_bias, kernel_regularizer=config["kernel_regularizer"],
+            bias_regularizer=config.get("bias_regularizer"),
+            activity_regularizer=config.get("activity_regularizer"),
+            bias_constraint=config.get("bias_constraint"), name=layer.name,
+            dtype=layer.dtype_policy, trainable=layer.trainable)
 
-    clone_model = keras.models.clone_model(model, clone_function=clone, recursive=True)
-    for old, new in pairs:
-        if isinstance(old, FactoredDense):
-            new.set_weights([np.asarray(old.kernel)] + ([np.asarray(old.bias)] if old.use_bias else []))
-        else:
-            new.set_weights(old.get_weights())
-    return clone_model
+    def weights(old, new):
+        return [np.asarray(old.kernel)] + ([np.asarray(old.bias)] if old.use_bias else [])
+
+    return _rebuild(model, replace, weights)
