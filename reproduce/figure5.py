@@ -9,9 +9,11 @@ Paper's finding: from near-zero init the depth-4 net makes visible progress only
 ~65K iterations and the depth-8 net is stuck at 100K (every rate diverges or stalls);
 from identity init both move at once, and deeper is faster.
 
-The right panel (the MNIST tutorial) is produced by `mnist_tutorial` when available.
+The right panel (`--panels left,right`) trains TensorFlow's MNIST tutorial, original and
+overparameterized, with `mnist_tutorial.convolutional` (see reproduce/mnist_panel.py);
+its default budget is the tutorial's 10 epochs.
 
-    python -m reproduce.figure5 [--quick] [--steps N] [--losses 2] ...
+    python -m reproduce.figure5 [--quick] [--steps N] [--losses 2] [--panels left,right] ...
 """
 
 import dataclasses
@@ -32,6 +34,12 @@ class Config(common.Common):
     losses: tuple = (4.0,)  # l_p losses, one panel each; the paper does not say (l4 chosen)
     late_fraction: float = 0.1  # "moves only late": progress only after this fraction of the budget
     at_once_fraction: float = 0.01  # "moves at once": progress within this fraction of the budget
+    panels: str = "left"  # "left" (linear nets), "right" (MNIST tutorial) or "left,right"
+    mnist_epochs: float = 10.0  # right panel: the tutorial's 10 epochs
+    mnist_steps: int = 0  # right panel: stop after this many steps instead (0: use the epochs)
+    mnist_seed: int = 66478  # right panel: the tutorial's graph seed
+    l2_on: str = "product"  # right panel: L2 term on the product kernels or on the factors
+    mnist_self_test: bool = False  # right panel on the tutorial's fake data (smoke test)
 
     QUICK = {"steps": 600}
 
@@ -94,14 +102,28 @@ def run(config, out):
     run = common.Run("figure5", config, out)
     claims, panels = [], []
     setting = common.setting_text(config)
-    for p in config.losses:
+    chosen = [p.strip() for p in config.panels.split(",") if p.strip()]
+    if not chosen or set(chosen) - {"left", "right"}:
+        raise ValueError(f"--panels must name 'left' and/or 'right'. Received: {config.panels!r}")
+    for p in config.losses if "left" in chosen else ():
         for spec in specs(p):
             run.curve(spec)
         summaries = {label: run.records[(label, p)]["summaries"][str(config.seed)] for label, _, _ in CURVES}
         claims += claims_for(summaries, config, p, setting)
         panels.append(common.panel(run, f"left: l{p:g} loss, GD, {config.steps:,} iterations",
                                    [(label, p) for label, _, _ in CURVES]))
-    return run.write(panels, claims)
+    extra = {}
+    if "right" in chosen:
+        from reproduce import mnist_panel
+
+        results = mnist_panel.train_both(config, out)
+        panels.append(mnist_panel.panel(results))
+        budget = results["original"]["steps"]
+        claims += mnist_panel.claims(results, f"MNIST tutorial, {budget:,} steps, L2 on {config.l2_on}, "
+                                              f"seed {config.mnist_seed}")
+        extra["mnist"] = {name: {"parameters": r["parameters"], "test_error": r["test_error"], "steps": r["steps"],
+                                 "seconds": r["seconds"]} for name, r in results.items()}
+    return run.write(panels, claims, extra)
 
 
 def main(argv=None):

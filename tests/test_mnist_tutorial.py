@@ -62,6 +62,15 @@ def test_factored_model_equals_dense_model_with_product_kernels():
     np.testing.assert_allclose(deep(images, training=False), flat(images, training=False), rtol=1e-4, atol=1e-5)
 
 
+def test_keras_regularizers_equal_the_tutorial_l2_term():
+    for factored in (False, True):
+        model = tutorial.build_model(factored, l2=5e-4)
+        model(np.zeros((1, 28, 28, 1), np.float32))
+        expected = 5e-4 * sum(float(np.sum(np.asarray(t, np.float64) ** 2)) / 2
+                              for t in tutorial.l2_tensors(model, "product"))
+        np.testing.assert_allclose(sum(float(v) for v in model.losses), expected, rtol=1e-5)
+
+
 def test_l2_on_factors_and_bad_value():
     model = tutorial.build_model(overparameterize=True)
     assert len(tutorial.l2_tensors(model, "product")) == 4 and len(tutorial.l2_tensors(model, "factors")) == 6
@@ -69,10 +78,9 @@ def test_l2_on_factors_and_bad_value():
         tutorial.l2_tensors(model, "both")
 
 
-@pytest.mark.parametrize("overparameterize", [False, True])
-def test_self_test_reaches_zero_test_error(overparameterize, capsys):
-    result = tutorial.train(tutorial.Config(self_test=True, overparameterize=overparameterize))
-    assert result["test_error"] == 0.0
+@pytest.mark.parametrize("flags", [[], ["--overparameterize"]])
+def test_self_test_reaches_zero_test_error(flags, capsys):
+    assert tutorial.main(["--self_test", *flags]) == 0
     out = capsys.readouterr().out
     assert "Minibatch loss:" in out and "Validation error:" in out and "Test error: 0.0%" in out
 

@@ -51,6 +51,25 @@ def test_quick_run_writes_every_output(module, figure, extra, n_claims, data_dir
         assert set(distance["width"]) == {1, 10} and (tmp_path / "figure2_distance.png").is_file()
 
 
+def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path):
+    from reproduce import appendix_c
+
+    _run(figure5, tmp_path, data_dir, "--panels", "left,right", "--mnist-self-test")
+    rows = [r for r in json.loads((tmp_path / "claims.json").read_text()) if r["claim"].startswith("MNIST")]
+    assert len(rows) == 2 and "original: 0.00%, overparameterized: 0.00%" in rows[1]["measured"]
+    history = pd.read_csv(tmp_path / "figure5_mnist_overparameterized.csv")
+    assert list(history["step"]) == [0, 1, 2, 3]  # 256 fake images, one epoch of batch 64
+    summary = json.loads((tmp_path / "figure5.json").read_text())
+    assert summary["mnist"]["overparameterized"]["parameters"] == 1_925_614
+    appendix_c.main(["--self-test", "--steps", "4", "--lrs", "0.01,0.5", "--stds", "0.1", "--out", str(tmp_path)])
+    table = pd.read_csv(tmp_path / "appendix_c.csv")
+    assert len(table) == 5 and (tmp_path / "appendix_c.png").is_file()
+    diverged = table[(table["group"] == "overparameterized") & (table["base_lr"] == 0.5)]
+    assert diverged["diverged_at"].notna().all() and np.isinf(diverged["last_tenth_loss"]).all()
+    best = json.loads((tmp_path / "appendix_c.json").read_text())["best"]
+    assert best["overparameterized"]["base_lr"] == 0.01
+
+
 def test_resume_after_interruption_gives_identical_outputs(data_dir, tmp_path, monkeypatch):
     _run(figure3, tmp_path / "whole", data_dir)
     real = experiment.run_curve
