@@ -32,6 +32,7 @@ from tfovp.layers import FactoredDense
 
 IMAGE_SIZE, NUM_CHANNELS, PIXEL_DEPTH, NUM_LABELS = 28, 1, 255, 10
 VALIDATION_SIZE, SEED, BATCH_SIZE, EVAL_BATCH_SIZE, EVAL_FREQUENCY = 5000, 66478, 64, 64, 100
+DIVERGENCE_FACTOR = 1000  # a minibatch loss above this multiple of the first one (or not finite) = diverged
 
 
 @dataclasses.dataclass
@@ -266,10 +267,11 @@ def train(config):
         history["learning_rate"].append(rate)
         history["minibatch_error"].append(100.0 * float(wrong) / BATCH_SIZE)
         history["validation_error"].append(None)
-        if not np.isfinite(float(loss)):
+        if not np.isfinite(float(loss)) or float(loss) > DIVERGENCE_FACTOR * history["minibatch_loss"][0]:
             diverged_at = step
             if config.verbose:
-                print(f"Step {step}: the minibatch loss is {float(loss)}; training diverged and stops.")
+                print(f"Step {step}: the minibatch loss is {float(loss):.4g} (first step: "
+                      f"{history['minibatch_loss'][0]:.4g}); training diverged and stops.")
             break
         if step % EVAL_FREQUENCY == 0:
             elapsed = time.time() - start

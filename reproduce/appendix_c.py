@@ -9,7 +9,7 @@
 
 Full runs (10 epochs each, 26 runs) take hours on a CPU; `--steps` shortens every run.
 
-    python -m reproduce.appendix_c [--steps 500] [--lrs ...] [--stds ...] [--out results]
+    python -m reproduce.appendix_c [--steps 500] [--lrs ...] [--stds ...] [--out results] [--resume]
 """
 
 import argparse
@@ -21,6 +21,8 @@ import pandas as pd
 
 from mnist_tutorial import convolutional as tutorial
 from reproduce.common import machine, versions
+from reproduce.mnist_panel import train_stored
+from tfovp.experiment import CurveStore
 from tfovp.experiment import PAPER_GRID
 from tfovp.plotting import plot_panels
 
@@ -39,13 +41,14 @@ def _speed(result):
 def run(args):
     started = time.time()
     rows, curves = [], {}
+    store = CurveStore(f"{args.out}/.curves/appendix_c")  # finished runs survive an interruption (--resume)
     jobs = [("original", False, lr, 0.1) for lr in args.lrs] + \
            [("overparameterized", True, lr, 0.1) for lr in args.lrs] + \
            [("overparameterized, init std", True, 0.01, std) for std in args.stds]
     for i, (group, factored, lr, std) in enumerate(jobs, start=1):
         config = tutorial.Config(overparameterize=factored, base_lr=lr, overparam_init_std=std, epochs=args.epochs,
                                  steps=args.steps, data_dir=args.data_dir, self_test=args.self_test, verbose=False)
-        result = tutorial.train(config)
+        result = train_stored(config, store, args.resume, group.split(",")[0])
         speed = _speed(result)
         print(f"[appendix_c {i}/{len(jobs)}] {group:28s} lr {lr:g} std {std:g}: last-10% loss {speed:.4f}, "
               f"test error {result['test_error']:.2f}%, {result['seconds']:.0f} s", flush=True)
@@ -87,6 +90,7 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--self-test", action="store_true", help="the tutorial's fake data (smoke test)")
     parser.add_argument("--out", default="results")
+    parser.add_argument("--resume", action="store_true", help="reuse runs finished by an earlier (interrupted) run")
     args = parser.parse_args(argv)
     if not args.lrs or min(args.lrs) <= 0 or not args.stds or min(args.stds) <= 0:
         parser.error("--lrs and --stds must be non-empty lists of positive numbers")

@@ -244,6 +244,9 @@ class Run:
                     "preprocessing": c.preprocessing, "loss_reduction": c.loss_reduction,
                     "budget": c.steps, "dtype": c.dtype,
                 }))
+        if not frames:  # e.g. only Figure 5's MNIST panel, whose steps are in their own CSVs
+            pathlib.Path(path).unlink(missing_ok=True)
+            return
         pd.concat(frames, ignore_index=True).to_csv(path, index=False, float_format="%.8g")
 
     def _write_tensorboard(self):

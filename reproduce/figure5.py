@@ -9,11 +9,13 @@ Paper's finding: from near-zero init the depth-4 net makes visible progress only
 ~65K iterations and the depth-8 net is stuck at 100K (every rate diverges or stalls);
 from identity init both move at once, and deeper is faster.
 
-The right panel (`--panels left,right`) trains TensorFlow's MNIST tutorial, original and
-overparameterized, with `mnist_tutorial.convolutional` (see reproduce/mnist_panel.py);
-its default budget is the tutorial's 10 epochs.
+The right panel trains TensorFlow's MNIST tutorial, original and overparameterized,
+with `mnist_tutorial.convolutional` (see reproduce/mnist_panel.py) for the tutorial's
+10 epochs: about 30 minutes on 2 CPU cores, a few on a GPU. `--panels left` skips it
+(and is what `--quick` does unless `--panels` is given); `--resume` keeps a finished
+model.
 
-    python -m reproduce.figure5 [--quick] [--steps N] [--losses 2] [--panels left,right] ...
+    python -m reproduce.figure5 [--quick] [--steps N] [--losses 2] [--panels left] [--resume] ...
 """
 
 import dataclasses
@@ -34,14 +36,14 @@ class Config(common.Common):
     losses: tuple = (4.0,)  # l_p losses, one panel each; the paper does not say (l4 chosen)
     late_fraction: float = 0.1  # "moves only late": progress only after this fraction of the budget
     at_once_fraction: float = 0.01  # "moves at once": progress within this fraction of the budget
-    panels: str = "left"  # "left" (linear nets), "right" (MNIST tutorial) or "left,right"
+    panels: str = "left,right"  # "left" (linear nets), "right" (MNIST tutorial) or both
     mnist_epochs: float = 10.0  # right panel: the tutorial's 10 epochs
     mnist_steps: int = 0  # right panel: stop after this many steps instead (0: use the epochs)
     mnist_seed: int = 66478  # right panel: the tutorial's graph seed
     l2_on: str = "product"  # right panel: L2 term on the product kernels or on the factors
     mnist_self_test: bool = False  # right panel on the tutorial's fake data (smoke test)
 
-    QUICK = {"steps": 600}
+    QUICK = {"steps": 600, "panels": "left"}  # --quick: the MNIST panel only if asked for
 
 
 def specs(p):

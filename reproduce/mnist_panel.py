@@ -7,28 +7,55 @@ validation error. Claims: the overparameterized model converges considerably fas
 final smoothed loss within 3/4 of the steps); the test errors are reported.
 """
 
+import dataclasses
+import hashlib
+import json
+
 import numpy as np
 import pandas as pd
 
 from mnist_tutorial import convolutional as tutorial
 from tfovp.claims import Claim, fmt_iterations, verdict
+from tfovp.experiment import CurveStore
 from tfovp.plotting import smooth
 
 WINDOW = 100  # steps of the moving average
 MODELS = {"original": False, "overparameterized": True}
+KEPT = ("history", "test_error", "steps", "diverged_at", "seconds", "parameters")  # what a stored run keeps
 
 
 def train_both(config, out):
-    """{name: result of tutorial.train} for both models; per-step CSVs in `out`."""
-    results = {}
+    """{name: result of tutorial.train} for both models; per-step CSVs in `out`. Each
+    finished model is stored under `out`/.curves/mnist, so that `--resume` after an
+    interruption retrains only what had not finished."""
+    results, store = {}, CurveStore(f"{out}/.curves/mnist")
     for name, factored in MODELS.items():
         run = tutorial.Config(overparameterize=factored, epochs=config.mnist_epochs, steps=config.mnist_steps or None,
                               data_dir=config.data_dir, l2_on=config.l2_on, seed=config.mnist_seed,
                               self_test=config.mnist_self_test, verbose=not config.quick,
                               out=f"{out}/figure5_mnist_{name}.csv")
         print(f"[figure5] MNIST tutorial, {name} model", flush=True)
-        results[name] = tutorial.train(run)
+        results[name] = train_stored(run, store, config.resume, name)
     return results
+
+
+def train_stored(run, store, resume, label):
+    """tutorial.train(run) without the model, kept in `store` (a CurveStore); with
+    `resume`, a run finished earlier with the same settings is read back instead."""
+    key = f"{label}-{_settings_key(run)}"
+    result = store.get(key) if resume else None
+    if result is None:
+        result = {k: v for k, v in tutorial.train(run).items() if k in KEPT}
+        store.put(key, result)
+    elif run.verbose:
+        print(f"resumed {label} from {store.path(key)}", flush=True)
+    return result
+
+
+def _settings_key(run):
+    """A hash of every tutorial setting that changes the training (not where files go)."""
+    fields = {k: v for k, v in dataclasses.asdict(run).items() if k not in ("data_dir", "out", "tensorboard", "verbose")}
+    return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def panel(results):

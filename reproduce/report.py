@@ -5,10 +5,12 @@
 Replaces what lies between the `<!-- report:begin -->` and `<!-- report:end -->`
 markers of OUT/README.md with, per figure: its command, machine, versions, wall time,
 settings, and per curve the selected learning rate, iterations to each convergence
-level, diverged and stalled rates; then the verdicts of claims.json.
+level, diverged and stalled rates; Figure 5's MNIST models and Appendix C; then the
+verdicts of each figure's claims.
 """
 
 import argparse
+import csv
 import json
 import pathlib
 
@@ -60,9 +62,50 @@ def figure_section(summary):
             f"{_iterations(curve, 0.5)} | {_iterations(curve, 0.2)} | {_iterations(curve, 0.1)} | "
             f"{_iterations(curve, 0.01)} | {'–' if final is None else f'{final:.3g}'} | "
             f"{_rates(curve['diverged_rates'])} | {edge} |")
+    lines += _mnist_lines(summary.get("mnist"))
     lines += ["", "| claim | criterion | measured | verdict |", "|---|---|---|---|"]
     for claim in summary["claims"]:
         lines.append(f"| {claim['claim']} | {claim['criterion']} | {claim['measured']} | **{claim['verdict']}** |")
+    return "\n".join(lines) + "\n"
+
+
+def _mnist_lines(models):
+    if not models:
+        return []
+    lines = ["", "MNIST tutorial (right panel; per-step data in `figure5_mnist_<model>.csv`):", "",
+             "| model | parameters | steps | test error | wall time |", "|---|---:|---:|---:|---:|"]
+    for name, r in models.items():
+        lines.append(f"| {name} | {r['parameters']:,} | {r['steps']:,} | {r['test_error']:.2f} % | "
+                     f"{r['seconds'] / 60:,.1f} min |")
+    return lines
+
+
+def _cell(text, template):
+    """A CSV field formatted with `template`; empty or NaN fields (no value) as a dash."""
+    value = float(text) if text not in ("", None) else float("nan")
+    return "–" if value != value else template.format(value)
+
+
+def appendix_c_section(summary, table):
+    args, v, m = summary["arguments"], summary["versions"], summary["machine"]
+    steps = args.get("steps")
+    budget = f"{steps:,} steps per run" if steps else f"{args['epochs']:g} epochs per run"
+    flag = f" --steps {steps}" if steps else ""
+    lines = ["### appendix_c", "",
+             f"`python -m reproduce.appendix_c{flag}` · "
+             f"{budget} · {len(table)} runs in {summary['elapsed_seconds'] / 60:,.0f} min · {m['processor']}, "
+             f"{m['cpu_count']} cores · Python {v['python']}, TensorFlow {v['tensorflow']}, Keras {v['keras']}", "",
+             "![appendix_c](appendix_c.png)", "",
+             "| group | base lr | init std | last-10 % minibatch loss | test error | diverged at |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for row in table:
+        lines.append(f"| {row['group']} | {float(row['base_lr']):g} | {float(row['init_std']):g} | "
+                     f"{_cell(row['last_tenth_loss'], '{:.4f}')} | {_cell(row['test_error'], '{:.2f} %')} | "
+                     f"{_cell(row['diverged_at'], '{:,.0f}')} |")
+    best = summary["best"]
+    lines += ["", "Fastest base learning rate (lowest last-10 % loss): " + ", ".join(
+        f"{g}: {b['base_lr']:g} ({b['last_tenth_loss']:.4f})" for g, b in best.items())
+        + f"; overparameterized faster at the best rates: {summary['overparameterized_faster_at_best_rates']}."]
     return "\n".join(lines) + "\n"
 
 
@@ -73,6 +116,10 @@ def build(out):
         path = out / f"{name}.json"
         if path.is_file():
             sections.append(figure_section(json.loads(path.read_text())))
+    if (out / "appendix_c.json").is_file() and (out / "appendix_c.csv").is_file():
+        with open(out / "appendix_c.csv") as handle:
+            table = list(csv.DictReader(handle))
+        sections.append(appendix_c_section(json.loads((out / "appendix_c.json").read_text()), table))
     return "\n".join(sections)
 
 

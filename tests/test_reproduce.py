@@ -51,7 +51,8 @@ def test_quick_run_writes_every_output(module, figure, extra, n_claims, data_dir
         assert set(distance["width"]) == {1, 10} and (tmp_path / "figure2_distance.png").is_file()
 
 
-def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path):
+def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path, monkeypatch):
+    from mnist_tutorial import convolutional as tutorial
     from reproduce import appendix_c
 
     _run(figure5, tmp_path, data_dir, "--panels", "left,right", "--mnist-self-test")
@@ -64,10 +65,47 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
     appendix_c.main(["--self-test", "--steps", "4", "--lrs", "0.01,0.5", "--stds", "0.1", "--out", str(tmp_path)])
     table = pd.read_csv(tmp_path / "appendix_c.csv")
     assert len(table) == 5 and (tmp_path / "appendix_c.png").is_file()
-    diverged = table[(table["group"] == "overparameterized") & (table["base_lr"] == 0.5)]
-    assert diverged["diverged_at"].notna().all() and np.isinf(diverged["last_tenth_loss"]).all()
+    diverged = table[table["base_lr"] == 0.5]  # both models: one overflows, one explodes past 1000x its start
+    assert len(diverged) == 2 and diverged["diverged_at"].notna().all() and np.isinf(diverged["last_tenth_loss"]).all()
     best = json.loads((tmp_path / "appendix_c.json").read_text())["best"]
     assert best["overparameterized"]["base_lr"] == 0.01
+    monkeypatch.setattr(tutorial, "train", lambda run: pytest.fail("--resume retrained a finished run"))
+    appendix_c.main(["--self-test", "--steps", "4", "--lrs", "0.01,0.5", "--stds", "0.1", "--out", str(tmp_path),
+                     "--resume"])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "appendix_c.csv").drop(columns="seconds"),
+                                  table.drop(columns="seconds"))
+    from reproduce import report
+
+    text = report.build(tmp_path)
+    assert "| overparameterized | 1,925,614 | 4 | 0.00 % |" in text
+    assert "### appendix_c" in text and "| overparameterized | 0.5 | 0.1 | inf |" in text
+
+
+def test_mnist_panel_resume_keeps_the_finished_model(data_dir, tmp_path, monkeypatch):
+    from mnist_tutorial import convolutional as tutorial
+
+    real, trained = tutorial.train, []
+
+    def interrupted(run):
+        if run.overparameterize:
+            raise KeyboardInterrupt
+        trained.append(run.overparameterize)
+        return real(run)
+
+    monkeypatch.setattr(tutorial, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(figure5, tmp_path, data_dir, "--panels", "right", "--mnist-self-test")
+    assert trained == [False]
+
+    def counted(run):
+        trained.append(run.overparameterize)
+        return real(run)
+
+    monkeypatch.setattr(tutorial, "train", counted)
+    _run(figure5, tmp_path, data_dir, "--panels", "right", "--mnist-self-test", "--resume")
+    assert trained == [False, True]  # the original model was not trained again
+    summary = json.loads((tmp_path / "figure5.json").read_text())
+    assert summary["mnist"]["original"]["parameters"] == 1_663_370
 
 
 def test_resume_after_interruption_gives_identical_outputs(data_dir, tmp_path, monkeypatch):
@@ -198,3 +236,16 @@ def test_settings_key_ignores_bookkeeping_flags():
     a = figure3.Config(resume=True, tensorboard="x")
     assert common.settings_key(a) == common.settings_key(figure3.Config())
     assert common.settings_key(figure3.Config(steps=5)) != common.settings_key(figure3.Config())
+
+
+@pytest.mark.slow  # every figure's quick run again (~1 minute); each figure has its own quick test
+def test_all_quick_writes_every_figure_without_the_mnist_panel(data_dir, tmp_path):
+    from reproduce import all as all_figures
+
+    results = all_figures.main(["--quick", "--steps", "40", "--out", str(tmp_path), "--data-dir", data_dir])
+    assert set(results) == {"reproduce.figure3", "reproduce.figure2", "reproduce.figure4", "reproduce.figure5",
+                            "figure3-abalone"}
+    for figure in ("figure2", "figure3", "figure4", "figure5", "figure3-abalone"):
+        assert (tmp_path / f"{figure}.png").is_file()
+    summary = json.loads((tmp_path / "figure5.json").read_text())
+    assert "mnist" not in summary and summary["config"]["steps"] == 40
