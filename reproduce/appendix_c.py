@@ -38,6 +38,21 @@ def _speed(result):
     return float(losses[-tail:].mean())
 
 
+def _std_panel(rows, curves, lrs):
+    """The init-std runs (diverged ones named in the title, not plotted) and the original at lr 0.01."""
+    group = "overparameterized, init std"
+    diverged = [r for r in rows if r["group"] == group and r["diverged_at"] is not None]
+    title = "overparameterized, init std of the new factors" + "".join(
+        f"\n(std {r['init_std']:g} diverged at step {r['diverged_at']}, not plotted)" for r in diverged)
+    skipped = {r["init_std"] for r in diverged}
+    lines = [(f"std {std:g}", h["step"], h["minibatch_loss"], h["validation_error"])
+             for (g, _, std), h in curves.items() if g == group and std not in skipped]
+    if 0.01 in lrs:
+        h = curves[("original", 0.01, 0.1)]
+        lines.append(("original (lr 0.01)", h["step"], h["minibatch_loss"], h["validation_error"]))
+    return {"kind": "minibatch", "title": title, "window": 100, "curves": lines}
+
+
 def run(args):
     started = time.time()
     rows, curves = [], {}
@@ -64,15 +79,11 @@ def run(args):
          "curves": [(f"{g} (lr {b['base_lr']:g})", curves[(g, b["base_lr"], 0.1)]["step"],
                      curves[(g, b["base_lr"], 0.1)]["minibatch_loss"], curves[(g, b["base_lr"], 0.1)]["validation_error"])
                     for g, b in best.items()]},
-        {"kind": "minibatch", "title": "overparameterized, init std of the new factors", "window": 100,
-         "curves": [(f"std {std:g}", h["step"], h["minibatch_loss"], h["validation_error"])
-                    for (g, _, std), h in curves.items() if g == "overparameterized, init std"]
-                   + [("original (lr 0.01)", curves[("original", 0.01, 0.1)]["step"],
-                       curves[("original", 0.01, 0.1)]["minibatch_loss"],
-                       curves[("original", 0.01, 0.1)]["validation_error"])] if 0.01 in args.lrs else []},
+        _std_panel(rows, curves, args.lrs),
     ]
     plot_panels(panels, f"{args.out}/appendix_c", title=f"Appendix C: MNIST tutorial, {rows[0]['steps']:,} steps per run")
     summary = {"elapsed_seconds": round(time.time() - started, 1), "versions": versions(), "machine": machine(),
+               "training_seconds": round(float(frame["seconds"].sum()), 1),  # also when runs were resumed
                "arguments": vars(args), "best": {g: b.to_dict() for g, b in best.items()},
                "overparameterized_faster_at_best_rates": bool(best["overparameterized"]["last_tenth_loss"]
                                                               < best["original"]["last_tenth_loss"])}

@@ -26,6 +26,10 @@ def _iterations(curve, level):
     return "–" if value is None else f"{value:,}"
 
 
+def _rate(value):
+    return "all diverged" if value is None else f"{value:g}"
+
+
 def _rates(values):
     return ", ".join(f"{v:g}" for v in values) or "none"
 
@@ -55,10 +59,10 @@ def figure_section(summary):
         edge = curve["at_edge"] or ""
         if edge and "extended_grid" in curve:
             wider = curve["extended_grid"]
-            edge += f" (extended grid: best {wider['best_learning_rate']}, it. to level " \
+            edge += f" (extended grid: best {_rate(wider['best_learning_rate'])}, it. to level " \
                     f"{wider['iterations_to_level'] if wider['iterations_to_level'] is not None else '–'})"
         lines.append(
-            f"| {label} | {curve['best_learning_rate'] if curve['best_learning_rate'] is not None else 'all diverged'} | "
+            f"| {label} | {_rate(curve['best_learning_rate'])} | "
             f"{_iterations(curve, 0.5)} | {_iterations(curve, 0.2)} | {_iterations(curve, 0.1)} | "
             f"{_iterations(curve, 0.01)} | {'–' if final is None else f'{final:.3g}'} | "
             f"{_rates(curve['diverged_rates'])} | {edge} |")
@@ -93,7 +97,8 @@ def appendix_c_section(summary, table):
     flag = f" --steps {steps}" if steps else ""
     lines = ["### appendix_c", "",
              f"`python -m reproduce.appendix_c{flag}` · "
-             f"{budget} · {len(table)} runs in {summary['elapsed_seconds'] / 60:,.0f} min · {m['processor']}, "
+             f"{budget} · {len(table)} runs, {summary.get('training_seconds', summary['elapsed_seconds']) / 60:,.0f} min of "
+             f"training · {m['processor']}, "
              f"{m['cpu_count']} cores · Python {v['python']}, TensorFlow {v['tensorflow']}, Keras {v['keras']}", "",
              "![appendix_c](appendix_c.png)", "",
              "| group | base lr | init std | last-10 % minibatch loss | test error | diverged at |",
