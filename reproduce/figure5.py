@@ -11,7 +11,7 @@ from identity init both move at once, and deeper is faster.
 
 The right panel trains TensorFlow's MNIST tutorial, original and overparameterized,
 with `mnist_tutorial.convolutional` (see reproduce/mnist_panel.py) for the tutorial's
-10 epochs: about 30 minutes on 2 CPU cores, a few on a GPU. `--panels left` skips it
+10 epochs: about 30 minutes on 2 idle CPU cores. `--panels left` skips it
 (and is what `--quick` does unless `--panels` is given); `--resume` keeps a finished
 model.
 
