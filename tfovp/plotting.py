@@ -22,7 +22,7 @@ def _minibatch_panel(top, bottom, panel):
     for label, steps, losses, errors in panel["curves"]:
         line, = top.plot(steps, losses, lw=0.5, alpha=0.3)
         top.plot(steps, smooth(losses, panel["window"]), color=line.get_color(), lw=1.6,
-                 label=f"{label} (mean of {panel['window']} steps)")
+                 label=f"{label.split(' (')[0]} (mean of {panel['window']} steps)")  # details: bottom legend
         keep = [i for i, e in enumerate(errors) if e is not None]
         bottom.plot(np.asarray(steps)[keep], np.asarray(errors, dtype=object)[keep].astype(float),
                     color=line.get_color(), lw=1.4, marker=".", label=label)
