@@ -99,7 +99,8 @@ def run(config, out):
                                          "measured": claim.measured})
     elapsed = round(time.time() - started, 1)
     frame = pd.DataFrame(rows).assign(elapsed_seconds=elapsed, loss_reduction=config.loss_reduction,
-                                      dtype=config.dtype)
+                                      dtype=config.dtype, started=time.strftime("%Y-%m-%dT%H:%M:%S",
+                                                                                time.localtime(started)))
     if not frame.empty:  # seconds spent training the curves, also when they were resumed
         frame["training_seconds"] = frame["figure"].map(lambda f: round(training.get(f, 0.0), 1))
     frame = _merge(frame, f"{out}/sensitivity.csv")
@@ -108,13 +109,25 @@ def run(config, out):
     return {"elapsed_seconds": elapsed, "rows": len(rows)}
 
 
+SETTING = ["figure", "preprocessing", "seed", "budget"]  # what one row's verdict depends on, besides the level
+
+
 def _merge(frame, path):
-    """Keep the rows of figures not rerun now, so figures can be studied in separate runs."""
+    """Keep the earlier rows of every setting not rerun now, so that figures, budgets or
+    seeds can be studied in separate runs; a rerun setting replaces all its rows."""
     if frame.empty or not pathlib.Path(path).is_file():
         return frame
     previous = pd.read_csv(path)
-    previous = previous[~previous["figure"].isin(set(frame["figure"]))]
+    rerun = set(frame[SETTING].itertuples(index=False, name=None))
+    previous = previous[[key not in rerun for key in previous[SETTING].itertuples(index=False, name=None)]]
     return pd.concat([previous, frame], ignore_index=True)
+
+
+def _training_seconds(group):
+    """Training time of one figure's rows, summed over the invocations that wrote them."""
+    column = "training_seconds" if "training_seconds" in group else "elapsed_seconds"
+    invocations = group["started"].fillna("") if "started" in group else pd.Series("", index=group.index)
+    return float(group.groupby(invocations)[column].first().sum())
 
 
 def _judge(figure, summaries, config, budget, setting):
@@ -137,7 +150,7 @@ def _write_markdown(frame, out):
             f"iterations; levels {sorted(set(float(v) for v in group['level']))}; loss "
             f"{group['loss_reduction'].iloc[0]} over "
             f"examples; {group['dtype'].iloc[0]}; training time of the curves "
-            f"{group.get('training_seconds', group['elapsed_seconds']).iloc[0]:,.0f} s")
+            f"{_training_seconds(group):,.0f} s")
     lines.append("")
     if frame.empty:
         lines.append("No rows.")

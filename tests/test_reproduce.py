@@ -230,6 +230,14 @@ def test_sensitivity_quick(data_dir, tmp_path):
     again = pd.read_csv(tmp_path / "sensitivity.csv")
     assert set(again[again["figure"] == "figure3"]["level"]) == {0.2, 0.5}
     assert set(again[again["figure"] == "figure5"]["level"]) == {0.2, 0.1, 0.05}
+    # A longer budget for one preprocessing and seed adds its rows and keeps all others.
+    sensitivity.main(["--quick", "--steps", "40", "--figure5-steps", "40", "--figures", "5",
+                      "--preprocessings", "maxabs", "--seeds", "1", "--budget-factors", "2", "--out", str(tmp_path),
+                      "--data-dir", data_dir])
+    longer = pd.read_csv(tmp_path / "sensitivity.csv")
+    assert len(longer) == len(again) + 3 * 4
+    assert set(longer[longer["figure"] == "figure5"]["budget"]) == {40, 80, 200}
+    pd.testing.assert_frame_equal(longer.iloc[: len(again)].drop(columns="started"), again.drop(columns="started"))
 
 
 def test_settings_key_ignores_bookkeeping_flags():
