@@ -1,7 +1,7 @@
 """Every figure (2, 3, 4, 5 with its MNIST panel) with the same settings, then Figure 3
 on Abalone as a robustness check. Curves are computed once and shared between figures
 (Figure 2 reuses Figure 3's grids). The linear figures take about 9 minutes on 2 CPU
-cores, Figure 5's MNIST panel about 35 more; `--quick` leaves the MNIST panel out.
+cores, Figure 5's MNIST panel 30-55 more (results/README.md); `--quick` leaves the MNIST panel out.
 
     python -m reproduce.all [--quick] [--resume] [common flags]
 """

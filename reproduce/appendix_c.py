@@ -63,7 +63,7 @@ def run(args):
     for i, (group, factored, lr, std) in enumerate(jobs, start=1):
         config = tutorial.Config(overparameterize=factored, base_lr=lr, overparam_init_std=std, epochs=args.epochs,
                                  steps=args.steps, data_dir=args.data_dir, self_test=args.self_test, verbose=False)
-        result = train_stored(config, store, args.resume, group.split(",")[0])
+        result = train_stored(config, store, args.resume, "overparameterized" if factored else "original")
         speed = _speed(result)
         print(f"[appendix_c {i}/{len(jobs)}] {group:28s} lr {lr:g} std {std:g}: last-10% loss {speed:.4f}, "
               f"test error {result['test_error']:.2f}%, {result['seconds']:.0f} s", flush=True)

@@ -113,10 +113,10 @@ def validate(config):
             raise ValueError(f"--losses (l_p loss) needs p >= 1. Received: {p:g}")
 
 
-def settings_key(config):
-    """A short hash of every setting that changes a curve (not --resume/--tensorboard/--out)."""
-    fields = {k: v for k, v in dataclasses.asdict(config).items()
-              if k not in ("resume", "tensorboard", "quick", "data_dir", "extra_levels")}
+def settings_key(config, ignore=("resume", "tensorboard", "quick", "data_dir", "extra_levels")):
+    """A short hash of every field of the dataclass `config` that changes a result (not
+    the bookkeeping fields in `ignore`: --resume, --tensorboard, where files go, ...)."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in ignore}
     return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

@@ -11,7 +11,8 @@ from identity init both move at once, and deeper is faster.
 
 The right panel trains TensorFlow's MNIST tutorial, original and overparameterized,
 with `mnist_tutorial.convolutional` (see reproduce/mnist_panel.py) for the tutorial's
-10 epochs: about 30 minutes on 2 idle CPU cores. `--panels left` skips it
+10 epochs: 54 minutes measured on 2 shared CPU cores (about 30 on idle ones, estimated
+from bench/mnist_speed.py). `--panels left` skips it
 (and is what `--quick` does unless `--panels` is given); `--resume` keeps a finished
 model.
 

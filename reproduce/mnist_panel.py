@@ -7,14 +7,11 @@ validation error. Claims: the overparameterized model converges considerably fas
 final smoothed loss within 3/4 of the steps); the test errors are reported.
 """
 
-import dataclasses
-import hashlib
-import json
-
 import numpy as np
 import pandas as pd
 
 from mnist_tutorial import convolutional as tutorial
+from reproduce.common import settings_key
 from tfovp.claims import Claim, fmt_iterations, verdict
 from tfovp.experiment import CurveStore
 from tfovp.plotting import smooth
@@ -42,7 +39,7 @@ def train_both(config, out):
 def train_stored(run, store, resume, label):
     """tutorial.train(run) without the model, kept in `store` (a CurveStore); with
     `resume`, a run finished earlier with the same settings is read back instead."""
-    key = f"{label}-{_settings_key(run)}"
+    key = f"{label}-{settings_key(run, ignore=('data_dir', 'out', 'tensorboard', 'verbose'))}"
     result = store.get(key) if resume else None
     if result is None:
         result = {k: v for k, v in tutorial.train(run).items() if k in KEPT}
@@ -50,12 +47,6 @@ def train_stored(run, store, resume, label):
     elif run.verbose:
         print(f"resumed {label} from {store.path(key)}", flush=True)
     return result
-
-
-def _settings_key(run):
-    """A hash of every tutorial setting that changes the training (not where files go)."""
-    fields = {k: v for k, v in dataclasses.asdict(run).items() if k not in ("data_dir", "out", "tensorboard", "verbose")}
-    return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def panel(results):
