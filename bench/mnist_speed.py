@@ -6,7 +6,8 @@ original and the overparameterized model, in one run. Compilation is excluded (w
 port and fit alternate in blocks and the median block is reported, so that a change in
 the machine's load hits both.
 
-    python bench/mnist_speed.py [--steps 100] [--repeats 3] [--l2-on product] [--data-dir DIR] [--markdown results/benchmarks.md]
+    python bench/mnist_speed.py [--steps 100] [--repeats 3] [--l2-on product] [--data-dir DIR]
+        [--markdown results/benchmarks.md]
 """
 
 import argparse
@@ -36,8 +37,9 @@ def port_timer(config, train_x, train_y):
             offset = tutorial.batch_offset(position[0], len(train_x))
             position[0] += 1
             started = time.perf_counter()
-            loss, _ = trainer.train_step(tf.constant(train_x[offset:offset + 64]),
-                                         tf.constant(train_y[offset:offset + 64]))
+            loss, _ = trainer.train_step(
+                tf.constant(train_x[offset : offset + 64]), tf.constant(train_y[offset : offset + 64])
+            )
             float(loss)
             times.append(time.perf_counter() - started)
         return 1000 * float(np.mean(times))
@@ -48,8 +50,10 @@ def port_timer(config, train_x, train_y):
 def fit_timer(overparameterize, train_x, train_y):
     """The same for `model.fit` on the same model, one epoch of `steps` batches (ms/step)."""
     model = tutorial.build_model(overparameterize, l2=5e-4)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
 
     def timed(steps):
         started = time.perf_counter()
@@ -75,24 +79,33 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=100, help="steps per timed block")
     parser.add_argument("--repeats", type=int, default=3, help="alternating port/fit blocks; the median is shown")
-    parser.add_argument("--l2-on", default="product", choices=("product", "factors"),
-                        help="the port's L2 term for the overparameterized model (fit always penalizes the product)")
+    parser.add_argument(
+        "--l2-on",
+        default="product",
+        choices=("product", "factors"),
+        help="the port's L2 term for the overparameterized model (fit always penalizes the product)",
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--markdown", default=None, help="append the table to this file")
     args = parser.parse_args()
     (train_x, train_y), _, _ = tutorial.load_data(tutorial.Config(data_dir=args.data_dir))
     device = "GPU" if tf.config.list_physical_devices("GPU") else f"CPU ({os.cpu_count()} cores)"
-    lines = [f"### MNIST tutorial: ms per training step, batch 64 ({device}, {platform.machine()}, "
-             f"TensorFlow {tf.__version__}, Keras {keras.__version__}, median of {args.repeats} blocks of "
-             f"{args.steps} steps)", "",
-             "| model | port (ms/step) | model.fit (ms/step) | fit / port | blocks: port / fit |",
-             "|---|---:|---:|---:|---|"]
+    lines = [
+        f"### MNIST tutorial: ms per training step, batch 64 ({device}, {platform.machine()}, "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, median of {args.repeats} blocks of "
+        f"{args.steps} steps)",
+        "",
+        "| model | port (ms/step) | model.fit (ms/step) | fit / port | blocks: port / fit |",
+        "|---|---:|---:|---:|---|",
+    ]
     for name, factored in (("original", False), (f"overparameterized, L2 on {args.l2_on}", True)):
         config = tutorial.Config(overparameterize=factored, l2_on=args.l2_on, verbose=False)
         ports, fits, jit = compare(config, train_x, train_y, args.steps, args.repeats)
         port, fit = np.median(ports), np.median(fits)
-        lines.append(f"| {name} | {port:.1f} | {fit:.1f} (jit_compile={jit}) | {fit / port:.2f} | "
-                     f"{', '.join(f'{v:.0f}' for v in ports)} / {', '.join(f'{v:.0f}' for v in fits)} |")
+        lines.append(
+            f"| {name} | {port:.1f} | {fit:.1f} (jit_compile={jit}) | {fit / port:.2f} | "
+            f"{', '.join(f'{v:.0f}' for v in ports)} / {', '.join(f'{v:.0f}' for v in fits)} |"
+        )
         print(lines[-1], flush=True)
     table = "\n".join(lines) + "\n"
     print(table)

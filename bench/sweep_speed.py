@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 
 from tfovp.layers import DeepLinear  # noqa: E402
 from tfovp.losses import LpLoss  # noqa: E402
-from tfovp.train import sweep  # noqa: E402
+from tfovp.sweep import sweep  # noqa: E402
 
 GRID = [1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1]
 M, D = 2565, 128
@@ -73,8 +73,7 @@ def time_tape(depth, p, x, y, steps=300):
 
 
 def time_sweep(depth, p, x, y, rates, steps):
-    result = sweep(x, y, rates, steps, depth=depth, loss=p, record_steps=[0, steps],
-                   chunk_size=max(steps // 5, 1))
+    result = sweep(x, y, rates, steps, depth=depth, loss=p, record_steps=[0, steps], chunk_size=max(steps // 5, 1))
     return result.seconds_per_step
 
 
@@ -82,8 +81,7 @@ def peak_memory_growth(x, y, p):
     """Peak RSS after a 10^4-step and then a 10^5-step sweep (MB)."""
     peaks = []
     for steps in (10_000, 100_000):
-        sweep(x, y, GRID, steps, depth=3, loss=p, record_steps=np.linspace(0, steps, 11).astype(int),
-              chunk_size=20_000)
+        sweep(x, y, GRID, steps, depth=3, loss=p, record_steps=np.linspace(0, steps, 11).astype(int), chunk_size=20_000)
         peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return peaks
 
@@ -103,22 +101,32 @@ def main():
         single = time_sweep(depth, p, x, y, [1e-4], args.steps)
         grid = time_sweep(depth, p, x, y, GRID, args.steps) / len(GRID)
         rows.append((depth, fit, tape, single, grid))
-        print(f"depth {depth}: fit {fit * 1e6:9.0f} us  tape {tape * 1e6:7.0f} us  "
-              f"sweep {single * 1e6:6.1f} us  sweep/lr {grid * 1e6:6.1f} us", flush=True)
+        print(
+            f"depth {depth}: fit {fit * 1e6:9.0f} us  tape {tape * 1e6:7.0f} us  "
+            f"sweep {single * 1e6:6.1f} us  sweep/lr {grid * 1e6:6.1f} us",
+            flush=True,
+        )
     memory = peak_memory_growth(x, y, p)
     lines = [
         f"### Sweep trainer, l{p:g} loss, {M} x {D} data, one output "
         f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"TensorFlow {tf.__version__}, Keras {keras.__version__})",
         "",
-        "| depth | fit (us/step) | tape loop (us/step) | sweep, 1 lr (us/step) | sweep, 10 lr (us/lr-step) | fit / sweep | tape / sweep |",
+        "| depth | fit (us/step) | tape loop (us/step) | sweep, 1 lr (us/step) | sweep, 10 lr (us/lr-step) "
+        "| fit / sweep | tape / sweep |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for depth, fit, tape, single, grid in rows:
-        lines.append(f"| {depth} | {fit * 1e6:.0f} | {tape * 1e6:.0f} | {single * 1e6:.1f} | "
-                     f"{grid * 1e6:.1f} | {fit / single:.0f}x | {tape / single:.0f}x |")
-    lines += ["", f"Peak RSS after a 10^4-step sweep: {memory[0]:.0f} MB; after a further 10^5-step "
-                  f"sweep: {memory[1]:.0f} MB (10 copies, depth 3, 11 recorded losses).", ""]
+        lines.append(
+            f"| {depth} | {fit * 1e6:.0f} | {tape * 1e6:.0f} | {single * 1e6:.1f} | "
+            f"{grid * 1e6:.1f} | {fit / single:.0f}x | {tape / single:.0f}x |"
+        )
+    lines += [
+        "",
+        f"Peak RSS after a 10^4-step sweep: {memory[0]:.0f} MB; after a further 10^5-step "
+        f"sweep: {memory[1]:.0f} MB (10 copies, depth 3, 11 recorded losses).",
+        "",
+    ]
     table = "\n".join(lines)
     print(table)
     if args.markdown:

@@ -1,42 +1,74 @@
 """Every figure (2, 3, 4, 5 with its MNIST panel) with the same settings, then Figure 3
 on Abalone as a robustness check. Curves are computed once and shared between figures
-(Figure 2 reuses Figure 3's grids). The linear figures take about 9 minutes on 2 CPU
-cores, Figure 5's MNIST panel 30-55 more (results/README.md); `--quick` leaves the MNIST panel out.
+(Figure 2 reuses Figure 3's grids); a rerun replaces only what it recomputes. The
+linear figures take about 3 to 9 minutes on 2 CPU cores, Figure 5's MNIST panel 30-55
+more (results/README.md); `--quick` leaves the MNIST panel out.
 
-    python -m reproduce.all [--quick] [--resume] [common flags]
+    python -m reproduce.all [--quick] [--resume] [--steps N] [common flags]
 """
 
 import dataclasses
-import shutil
-import sys
 
-from reproduce import common, figure2, figure3, figure4, figure5
+from reproduce import cli, common, figure2, figure3, figure4, figure5, mnist_panel
+from tfovp.study.progress import job_scope
+
+MODULES = {"figure3": figure3, "figure2": figure2, "figure4": figure4, "figure5": figure5}
+
+
+@dataclasses.dataclass
+class Config(common.LinearConfig):
+    steps: int | None = cli.setting(
+        None,
+        "iterations per curve of every figure (default: each figure's own: "
+        "20,000 for Figures 2-4, the paper's 100,000 for Figure 5)",
+    )
+
+    QUICK = {"lrs": (1e-3, 1e-2, 1e-1)}  # and each figure's own quick budget; no MNIST panel
+
+    def validate(self):
+        common.StudyConfig.validate(self)
+        if self.steps is not None:
+            self.check_steps("steps", self.steps)
+        cli.check(self.seed >= 0, f"--seed {self.seed}: expected an integer >= 0")
+
+
+def configs(config):
+    """{figure name: its Config} with the shared settings (and each figure's own budget
+    unless --steps is given)."""
+    shared = dataclasses.asdict(config)
+    out = {}
+    for name, module in MODULES.items():
+        fields = {f.name for f in dataclasses.fields(module.Config)}
+        values = {k: v for k, v in shared.items() if k in fields and k != "steps"}
+        own = module.Config()
+        values["steps"] = config.steps or (
+            getattr(module.Config, "QUICK", common.StudyConfig.QUICK).get("steps", own.steps)
+            if config.quick
+            else own.steps
+        )
+        if module is figure5:
+            values["panels"] = "left" if config.quick else own.panels
+        out[name] = module.Config(**values)
+    out["figure3-abalone"] = dataclasses.replace(out["figure3"], dataset="abalone")
+    return out
+
+
+def run(config, workdir, job=None):
+    with job_scope(job, "all") as job:
+        plans = configs(config)
+        for name, figure_config in plans.items():  # the whole command's plan, for one progress bar
+            common.plan(job, name, figure_config, MODULES[name.split("-")[0]].planned(figure_config))
+        if "right" in plans["figure5"].panel_list():
+            mnist_panel.expect(job, "figure5-mnist", list(mnist_panel.configs(plans["figure5"]).values()))
+        results = {}
+        for name, figure_config in plans.items():
+            results[name] = MODULES[name.split("-")[0]].run(figure_config, workdir, job)
+            job.write(f"{name}: {results[name]['elapsed_seconds']} s")
+        return results
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    config, out = common.parse_config(common.Common, argv, __doc__)
-    shared = {k: v for k, v in dataclasses.asdict(config).items()}
-    if not config.resume:  # start clean, then let later figures reuse earlier curves
-        shutil.rmtree(f"{out}/.curves", ignore_errors=True)
-    shared["resume"] = True
-    results = {}
-    for module in (figure3, figure2, figure4, figure5):
-        fields = {f.name for f in dataclasses.fields(module.Config)}
-        values = {k: v for k, v in shared.items() if k in fields}
-        if module is figure5:  # its own budget (the paper's 100K) and, with --quick, no MNIST panel
-            if config.quick:
-                values["panels"] = figure5.Config.QUICK["panels"]
-            if "--steps" not in argv:
-                values["steps"] = figure5.Config.QUICK["steps"] if config.quick else figure5.Config.steps
-        results[module.__name__] = module.run(module.Config(**values), out)
-    abalone = figure3.Config(**{**{k: v for k, v in shared.items()
-                                   if k in {f.name for f in dataclasses.fields(figure3.Config)}},
-                                "dataset": "abalone"})
-    results["figure3-abalone"] = figure3.run(abalone, out)
-    for name, result in results.items():
-        print(f"{name}: {result['elapsed_seconds']} s")
-    return results
+    return cli.main(run, Config, __doc__, argv, prog="python -m reproduce.all")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 1. Base learning rate in the paper's grid for the original and the overparameterized
    model; the fastest of each (lowest mean minibatch loss over the last 10 % of the
-   budget, diverged runs excluded) are compared.
+   budget, diverged runs excluded) are compared (`tfovp.study.criteria.appendix_c`).
 2. The overparameterized model with the init std of the new factors in
    {1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1} at the tutorial's learning rate (paper: almost
    identical curves, all far faster than the baseline).
@@ -12,102 +12,180 @@ Full runs (10 epochs each, 26 runs) take hours on a CPU; `--steps` shortens ever
     python -m reproduce.appendix_c [--steps 500] [--lrs ...] [--stds ...] [--out results] [--resume]
 """
 
-import argparse
-import json
+import dataclasses
+import math
+import pathlib
 import time
 
 import numpy as np
-import pandas as pd
 
 from mnist_tutorial import convolutional as tutorial
-from reproduce.common import machine, versions
-from reproduce.mnist_panel import train_stored
-from tfovp.experiment import CurveStore
-from tfovp.experiment import PAPER_GRID
-from tfovp.plotting import plot_panels
+from reproduce import cli, mnist_panel
+from tfovp.study import criteria, outputs
+from tfovp.study.claims import ClaimsFile, verdict
+from tfovp.study.plotting import MinibatchCurve, MinibatchPanel, plot_panels
+from tfovp.study.progress import job_scope
+from tfovp.study.provenance import machine, versions
+from tfovp.study.runs import PAPER_GRID
 
 STDS = (1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1)
+STD_GROUP = "overparameterized, init std"
 
 
-def _speed(result):
-    """Mean minibatch loss over the last 10 % of the steps (inf if diverged)."""
-    losses = np.asarray(result["history"]["minibatch_loss"], dtype=float)
-    if result["diverged_at"] is not None or not np.isfinite(losses).all():
-        return float("inf")
-    tail = max(len(losses) // 10, 1)
-    return float(losses[-tail:].mean())
+@dataclasses.dataclass
+class Config:
+    steps: int | None = cli.setting(None, "steps of 64 images per run (>= 1; default: --epochs)")
+    epochs: float = cli.setting(10.0, "epochs per run when --steps is not given (> 0; the tutorial's 10)")
+    lrs: tuple[float, ...] = cli.setting(PAPER_GRID, "base learning rates tried for both models (> 0)")
+    stds: tuple[float, ...] = cli.setting(STDS, "init stds of the new factors tried at base rate 0.01 (> 0)")
+    data_dir: str | None = cli.setting(None, "folder with mnist/*.gz, searched before $TFOVP_DATA_DIR")
+    self_test: bool = cli.setting(False, "the tutorial's fake data (a smoke test)")
+    resume: bool = cli.setting(False, "reuse runs finished by an earlier (interrupted) run with the same settings")
+    quick: bool = cli.setting(False, "smoke run in seconds: {preset} (flags given win)")
+
+    QUICK = {"self_test": True, "steps": 4, "lrs": (0.01, 0.5), "stds": (0.1,)}
+
+    def validate(self):
+        cli.check(
+            self.steps is None or 1 <= self.steps <= cli.MAX_STEPS,
+            f"--steps {self.steps}: expected an integer from 1 to {cli.MAX_STEPS:,}",
+        )
+        cli.check(math.isfinite(self.epochs) and self.epochs > 0, f"--epochs {self.epochs:g}: expected a number > 0")
+        cli.check_values("lrs", self.lrs, lambda r: math.isfinite(r) and r > 0, "finite numbers > 0")
+        cli.check_values("stds", self.stds, lambda s: math.isfinite(s) and s > 0, "finite numbers > 0")
+        cli.check(
+            self.data_dir is None or pathlib.Path(self.data_dir).is_dir(), f"--data-dir {self.data_dir}: no such folder"
+        )
 
 
-def _std_panel(rows, curves, lrs):
-    """The init-std runs (diverged ones named in the title, not plotted) and the original at lr 0.01."""
-    group = "overparameterized, init std"
-    diverged = [r for r in rows if r["group"] == group and r["diverged_at"] is not None]
+def runs(config):
+    """[(group, tutorial.Config)] of every run, in order."""
+
+    def make(factored, lr, std):
+        return tutorial.Config(
+            overparameterize=factored,
+            base_lr=lr,
+            overparam_init_std=std,
+            epochs=config.epochs,
+            steps=config.steps,
+            data_dir=config.data_dir,
+            self_test=config.self_test,
+            quiet=True,
+        )
+
+    return (
+        [("original", make(False, lr, 0.1)) for lr in config.lrs]
+        + [("overparameterized", make(True, lr, 0.1)) for lr in config.lrs]
+        + [(STD_GROUP, make(True, 0.01, std)) for std in config.stds]
+    )
+
+
+def _curve(label, result):
+    history = result.history
+    return MinibatchCurve(
+        label,
+        np.asarray(history["step"]),
+        np.asarray(history["minibatch_loss"], dtype=float),
+        np.array([np.nan if e is None else e for e in history["validation_error"]], dtype=float),
+    )
+
+
+def _best(rows, group):
+    """The row of `group` with the lowest tail loss among runs that did not diverge, or None."""
+    finished = [r for r in rows if r["group"] == group and r["diverged_at"] is None]
+    return min(finished, key=lambda r: r["last_tenth_loss"]) if finished else None
+
+
+def _panels(rows, results):
+    best = {g: _best(rows, g) for g in ("original", "overparameterized")}
+    best_panel = MinibatchPanel(
+        "best base learning rate of each model",
+        criteria.SMOOTHING_WINDOW,
+        [_curve(f"{g} (lr {b['base_lr']:g})", results[b["index"]]) for g, b in best.items() if b is not None],
+    )
+    diverged = [r for r in rows if r["group"] == STD_GROUP and r["diverged_at"] is not None]
     title = "overparameterized, init std of the new factors" + "".join(
-        f"\n(std {r['init_std']:g} diverged at step {r['diverged_at']}, not plotted)" for r in diverged)
-    skipped = {r["init_std"] for r in diverged}
-    lines = [(f"std {std:g}", h["step"], h["minibatch_loss"], h["validation_error"])
-             for (g, _, std), h in curves.items() if g == group and std not in skipped]
-    if 0.01 in lrs:
-        h = curves[("original", 0.01, 0.1)]
-        lines.append(("original (lr 0.01)", h["step"], h["minibatch_loss"], h["validation_error"]))
-    return {"kind": "minibatch", "title": title, "window": 100, "curves": lines}
-
-
-def run(args):
-    started = time.time()
-    rows, curves = [], {}
-    store = CurveStore(f"{args.out}/.curves/appendix_c")  # finished runs survive an interruption (--resume)
-    jobs = [("original", False, lr, 0.1) for lr in args.lrs] + \
-           [("overparameterized", True, lr, 0.1) for lr in args.lrs] + \
-           [("overparameterized, init std", True, 0.01, std) for std in args.stds]
-    for i, (group, factored, lr, std) in enumerate(jobs, start=1):
-        config = tutorial.Config(overparameterize=factored, base_lr=lr, overparam_init_std=std, epochs=args.epochs,
-                                 steps=args.steps, data_dir=args.data_dir, self_test=args.self_test, verbose=False)
-        result = train_stored(config, store, args.resume, "overparameterized" if factored else "original")
-        speed = _speed(result)
-        print(f"[appendix_c {i}/{len(jobs)}] {group:28s} lr {lr:g} std {std:g}: last-10% loss {speed:.4f}, "
-              f"test error {result['test_error']:.2f}%, {result['seconds']:.0f} s", flush=True)
-        rows.append({"group": group, "overparameterized": factored, "base_lr": lr, "init_std": std,
-                     "steps": result["steps"], "diverged_at": result["diverged_at"], "last_tenth_loss": speed,
-                     "test_error": result["test_error"], "seconds": round(result["seconds"], 1)})
-        curves[(group, lr, std)] = result["history"]
-    frame = pd.DataFrame(rows)
-    frame.to_csv(f"{args.out}/appendix_c.csv", index=False)
-    best = {g: frame[frame["group"] == g].sort_values("last_tenth_loss").iloc[0] for g in ("original", "overparameterized")}
-    panels = [
-        {"kind": "minibatch", "title": "best base learning rate of each model", "window": 100,
-         "curves": [(f"{g} (lr {b['base_lr']:g})", curves[(g, b["base_lr"], 0.1)]["step"],
-                     curves[(g, b["base_lr"], 0.1)]["minibatch_loss"], curves[(g, b["base_lr"], 0.1)]["validation_error"])
-                    for g, b in best.items()]},
-        _std_panel(rows, curves, args.lrs),
+        f"\n(std {r['init_std']:g} diverged at step {r['diverged_at']}, not plotted)" for r in diverged
+    )
+    curves = [
+        _curve(f"std {r['init_std']:g}", results[r["index"]])
+        for r in rows
+        if r["group"] == STD_GROUP and r["diverged_at"] is None
     ]
-    plot_panels(panels, f"{args.out}/appendix_c", title=f"Appendix C: MNIST tutorial, {rows[0]['steps']:,} steps per run")
-    summary = {"elapsed_seconds": round(time.time() - started, 1), "versions": versions(), "machine": machine(),
-               "training_seconds": round(float(frame["seconds"].sum()), 1),  # also when runs were resumed
-               "arguments": vars(args), "best": {g: b.to_dict() for g, b in best.items()},
-               "overparameterized_faster_at_best_rates": bool(best["overparameterized"]["last_tenth_loss"]
-                                                              < best["original"]["last_tenth_loss"])}
-    with open(f"{args.out}/appendix_c.json", "w") as handle:
-        json.dump(summary, handle, indent=1, default=str)
+    reference = [r for r in rows if r["group"] == "original" and r["base_lr"] == 0.01]
+    if reference:
+        curves.append(_curve("original (lr 0.01)", results[reference[0]["index"]]))
+    return [best_panel, MinibatchPanel(title, criteria.SMOOTHING_WINDOW, curves)]
+
+
+def run(config, workdir, job=None):
+    with job_scope(job, "appendix_c") as job:
+        return _run(config, pathlib.Path(workdir), job)
+
+
+def _run(config, out, job):
+    started = time.time()
+    claims_file = ClaimsFile(out)
+    claims_file.read()
+    plan = runs(config)
+    mnist_panel.expect(job, "appendix_c", [c for _, c in plan])
+    store, rows, results = mnist_panel.store(out), [], []
+    for index, (group, run_config) in enumerate(plan):
+        label = "overparameterized" if run_config.overparameterize else "original"
+        result = mnist_panel.train_stored(run_config, store, config.resume, label, job)
+        tail = criteria.tail_loss(result.history["minibatch_loss"], result.diverged_at is not None)
+        job.write(
+            f"    {group}, lr {run_config.base_lr:g}, std {run_config.overparam_init_std:g}: last-10% "
+            f"loss {tail:.4f}, test error {result.test_error:.2f}%, {result.seconds:.0f} s"
+        )
+        rows.append(
+            {
+                "group": group,
+                "overparameterized": run_config.overparameterize,
+                "base_lr": run_config.base_lr,
+                "init_std": run_config.overparam_init_std,
+                "steps": result.steps,
+                "diverged_at": result.diverged_at,
+                "last_tenth_loss": tail,
+                "test_error": result.test_error,
+                "seconds": round(result.seconds, 1),
+                "index": index,
+            }
+        )
+        results.append(result)
+    import pandas as pd
+
+    frame = pd.DataFrame(rows).drop(columns="index")
+    outputs.write_csv(out / "appendix_c.csv", frame, float_format=None)
+    plot_panels(
+        _panels(rows, results),
+        str(out / "appendix_c"),
+        title=f"Appendix C: MNIST tutorial, {rows[0]['steps']:,} steps per run",
+    )
+    best = {g: _best(rows, g) for g in ("original", "overparameterized")}
+    setting = f"MNIST tutorial, {rows[0]['steps']:,} steps per run"
+    claims = criteria.appendix_c(
+        *[None if b is None else (b["base_lr"], b["last_tenth_loss"]) for b in best.values()], setting=setting
+    )
+    claims_file.replace("appendix_c", claims, job.command)
+    summary = {
+        "figure": "appendix_c",
+        "command": job.command,
+        "config": dataclasses.asdict(config),
+        "elapsed_seconds": round(time.time() - started, 1),
+        "versions": versions(),
+        "machine": machine(),
+        "training_seconds": round(float(frame["seconds"].sum()), 1),  # also when runs were resumed
+        "best": {g: None if b is None else {k: v for k, v in b.items() if k != "index"} for g, b in best.items()},
+        "overparameterized_faster_at_best_rates": claims[0].verdict == verdict(True),
+        "claims": [dataclasses.asdict(c) for c in claims],
+    }
+    outputs.write_json(out / "appendix_c.json", summary)
     return summary
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=None, help="steps per run (default: the tutorial's epochs)")
-    parser.add_argument("--epochs", type=float, default=10.0)
-    parser.add_argument("--lrs", type=lambda t: tuple(float(v) for v in t.split(",")), default=PAPER_GRID)
-    parser.add_argument("--stds", type=lambda t: tuple(float(v) for v in t.split(",")), default=STDS)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--self-test", action="store_true", help="the tutorial's fake data (smoke test)")
-    parser.add_argument("--out", default="results")
-    parser.add_argument("--resume", action="store_true", help="reuse runs finished by an earlier (interrupted) run")
-    args = parser.parse_args(argv)
-    if not args.lrs or min(args.lrs) <= 0 or not args.stds or min(args.stds) <= 0:
-        parser.error("--lrs and --stds must be non-empty lists of positive numbers")
-    summary = run(args)
-    print(f"wrote {args.out}/appendix_c.* in {summary['elapsed_seconds']} s")
-    return summary
+    return cli.main(run, Config, __doc__, argv, prog="python -m reproduce.appendix_c")
 
 
 if __name__ == "__main__":

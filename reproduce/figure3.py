@@ -9,15 +9,20 @@ networks converge *much faster* than the linear model.
 
 import dataclasses
 
-from reproduce import common
-from tfovp.claims import Claim, fmt_iterations, verdict
-from tfovp.experiment import CurveSpec
+from reproduce import cli, common
+from tfovp.study import criteria
+from tfovp.study.records import CurveSpec
 
 
 @dataclasses.dataclass
-class Config(common.Common):
-    losses: tuple = (2.0, 4.0)  # l_p losses, one panel each
-    depths: tuple = (1.0, 2.0, 3.0)  # depths compared (hidden widths 1)
+class Config(common.LinearConfig):
+    losses: tuple[float, ...] = cli.setting((2.0, 4.0), "p of the l_p losses, one panel each (>= 1)")
+    depths: tuple[int, ...] = cli.setting((1, 2, 3), "depths compared, hidden widths 1 (>= 1; include 1)")
+
+    def validate(self):
+        super().validate()
+        self.check_losses()
+        cli.check_values("depths", self.depths, lambda n: n >= 1, "integers >= 1")
 
 
 def label(depth):
@@ -25,41 +30,28 @@ def label(depth):
 
 
 def specs(config):
-    return [CurveSpec(label(int(n)), depth=int(n), loss=p) for p in config.losses for n in config.depths]
+    return [CurveSpec(label(n), depth=n, loss=p) for p in config.losses for n in config.depths]
 
 
-def claims(speeds, setting=""):
-    """Claims of Fig. 3 from {(depth, p): (iterations, final relative excess)}."""
-    rows = []
-    if (1, 2.0) in speeds:
-        deeper = [n for (n, p) in speeds if p == 2.0 and n > 1]
-        measured = ", ".join(f"depth {n}: {fmt_iterations(speeds[(n, 2.0)][0])}" for n in sorted({1, *deeper}))
-        holds = [common.faster(speeds[(1, 2.0)], speeds[(n, 2.0)], factor=0.9) for n in deeper]
-        rows.append(Claim("figure3", "l2: deeper is not faster (slightly slower)",
-                          "iterations to the level (best rate each): every depth > 1 needs >= 0.9x those of depth 1",
-                          measured, verdict(None if None in holds else all(holds)), setting))
-    if (1, 4.0) in speeds:
-        deeper = [n for (n, p) in speeds if p == 4.0 and n > 1]
-        measured = ", ".join(f"depth {n}: {fmt_iterations(speeds[(n, 4.0)][0])}" for n in sorted({1, *deeper}))
-        holds = [common.faster(speeds[(n, 4.0)], speeds[(1, 4.0)], factor=2.0) for n in deeper]
-        rows.append(Claim("figure3", "l4: deeper is much faster",
-                          "iterations to the level (best rate each): every depth > 1 needs <= 1/2 of those of depth 1",
-                          measured, verdict(None if None in holds else all(holds)), setting))
-    return rows
+def planned(config):
+    """Every family the figure trains."""
+    return specs(config)
 
 
-def run(config, out):
-    run = common.Run("figure3", config, out)
-    for spec in specs(config):
-        run.curve(spec)
-    speeds = {(int(n), p): common.speed(run, label(int(n)), p) for p in config.losses for n in config.depths}
-    panels = [common.panel(run, f"l{p:g} loss", [(label(int(n)), p) for n in config.depths])
-              for p in config.losses]
-    return run.write(panels, claims(speeds, common.setting_text(config)))
+def run(config, workdir, job=None):
+    def body(figure):
+        figure.expect(planned(config))
+        for spec in specs(config):
+            figure.family(spec)
+        speeds = {(n, p): figure.speed(label(n), p) for p in config.losses for n in config.depths}
+        panels = [figure.panel(f"l{p:g} loss", [(label(n), p) for n in config.depths]) for p in config.losses]
+        return figure.write(panels, criteria.figure3(speeds, config.setting_text()))
+
+    return common.run_figure("figure3", config, workdir, job, body)
 
 
 def main(argv=None):
-    return common.main_wrapper(run, Config, __doc__, argv)
+    return cli.main(run, Config, __doc__, argv, prog="python -m reproduce.figure3")
 
 
 if __name__ == "__main__":

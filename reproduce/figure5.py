@@ -12,125 +12,111 @@ from identity init both move at once, and deeper is faster.
 The right panel trains TensorFlow's MNIST tutorial, original and overparameterized,
 with `mnist_tutorial.convolutional` (see reproduce/mnist_panel.py) for the tutorial's
 10 epochs: 54 minutes measured on 2 shared CPU cores (about 30 on idle ones, estimated
-from bench/mnist_speed.py). `--panels left` skips it
-(and is what `--quick` does unless `--panels` is given); `--resume` keeps a finished
-model.
+from bench/mnist_speed.py). `--panels left` skips it (and is what `--quick` does unless
+`--panels` is given); `--resume` keeps a finished model. A run of one panel keeps the
+other panel's claim rows.
 
     python -m reproduce.figure5 [--quick] [--steps N] [--losses 2] [--panels left] [--resume] ...
 """
 
 import dataclasses
 
-from reproduce import common
-from tfovp.claims import Claim, fmt_iterations, verdict
-from tfovp.experiment import CurveSpec
+from mnist_tutorial.convolutional import L2_CHOICES, SEED
+from reproduce import cli, common, mnist_panel
+from tfovp.study import criteria
+from tfovp.study.records import CurveSpec
 
-CURVES = [("linear model (depth 1)", 1, "near_zero"), ("depth-4 net, near-zero init", 4, "near_zero"),
-          ("depth-8 net, near-zero init", 8, "near_zero"), ("depth-4 net, identity init", 4, "identity"),
-          ("depth-8 net, identity init", 8, "identity")]
-MOVED = 0.9  # relative excess loss below which a curve has made visible progress
+CURVES = [
+    ("linear model (depth 1)", 1, "near_zero"),
+    ("depth-4 net, near-zero init", 4, "near_zero"),
+    ("depth-8 net, near-zero init", 8, "near_zero"),
+    ("depth-4 net, identity init", 4, "identity"),
+    ("depth-8 net, identity init", 8, "identity"),
+]
+PANELS = ("left", "right")
 
 
 @dataclasses.dataclass
-class Config(common.Common):
-    steps: int = 100_000  # the paper's 100K iterations
-    losses: tuple = (4.0,)  # l_p losses, one panel each; the paper does not say (l4 chosen)
-    late_fraction: float = 0.1  # "moves only late": progress only after this fraction of the budget
-    at_once_fraction: float = 0.01  # "moves at once": progress within this fraction of the budget
-    panels: str = "left,right"  # "left" (linear nets), "right" (MNIST tutorial) or both
-    mnist_epochs: float = 10.0  # right panel: the tutorial's 10 epochs
-    mnist_steps: int = 0  # right panel: stop after this many steps instead (0: use the epochs)
-    mnist_seed: int = 66478  # right panel: the tutorial's graph seed
-    l2_on: str = "product"  # right panel: L2 term on the product kernels or on the factors
-    mnist_self_test: bool = False  # right panel on the tutorial's fake data (smoke test)
+class Config(common.LinearConfig):
+    steps: int = cli.setting(100_000, "full-batch GD iterations per curve of the left panel (the paper's 100K)")
+    losses: tuple[float, ...] = cli.setting((4.0,), "p of the l_p losses of the left panel (not stated; l4 chosen)")
+    panels: str = cli.setting(
+        "left,right", "which panels: left (linear nets), right (MNIST tutorial) or both, comma-separated"
+    )
+    mnist_epochs: float = cli.setting(10.0, "right panel: epochs per model (> 0; the tutorial's 10)")
+    mnist_steps: int = cli.setting(0, "right panel: stop after this many steps instead (>= 0; 0: use the epochs)")
+    mnist_seed: int = cli.setting(SEED, "right panel: the tutorial's graph seed (>= 0)")
+    l2_on: str = cli.setting(
+        "product", "right panel: the L2 term on the product kernels or on every factor", L2_CHOICES
+    )
+    self_test: bool = cli.setting(False, "right panel on the tutorial's fake data (a smoke test)")
 
     QUICK = {"steps": 600, "panels": "left"}  # --quick: the MNIST panel only if asked for
+
+    def validate(self):
+        super().validate()
+        self.check_losses()
+        cli.check(
+            self.panel_list() and set(self.panel_list()) <= set(PANELS),
+            f"--panels {self.panels}: expected left, right or left,right",
+        )
+        cli.check(self.mnist_epochs > 0, f"--mnist-epochs {self.mnist_epochs:g}: expected a number > 0")
+        cli.check(self.mnist_steps >= 0, f"--mnist-steps {self.mnist_steps}: expected an integer >= 0")
+        cli.check(self.mnist_seed >= 0, f"--mnist-seed {self.mnist_seed}: expected an integer >= 0")
+        cli.check(self.l2_on in L2_CHOICES, f"--l2-on {self.l2_on}: expected one of {', '.join(L2_CHOICES)}")
+
+    def panel_list(self):
+        return [p.strip() for p in self.panels.split(",") if p.strip()]
 
 
 def specs(p):
     return [CurveSpec(label, depth=depth, initializer=init, loss=p) for label, depth, init in CURVES]
 
 
-def moved_at(run, label, p):
-    """Iterations until the best rate's relative excess stays <= MOVED (None: never)."""
-    record = run.records[(label, p)]
-    summary = record["summaries"][str(record["seeds"][0])]
-    if summary["best_index"] is None:
-        return None
-    return summary["per_rate"][summary["best_index"]]["iterations"][str(MOVED)]
+def planned(config):
+    """Every curve family of the left panel (if it is run)."""
+    return [spec for p in config.losses for spec in specs(p)] if "left" in config.panel_list() else []
 
 
-def claims_for(summaries, config, p, setting):
-    """Claims from {label: summary of its rates} (shared with the sensitivity study)."""
-    budget = config.steps
+def run(config, workdir, job=None):
+    chosen = config.panel_list()
 
-    def moved(label):
-        s = summaries[label]
-        return None if s["best_index"] is None else s["per_rate"][s["best_index"]]["iterations"][str(MOVED)]
+    def body(figure):
+        if "left" in chosen:
+            figure.expect(planned(config))
+        if "right" in chosen:
+            mnist_panel.expect(figure.job, "figure5-mnist", list(mnist_panel.configs(config).values()))
+        claims, panels, extra = [], [], {}
+        for p in config.losses if "left" in chosen else ():
+            for spec in specs(p):
+                figure.family(spec)
+            summaries = {label: figure.summary(label, p) for label, _, _ in CURVES}
+            claims += [
+                dataclasses.replace(c, panel="left")
+                for c in criteria.figure5(p, summaries, config.steps, config.setting_text())
+            ]
+            panels.append(
+                figure.panel(
+                    f"left: l{p:g} loss, GD, {config.steps:,} iterations", [(label, p) for label, _, _ in CURVES]
+                )
+            )
+        if "right" in chosen:
+            results = mnist_panel.train_both(config, workdir, figure.job)
+            panels.append(mnist_panel.panel(results))
+            budget = results["original"].steps
+            setting = f"MNIST tutorial, {budget:,} steps, L2 on {config.l2_on}, seed {config.mnist_seed}"
+            claims += [dataclasses.replace(c, panel="right") for c in mnist_panel.claims(results, setting)]
+            extra["mnist"] = {
+                name: {"parameters": r.parameters, "test_error": r.test_error, "steps": r.steps, "seconds": r.seconds}
+                for name, r in results.items()
+            }
+        return figure.write(panels, claims, extra, panels_run=chosen)
 
-    def speed(label):
-        return summaries[label]["iterations_to_level"], summaries[label]["final_relative_excess"]
-
-    stuck_rates = summaries["depth-8 net, near-zero init"]["per_rate"]
-    finals = [r["final_relative_excess"] for r in stuck_rates if not r["diverged"]]
-    stuck = all(f is None or f > MOVED for f in finals)
-    late = moved("depth-4 net, near-zero init")
-    at_once = [moved("depth-4 net, identity init"), moved("depth-8 net, identity init")]
-    deeper = common.faster(speed("depth-8 net, identity init"), speed("depth-4 net, identity init"))
-    return [
-        Claim("figure5", f"l{p:g}: near-zero init, depth 8 is stuck at the end of the budget (paper: 100K)",
-              f"every rate diverges or ends ({budget:,} iterations) with relative excess > {MOVED:g}",
-              f"{sum(r['diverged'] for r in stuck_rates)} of {len(stuck_rates)} rates diverged; lowest final "
-              f"relative excess of the others: {min(finals) if finals else 'none'}",
-              verdict(stuck), setting),
-        Claim("figure5", f"l{p:g}: near-zero init, depth 4 moves only late (paper: ~65K)",
-              f"best rate needs >= {config.late_fraction:g} x budget = {int(config.late_fraction * budget):,} "
-              f"iterations to stay below relative excess {MOVED:g}",
-              f"best rate: {fmt_iterations(late)}", verdict(late is None or late >= config.late_fraction * budget),
-              setting),
-        Claim("figure5", f"l{p:g}: identity init, depths 4 and 8 move at once",
-              f"both stay below relative excess {MOVED:g} within {config.at_once_fraction:g} x budget = "
-              f"{int(config.at_once_fraction * budget):,} iterations",
-              f"depth 4: {fmt_iterations(at_once[0])}, depth 8: {fmt_iterations(at_once[1])}",
-              verdict(all(a is not None and a <= config.at_once_fraction * budget for a in at_once)), setting),
-        Claim("figure5", f"l{p:g}: identity init, deeper is faster",
-              "iterations to the level, best rate each: depth 8 <= depth 4",
-              f"depth 8: {fmt_iterations(speed('depth-8 net, identity init')[0])}, "
-              f"depth 4: {fmt_iterations(speed('depth-4 net, identity init')[0])}",
-              verdict(deeper), setting),
-    ]
-
-
-def run(config, out):
-    run = common.Run("figure5", config, out)
-    claims, panels = [], []
-    setting = common.setting_text(config)
-    chosen = [p.strip() for p in config.panels.split(",") if p.strip()]
-    if not chosen or set(chosen) - {"left", "right"}:
-        raise ValueError(f"--panels must name 'left' and/or 'right'. Received: {config.panels!r}")
-    for p in config.losses if "left" in chosen else ():
-        for spec in specs(p):
-            run.curve(spec)
-        summaries = {label: run.records[(label, p)]["summaries"][str(config.seed)] for label, _, _ in CURVES}
-        claims += claims_for(summaries, config, p, setting)
-        panels.append(common.panel(run, f"left: l{p:g} loss, GD, {config.steps:,} iterations",
-                                   [(label, p) for label, _, _ in CURVES]))
-    extra = {}
-    if "right" in chosen:
-        from reproduce import mnist_panel
-
-        results = mnist_panel.train_both(config, out)
-        panels.append(mnist_panel.panel(results))
-        budget = results["original"]["steps"]
-        claims += mnist_panel.claims(results, f"MNIST tutorial, {budget:,} steps, L2 on {config.l2_on}, "
-                                              f"seed {config.mnist_seed}")
-        extra["mnist"] = {name: {"parameters": r["parameters"], "test_error": r["test_error"], "steps": r["steps"],
-                                 "seconds": r["seconds"]} for name, r in results.items()}
-    return run.write(panels, claims, extra)
+    return common.run_figure("figure5", config, workdir, job, body)
 
 
 def main(argv=None):
-    return common.main_wrapper(run, Config, __doc__, argv)
+    return cli.main(run, Config, __doc__, argv, prog="python -m reproduce.figure5")
 
 
 if __name__ == "__main__":

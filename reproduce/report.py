@@ -9,15 +9,21 @@ level, diverged and stalled rates; Figure 5's MNIST models and Appendix C; then 
 verdicts of each figure's claims.
 """
 
-import argparse
 import csv
 import json
 import pathlib
 
+from tfovp._cli import ArgumentParser
+from tfovp._files import atomic_write_text
+
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
-COMMANDS = {"figure2": "python -m reproduce.figure2", "figure3": "python -m reproduce.figure3",
-            "figure4": "python -m reproduce.figure4", "figure5": "python -m reproduce.figure5",
-            "figure3-abalone": "python -m reproduce.figure3 --dataset abalone"}
+COMMANDS = {
+    "figure2": "python -m reproduce.figure2",
+    "figure3": "python -m reproduce.figure3",
+    "figure4": "python -m reproduce.figure4",
+    "figure5": "python -m reproduce.figure5",
+    "figure3-abalone": "python -m reproduce.figure3 --dataset abalone",
+}
 
 
 def _iterations(curve, level):
@@ -40,7 +46,8 @@ def figure_section(summary):
     lines = [
         f"### {name}",
         "",
-        f"`{COMMANDS.get(name, name)}` (all of them: `python -m reproduce.all`) · {c['dataset']}, "
+        f"`{summary.get('command', COMMANDS.get(name, name))}` (all of them: `python -m reproduce.all`) · "
+        f"{c['dataset']}, "
         f"preprocessing `{c['preprocessing']}`, l_p loss {c['loss_reduction']} over examples, "
         f"{c['steps']:,} iterations, {c['dtype']}, seed {c['seed']}, grid {_rates(c['lrs'])}, "
         f"convergence level {c['level']:g} · training time of its curves "
@@ -51,7 +58,8 @@ def figure_section(summary):
         "",
         f"![{name}]({name}.png)",
         "",
-        "| curve | best lr | it. to 0.5 | it. to 0.2 | it. to 0.1 | it. to 0.01 | final rel. excess | diverged lrs | edge |",
+        "| curve | best lr | it. to 0.5 | it. to 0.2 | it. to 0.1 | it. to 0.01 | final rel. excess | diverged lrs "
+        "| edge |",
         "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for label, curve in summary["curves"].items():
@@ -59,13 +67,16 @@ def figure_section(summary):
         edge = curve["at_edge"] or ""
         if edge and "extended_grid" in curve:
             wider = curve["extended_grid"]
-            edge += f" (extended grid: best {_rate(wider['best_learning_rate'])}, it. to level " \
-                    f"{wider['iterations_to_level'] if wider['iterations_to_level'] is not None else '–'})"
+            edge += (
+                f" (extended grid: best {_rate(wider['best_learning_rate'])}, it. to level "
+                f"{wider['iterations_to_level'] if wider['iterations_to_level'] is not None else '–'})"
+            )
         lines.append(
             f"| {label} | {_rate(curve['best_learning_rate'])} | "
             f"{_iterations(curve, 0.5)} | {_iterations(curve, 0.2)} | {_iterations(curve, 0.1)} | "
             f"{_iterations(curve, 0.01)} | {'–' if final is None else f'{final:.3g}'} | "
-            f"{_rates(curve['diverged_rates'])} | {edge} |")
+            f"{_rates(curve['diverged_rates'])} | {edge} |"
+        )
     lines += _mnist_lines(summary.get("mnist"))
     lines += ["", "| claim | criterion | measured | verdict |", "|---|---|---|---|"]
     for claim in summary["claims"]:
@@ -76,11 +87,18 @@ def figure_section(summary):
 def _mnist_lines(models):
     if not models:
         return []
-    lines = ["", "MNIST tutorial (right panel; per-step data in `figure5_mnist_<model>.csv`):", "",
-             "| model | parameters | steps | test error | wall time |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "MNIST tutorial (right panel; per-step data in `figure5_mnist_<model>.csv`):",
+        "",
+        "| model | parameters | steps | test error | wall time |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, r in models.items():
-        lines.append(f"| {name} | {r['parameters']:,} | {r['steps']:,} | {r['test_error']:.2f} % | "
-                     f"{r['seconds'] / 60:,.1f} min |")
+        lines.append(
+            f"| {name} | {r['parameters']:,} | {r['steps']:,} | {r['test_error']:.2f} % | "
+            f"{r['seconds'] / 60:,.1f} min |"
+        )
     return lines
 
 
@@ -91,26 +109,39 @@ def _cell(text, template):
 
 
 def appendix_c_section(summary, table):
-    args, v, m = summary["arguments"], summary["versions"], summary["machine"]
+    args, v, m = summary.get("config") or summary["arguments"], summary["versions"], summary["machine"]
     steps = args.get("steps")
     budget = f"{steps:,} steps per run" if steps else f"{args['epochs']:g} epochs per run"
     flag = f" --steps {steps}" if steps else ""
-    lines = ["### appendix_c", "",
-             f"`python -m reproduce.appendix_c{flag}` · "
-             f"{budget} · {len(table)} runs, {summary.get('training_seconds', summary['elapsed_seconds']) / 60:,.0f} min of "
-             f"training · {m['processor']}, "
-             f"{m['cpu_count']} cores · Python {v['python']}, TensorFlow {v['tensorflow']}, Keras {v['keras']}", "",
-             "![appendix_c](appendix_c.png)", "",
-             "| group | base lr | init std | last-10 % minibatch loss | test error | diverged at |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "### appendix_c",
+        "",
+        f"`python -m reproduce.appendix_c{flag}` · "
+        f"{budget} · {len(table)} runs, {summary.get('training_seconds', summary['elapsed_seconds']) / 60:,.0f} min of "
+        f"training · {m['processor']}, "
+        f"{m['cpu_count']} cores · Python {v['python']}, TensorFlow {v['tensorflow']}, Keras {v['keras']}",
+        "",
+        "![appendix_c](appendix_c.png)",
+        "",
+        "| group | base lr | init std | last-10 % minibatch loss | test error | diverged at |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for row in table:
-        lines.append(f"| {row['group']} | {float(row['base_lr']):g} | {float(row['init_std']):g} | "
-                     f"{_cell(row['last_tenth_loss'], '{:.4f}')} | {_cell(row['test_error'], '{:.2f} %')} | "
-                     f"{_cell(row['diverged_at'], '{:,.0f}')} |")
+        lines.append(
+            f"| {row['group']} | {float(row['base_lr']):g} | {float(row['init_std']):g} | "
+            f"{_cell(row['last_tenth_loss'], '{:.4f}')} | {_cell(row['test_error'], '{:.2f} %')} | "
+            f"{_cell(row['diverged_at'], '{:,.0f}')} |"
+        )
     best = summary["best"]
-    lines += ["", "Fastest base learning rate (lowest last-10 % loss): " + ", ".join(
-        f"{g}: {b['base_lr']:g} ({b['last_tenth_loss']:.4f})" for g, b in best.items())
-        + f"; overparameterized faster at the best rates: {summary['overparameterized_faster_at_best_rates']}."]
+    lines += [
+        "",
+        "Fastest base learning rate (lowest last-10 % loss): "
+        + ", ".join(
+            f"{g}: {b['base_lr']:g} ({b['last_tenth_loss']:.4f})" if b else f"{g}: every rate diverged"
+            for g, b in best.items()
+        )
+        + f"; overparameterized faster at the best rates: {summary['overparameterized_faster_at_best_rates']}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -129,16 +160,23 @@ def build(out):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="results")
+    parser = ArgumentParser(prog="python -m reproduce.report", description=__doc__)
+    parser.add_argument(
+        "--out",
+        default="results",
+        metavar="DIR",
+        help="the folder whose JSON files are read and whose README.md is updated (default: results)",
+    )
     args = parser.parse_args(argv)
     readme = pathlib.Path(args.out) / "README.md"
+    if not pathlib.Path(args.out).is_dir():
+        parser.error(f"--out {args.out}: no such folder")
     text = readme.read_text() if readme.is_file() else f"# Results\n\n{BEGIN}\n{END}\n"
     if BEGIN not in text or END not in text:
-        raise SystemExit(f"{readme} needs the markers {BEGIN} and {END}")
+        parser.error(f"{readme} needs the markers {BEGIN} and {END}")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n\n{build(args.out)}\n{END}{tail}")
+    atomic_write_text(readme, f"{head}{BEGIN}\n\n{build(args.out)}\n{END}{tail}")
     print(f"updated {readme}")
 
 

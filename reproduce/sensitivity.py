@@ -1,11 +1,14 @@
 """Sensitivity of the Figure 3 and Figure 5 (left) verdicts to the settings the paper
-leaves open: every preprocessing x seeds x two iteration budgets (the default and 5x).
+leaves open: every preprocessing x seeds x iteration budgets (the default and 5x) x
+convergence levels.
 
 Each curve is trained once for the longest budget, with all seeds batched into the
-learning-rate grid of one compiled loop; the shorter budget is its prefix (the same
-trajectory), so both budgets cost one run. The claims are judged exactly as in the
-figure modules. Writes results/sensitivity.csv (one row per claim and setting) and
-results/sensitivity.md (in how many settings each claim holds).
+learning-rate grid of one compiled loop; a shorter budget is its prefix (the same
+trajectory, `CurveFamily.truncated`), so every budget costs one run, and other levels
+cost no training. The claims are judged by the same criteria as the figures
+(`tfovp.study.criteria`). Writes sensitivity.csv (one row per claim and setting) and
+sensitivity.md (in how many settings each claim holds); a rerun replaces only the
+(figure, preprocessing, seed, budget) settings it covers.
 
     python -m reproduce.sensitivity [--seeds 0,1,2,3,4] [--budget-factors 1,5]
         [--preprocessings standardize,minmax] [--figures 3,5] [--figure5-steps 100000]
@@ -15,107 +18,176 @@ import dataclasses
 import pathlib
 import time
 
-import numpy as np
-import pandas as pd
+from reproduce import cli, common, figure3, figure5
+from tfovp._files import atomic_write_text
+from tfovp.datasets import PRESETS
+from tfovp.study import criteria, outputs
+from tfovp.study.problem import Problem
+from tfovp.study.progress import job_scope, sweep_work
+from tfovp.study.provenance import digest
+from tfovp.study.records import CurveFamily, CurveSpec
+from tfovp.study.runs import FamilyRunner
+from tfovp.study.store import RecordStore
 
-from reproduce import common, figure3, figure5
-from tfovp import convergence, experiment
-from tfovp.datasets import PRESETS, load_regression
-from tfovp.experiment import CurveSpec, CurveStore
-from tfovp.optimum import optimal_loss
+FIGURES = (3, 5)
+SETTING = ["figure", "preprocessing", "seed", "budget"]  # what one row's verdict depends on, besides the level
 
 
 @dataclasses.dataclass
-class Config(common.Common):
-    preprocessings: str = ",".join(PRESETS)  # comma-separated presets of tfovp.datasets
-    seeds: tuple = (0.0, 1.0, 2.0, 3.0, 4.0)  # initialization seeds, batched with the grid
-    budget_factors: tuple = (1.0, 5.0)  # budgets as multiples of each figure's default
-    figures: str = "3,5"  # which figures' claims to test
-    figure5_steps: int = 100_000  # Figure 5's default budget (the paper's 100K)
-    extra_levels: tuple = (0.1, 0.05)  # further convergence levels to judge the claims at (no retraining)
+class Config(common.StudyConfig):
+    preprocessings: tuple[str, ...] = cli.setting(
+        tuple(PRESETS), "feature/target scalings compared (comma-separated: " + ", ".join(PRESETS) + ")"
+    )
+    seeds: tuple[int, ...] = cli.setting((0, 1, 2, 3, 4), "initialization seeds (>= 0), batched with the grid")
+    budget_factors: tuple[float, ...] = cli.setting((1.0, 5.0), "budgets as multiples of each figure's (> 0)")
+    figures: tuple[int, ...] = cli.setting(FIGURES, "whose claims to test: 3 and/or 5")
+    figure3_steps: int = cli.setting(20_000, "Figure 3's budget: iterations per curve")
+    figure5_steps: int = cli.setting(100_000, "Figure 5's budget (the paper's 100K)")
+    extra_levels: tuple[float, ...] = cli.setting(
+        (0.1, 0.05), "further convergence levels in (0, 1) to judge at (no retraining)"
+    )
 
-    QUICK = {"steps": 200, "figure5_steps": 200, "seeds": (0.0, 1.0), "lrs": (1e-3, 1e-2, 1e-1),
-             "preprocessings": "standardize,minmax"}
+    QUICK = {
+        "figure3_steps": 200,
+        "figure5_steps": 200,
+        "seeds": (0, 1),
+        "lrs": (1e-3, 1e-2, 1e-1),
+        "preprocessings": ("standardize", "minmax"),
+    }
+
+    def validate(self):
+        super().validate()
+        cli.check_values("preprocessings", self.preprocessings, lambda p: p in PRESETS, ", ".join(PRESETS))
+        cli.check_values("seeds", self.seeds, lambda s: s >= 0, "integers >= 0")
+        cli.check_values("budget-factors", self.budget_factors, lambda f: f > 0, "numbers > 0")
+        cli.check_values("figures", self.figures, lambda f: f in FIGURES, "3 and/or 5")
+        self.check_steps("figure3-steps", self.figure3_steps)
+        self.check_steps("figure5-steps", self.figure5_steps)
+        cli.check_values("extra-levels", self.extra_levels, lambda v: 0 < v < 1, "numbers in (0, 1)")
+
+    def budget(self, figure):
+        return self.figure3_steps if figure == 3 else self.figure5_steps
 
 
-def _truncate(record, budget, seed, optimum, level):
-    steps = np.asarray(record["steps"])
-    keep = steps <= budget
-    columns = [i for i, s in enumerate(record["seeds"]) if s == seed]
-    losses = np.array([[np.nan if row[c] is None else row[c] for c in columns] for row in record["losses"]])[keep]
-    diverged_at = np.asarray(record["diverged_at"])[columns]
-    diverged = (diverged_at >= 0) & (diverged_at <= budget)
-    rates = np.asarray(record["learning_rates"])[columns]
-    return convergence.summarize_rates(steps[keep], losses, optimum, rates, diverged, level)
+def specs(figure):
+    if figure == 3:
+        return [CurveSpec(figure3.label(n), depth=n, loss=p) for p in (2.0, 4.0) for n in (1, 2, 3)]
+    return figure5.specs(4.0)
 
 
-def _curves(figure, config):
-    if figure == "3":
-        return [(CurveSpec(figure3.label(n), depth=n, loss=p), p) for p in (2.0, 4.0) for n in (1, 2, 3)]
-    return [(spec, spec.loss) for spec in figure5.specs(4.0)]
+def judge(figure, families, budget, seed, level, setting):
+    """The figure's claims for one seed, from its families truncated to `budget`, and the
+    curves that diverged at every learning rate (no evidence about their speed)."""
+    summaries = {spec: family.truncated(budget).summary(level, seed) for spec, family in families.items()}
+    diverged = "; ".join(f"{spec.label} (l{spec.loss:g})" for spec, s in summaries.items() if s.all_diverged)
+    if figure == 3:
+        speeds = {(spec.depth, spec.loss): criteria.Speed.of(s) for spec, s in summaries.items()}
+        return criteria.figure3(speeds, setting), diverged
+    return criteria.figure5(4.0, {spec.label: s for spec, s in summaries.items()}, budget, setting), diverged
 
 
-def run(config, out):
-    started = time.time()
-    seeds = [int(s) for s in config.seeds]
-    rows, training = [], {}
-    for preprocessing in [p for p in config.preprocessings.split(",") if p]:
-        if preprocessing not in PRESETS:
-            raise ValueError(f"--preprocessings entries must be in {sorted(PRESETS)}. Received: {preprocessing!r}")
-        x, y = load_regression(config.dataset, config.data_dir, preprocessing)
-        store = CurveStore(f"{out}/.curves/sensitivity/{config.dataset}-{preprocessing}")
-        optima = {}
-        for figure in [f.strip() for f in config.figures.split(",") if f.strip()]:
-            base = config.steps if figure == "3" else config.figure5_steps
-            longest = int(base * max(config.budget_factors))
-            records = {}
-            for spec, p in _curves(figure, config):
-                if p not in optima:
-                    optima[p] = optimal_loss(x, y, p, config.loss_reduction)[0]
-                key = f"{spec.key()}-{longest}-{common.settings_key(config)}"
-                record = store.get(key) if config.resume else None
-                tic = time.time()
-                if record is None:
-                    record = experiment.run_curve(
-                        spec, x, y, optima[p], steps=longest, grid=config.lrs, seeds=seeds,
-                        level=config.level, reduction=config.loss_reduction, dtype=config.dtype,
-                        extend_edges=False, progress=not config.quick and longest >= 100_000)
-                    store.put(key, record)
-                records[(spec.label, p)] = record
-                training[f"figure{figure}"] = training.get(f"figure{figure}", 0.0) + record["elapsed_seconds"]
-                print(f"[sensitivity] {preprocessing:18s} fig {figure} {spec.label:30s} l{p:g} "
-                      f"{longest:,} it x {len(seeds)} seeds: {time.time() - tic:.1f}s", flush=True)
-            for level in (config.level, *config.extra_levels):
-                judged_config = dataclasses.replace(config, level=level)
-                for factor in config.budget_factors:
-                    budget = int(base * factor)
-                    for seed in seeds:
-                        summaries = {k: _truncate(r, budget, seed, optima[k[1]], level) for k, r in records.items()}
-                        setting = f"{preprocessing}, seed {seed}, {budget:,} it, level {level:g}"
-                        for claim in _judge(figure, summaries, judged_config, budget, setting):
-                            rows.append({"figure": claim.figure, "claim": claim.claim, "level": level,
-                                         "preprocessing": preprocessing, "seed": seed, "budget": budget,
-                                         "budget_factor": factor, "verdict": claim.verdict,
-                                         "measured": claim.measured})
+def runner(config, problem, figure, workdir, job):
+    """A FamilyRunner for one preprocessing and figure: every seed, the longest budget."""
+    longest = int(config.budget(figure) * max(config.budget_factors))
+    folder = f"{config.dataset}-{problem.preprocessing}-" + digest(
+        {"lrs": config.lrs, "loss_reduction": config.loss_reduction, "dtype": config.dtype, "steps": longest}
+    )
+    store = RecordStore(pathlib.Path(workdir) / ".curves" / "sensitivity" / folder, CurveFamily.from_json)
+    return FamilyRunner(
+        problem,
+        store,
+        steps=longest,
+        grid=config.lrs,
+        seed=config.seeds[0],
+        level=config.level,
+        dtype=config.dtype,
+        resume=config.resume,
+        job=job,
+    )
+
+
+def verdict_rows(config, figure, families, preprocessing):
+    """One row per claim, level, budget and seed."""
+    rows = []
+    for level in (config.level, *config.extra_levels):
+        for factor in config.budget_factors:
+            budget = int(config.budget(figure) * factor)
+            for seed in config.seeds:
+                setting = f"{preprocessing}, seed {seed}, {budget:,} it, level {level:g}"
+                claims, diverged = judge(figure, families, budget, seed, level, setting)
+                for claim in claims:
+                    rows.append(
+                        {
+                            "figure": claim.figure,
+                            "claim": claim.claim,
+                            "level": level,
+                            "preprocessing": preprocessing,
+                            "seed": seed,
+                            "budget": budget,
+                            "budget_factor": factor,
+                            "verdict": claim.verdict,
+                            "measured": claim.measured,
+                            "all_rates_diverged": diverged,
+                        }
+                    )
+    return rows
+
+
+def planned_work(config):
+    """The work of every family the study trains (for the progress bar)."""
+    copies = len(config.lrs) * len(config.seeds)
+    return [
+        sweep_work(copies, int(config.budget(f) * max(config.budget_factors)), spec.loss)
+        for _ in config.preprocessings
+        for f in config.figures
+        for spec in specs(f)
+    ]
+
+
+def run(config, workdir, job=None):
+    with job_scope(job, "sensitivity") as job:
+        started = time.time()
+        work = planned_work(config)
+        job.expect(len(work), sum(work))
+        rows, training = [], {}
+        for preprocessing in config.preprocessings:
+            problem = Problem.load(config.dataset, preprocessing, config.loss_reduction, config.data_dir)
+            for figure in config.figures:
+                curves = runner(config, problem, figure, workdir, job)
+                families = {spec: curves.family(spec, config.seeds, extend_edges=False) for spec in specs(figure)}
+                name = f"figure{figure}"
+                training[name] = training.get(name, 0.0) + sum(f.training_seconds for f in families.values())
+                rows += verdict_rows(config, figure, families, preprocessing)
+        write_tables(config, workdir, rows, training, started)
+        return {"elapsed_seconds": round(time.time() - started, 1), "rows": len(rows)}
+
+
+def write_tables(config, workdir, rows, training, started):
+    """Merge `rows` into sensitivity.csv (replacing the settings they cover) and
+    regenerate sensitivity.md."""
+    import pandas as pd
+
     elapsed = round(time.time() - started, 1)
-    frame = pd.DataFrame(rows).assign(elapsed_seconds=elapsed, loss_reduction=config.loss_reduction,
-                                      dtype=config.dtype, started=time.strftime("%Y-%m-%dT%H:%M:%S",
-                                                                                time.localtime(started)))
+    frame = pd.DataFrame(rows).assign(
+        elapsed_seconds=elapsed,
+        loss_reduction=config.loss_reduction,
+        dtype=config.dtype,
+        started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+    )
     if not frame.empty:  # seconds spent training the curves, also when they were resumed
         frame["training_seconds"] = frame["figure"].map(lambda f: round(training.get(f, 0.0), 1))
-    frame = _merge(frame, f"{out}/sensitivity.csv")
-    frame.to_csv(f"{out}/sensitivity.csv", index=False)
-    _write_markdown(frame, out)
-    return {"elapsed_seconds": elapsed, "rows": len(rows)}
-
-
-SETTING = ["figure", "preprocessing", "seed", "budget"]  # what one row's verdict depends on, besides the level
+    path = pathlib.Path(workdir) / "sensitivity.csv"
+    frame = _merge(frame, path)
+    outputs.write_csv(path, frame, float_format=None)
+    atomic_write_text(pathlib.Path(workdir) / "sensitivity.md", _markdown(frame))
 
 
 def _merge(frame, path):
     """Keep the earlier rows of every setting not rerun now, so that figures, budgets or
     seeds can be studied in separate runs; a rerun setting replaces all its rows."""
-    if frame.empty or not pathlib.Path(path).is_file():
+    import pandas as pd
+
+    if frame.empty or not path.is_file():
         return frame
     previous = pd.read_csv(path)
     rerun = set(frame[SETTING].itertuples(index=False, name=None))
@@ -125,61 +197,68 @@ def _merge(frame, path):
 
 def _training_seconds(group):
     """Training time of one figure's rows, summed over the invocations that wrote them."""
+    import pandas as pd
+
     column = "training_seconds" if "training_seconds" in group else "elapsed_seconds"
     invocations = group["started"].fillna("") if "started" in group else pd.Series("", index=group.index)
     return float(group.groupby(invocations)[column].first().sum())
 
 
-def _judge(figure, summaries, config, budget, setting):
-    if figure == "3":
-        speeds = {(int(label.split("-")[1].split()[0]) if label.startswith("depth") else 1, p):
-                  (s["iterations_to_level"], s["final_relative_excess"]) for (label, p), s in summaries.items()}
-        return figure3.claims(speeds, setting)
-    by_label = {label: s for (label, _), s in summaries.items()}
-    figure5_config = dataclasses.replace(figure5.Config(), steps=budget, level=config.level)
-    return figure5.claims_for(by_label, figure5_config, 4.0, setting)
-
-
-def _write_markdown(frame, out):
-    lines = ["# Sensitivity of the verdicts to the settings the paper leaves open", "",
-             "Generated by `python -m reproduce.sensitivity` (rows: sensitivity.csv). Settings covered:", ""]
-    for figure, group in (frame.groupby("figure", sort=True) if not frame.empty else []):
+def _markdown(frame):
+    lines = [
+        "# Sensitivity of the verdicts to the settings the paper leaves open",
+        "",
+        "Generated by `python -m reproduce.sensitivity` (rows: sensitivity.csv). Settings covered:",
+        "",
+    ]
+    for figure, group in frame.groupby("figure", sort=True) if not frame.empty else []:
         lines.append(
             f"- {figure}: preprocessings {', '.join(dict.fromkeys(group['preprocessing']))}; seeds "
             f"{sorted(set(int(s) for s in group['seed']))}; budgets {sorted(set(int(b) for b in group['budget']))} "
             f"iterations; levels {sorted(set(float(v) for v in group['level']))}; loss "
             f"{group['loss_reduction'].iloc[0]} over "
             f"examples; {group['dtype'].iloc[0]}; training time of the curves "
-            f"{_training_seconds(group):,.0f} s")
+            f"{_training_seconds(group):,.0f} s"
+        )
     lines.append("")
-    if frame.empty:
-        lines.append("No rows.")
-    else:
-        lines += _tables(frame)
-    with open(f"{out}/sensitivity.md", "w") as handle:
-        handle.write("\n".join(lines) + "\n")
+    lines += _tables(frame) if not frame.empty else ["No rows."]
+    return "\n".join(lines) + "\n"
 
 
 def _tables(frame):
-    lines = ["## Per claim and convergence level", "",
-             "| claim | level | PASS | FAIL | INCONCLUSIVE | settings |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## Per claim and convergence level",
+        "",
+        "| claim | level | PASS | FAIL | INCONCLUSIVE | settings |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for (claim, level), group in frame.groupby(["claim", "level"], sort=False):
         counts = group["verdict"].value_counts()
-        lines.append(f"| {claim} | {level:g} | {counts.get('PASS', 0)} | {counts.get('FAIL', 0)} | "
-                     f"{counts.get('INCONCLUSIVE', 0)} | {len(group)} |")
-    lines += ["", "## Per claim, level, preprocessing and budget", "",
-              "Verdicts per seed in seed order (P = PASS, F = FAIL, I = INCONCLUSIVE).", ""]
+        lines.append(
+            f"| {claim} | {level:g} | {counts.get('PASS', 0)} | {counts.get('FAIL', 0)} | "
+            f"{counts.get('INCONCLUSIVE', 0)} | {len(group)} |"
+        )
+    lines += [
+        "",
+        "## Per claim, level, preprocessing and budget",
+        "",
+        "Verdicts per seed in seed order (P = PASS, F = FAIL, I = INCONCLUSIVE).",
+        "",
+    ]
     table = frame.assign(passed=frame["verdict"] == "PASS").groupby(
-        ["claim", "level", "preprocessing", "budget"], sort=False)
+        ["claim", "level", "preprocessing", "budget"], sort=False
+    )
     lines += ["| claim | level | preprocessing | budget | PASS / seeds | verdicts |", "|---|---:|---|---:|---:|---|"]
     for (claim, level, preprocessing, budget), group in table:
-        lines.append(f"| {claim} | {level:g} | {preprocessing} | {budget:,} | {int(group['passed'].sum())} / "
-                     f"{len(group)} | {' '.join(v[0] for v in group['verdict'])} |")
+        lines.append(
+            f"| {claim} | {level:g} | {preprocessing} | {budget:,} | {int(group['passed'].sum())} / "
+            f"{len(group)} | {' '.join(v[0] for v in group['verdict'])} |"
+        )
     return lines
 
 
 def main(argv=None):
-    return common.main_wrapper(run, Config, __doc__, argv)
+    return cli.main(run, Config, __doc__, argv, prog="python -m reproduce.sensitivity")
 
 
 if __name__ == "__main__":

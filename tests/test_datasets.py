@@ -2,7 +2,6 @@
 
 import gzip
 import io
-import os
 import pathlib
 import shutil
 import struct
@@ -46,12 +45,15 @@ def test_parse_tiny_dat_file(tmp_path):
     assert len(lines) == 2 and lines[0] == _dat_line(*rows[0]) and lines[1] == _dat_line(*rows[2])
 
 
-@pytest.mark.parametrize("line, match", [
-    (_dat_line(1, 10.0, np.ones(127)), "expected 128 features, found 127"),
-    (_dat_line(1, 10.0, np.ones(128)).replace("5:1.000000", "5:abc"), "non-numeric value"),
-    (_dat_line(1, 10.0, np.ones(128)).replace("5:1.000000", "6:1.000000"), "feature 5 expected"),
-    ("hello world\n", "expected '<gas>;<concentration>"),
-])
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        (_dat_line(1, 10.0, np.ones(127)), "expected 128 features, found 127"),
+        (_dat_line(1, 10.0, np.ones(128)).replace("5:1.000000", "5:abc"), "non-numeric value"),
+        (_dat_line(1, 10.0, np.ones(128)).replace("5:1.000000", "6:1.000000"), "feature 5 expected"),
+        ("hello world\n", "expected '<gas>;<concentration>"),
+    ],
+)
 def test_bad_dat_lines(tmp_path, line, match):
     path = _write(tmp_path / "bad.dat", _dat_line(1, 1.0, np.zeros(128)) + line)
     with pytest.raises(files.DataFormatError, match=f"bad.dat:2: {match}"):
@@ -63,7 +65,13 @@ def test_official_batch_file_values(data_dir):
     x, gas, concentration = gas_sensor.read_dat(path)
     assert x.shape == (445, 128)
     assert (gas[0], concentration[0], x[0, 0], x[0, 1], x[0, 2], x[0, 127]) == (
-        1, 10.0, 15596.1621, 1.868245, 2.371604, -2.654529)
+        1,
+        10.0,
+        15596.1621,
+        1.868245,
+        2.371604,
+        -2.654529,
+    )
     assert np.sum(gas == 1) == 90 and set(gas.tolist()) <= set(range(1, 7))
     # The gas-1 lines of batch 1, verbatim, open the Ethanol extract.
     ethanol = (pathlib.Path(data_dir) / "gas-sensor-drift" / "ethanol.dat").read_text().splitlines(True)
@@ -80,8 +88,11 @@ def test_ethanol_real_data(data_dir):
 
 def test_full_gas_set_names_missing_batches(data_dir, tmp_path):
     folder = tmp_path / "partial"
-    shutil.copytree(pathlib.Path(data_dir) / "gas-sensor-drift", folder / "gas-sensor-drift",
-                    ignore=shutil.ignore_patterns("batch7.dat", "batch10.dat"))
+    shutil.copytree(
+        pathlib.Path(data_dir) / "gas-sensor-drift",
+        folder / "gas-sensor-drift",
+        ignore=shutil.ignore_patterns("batch7.dat", "batch10.dat"),
+    )
     with pytest.raises(files.DatasetNotFoundError, match="missing: batch7.dat, batch10.dat"):
         datasets.load_gas_sensor_drift(data_dir=folder, download=False)
 
@@ -92,8 +103,10 @@ def test_full_gas_set_with_all_batches(tmp_path, monkeypatch):
     folder = tmp_path / "data"
     specs = {}
     for b in range(1, 11):
-        path = _write(folder / f"gas-sensor-drift/batch{b}.dat",
-                      _dat_line(1, b, np.full(128, b)) + _dat_line(3, 1.0, np.zeros(128)))
+        path = _write(
+            folder / f"gas-sensor-drift/batch{b}.dat",
+            _dat_line(1, b, np.full(128, b)) + _dat_line(3, 1.0, np.zeros(128)),
+        )
         specs[b] = files.DataFile(f"gas-sensor-drift/batch{b}.dat", files.sha256_of(path))
     monkeypatch.setattr(gas_sensor, "BATCH_FILES", specs)
     full = datasets.load_gas_sensor_drift(data_dir=folder, download=False)
@@ -116,19 +129,23 @@ def test_ethanol_cache_is_verified_and_atomic(data_dir, tmp_path):
 
 
 def test_parse_abalone_rows(tmp_path):
-    path = _write(tmp_path / "abalone.data",
-                  "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\nI,0.1,0.2,0.3,0.4,0.5,0.6,0.7,7\n")
+    path = _write(
+        tmp_path / "abalone.data", "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\nI,0.1,0.2,0.3,0.4,0.5,0.6,0.7,7\n"
+    )
     x, y = abalone.read_abalone(path)
     np.testing.assert_array_equal(x[0], [1, 0, 0, 0.455, 0.365, 0.095, 0.514, 0.2245, 0.101, 0.15])
     np.testing.assert_array_equal(x[1, :3], [0, 0, 1])
     np.testing.assert_array_equal(y, [15, 7])
 
 
-@pytest.mark.parametrize("row, match", [
-    ("X,1,1,1,1,1,1,1,1", "sex must be one of"),
-    ("M,1,1,1,1,1,1,1", "expected 9 comma-separated fields, found 8"),
-    ("M,1,1,1,one,1,1,1,1", "non-numeric value"),
-])
+@pytest.mark.parametrize(
+    "row, match",
+    [
+        ("X,1,1,1,1,1,1,1,1", "sex must be one of"),
+        ("M,1,1,1,1,1,1,1", "expected 9 comma-separated fields, found 8"),
+        ("M,1,1,1,one,1,1,1,1", "non-numeric value"),
+    ],
+)
 def test_bad_abalone_rows(tmp_path, row, match):
     path = _write(tmp_path / "abalone.data", row + "\n")
     with pytest.raises(files.DataFormatError, match=match):
@@ -182,8 +199,7 @@ def test_mnist_real_data(data_dir):
     (x_train, y_train), (x_test, y_test) = datasets.load_mnist(data_dir=data_dir, download=False)
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
     assert x_train.dtype == np.uint8 and y_train.dtype == np.uint8
-    np.testing.assert_array_equal(
-        np.bincount(y_train), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    np.testing.assert_array_equal(np.bincount(y_train), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
     assert np.bincount(y_test).sum() == 10000 and x_train.max() == 255
 
 
@@ -203,12 +219,25 @@ def test_checksum_mismatch_names_file_and_digests(data_dir, tmp_path):
 
 def test_missing_file_lists_places_url_and_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("TFOVP_DATA_DIR", str(tmp_path / "env"))
+    (tmp_path / "explicit").mkdir()
     with pytest.raises(files.DatasetNotFoundError) as error:
         datasets.load_abalone(data_dir=tmp_path / "explicit", download=False)
     message = str(error.value)
-    for expected in [str(tmp_path / "explicit"), str(tmp_path / "env"), str(tmp_path / "cache"),
-                     abalone.DATA_FILE.urls[0], "TFOVP_DATA_DIR", "abalone/abalone.data"]:
+    for expected in [
+        str(tmp_path / "explicit"),
+        str(tmp_path / "env"),
+        str(tmp_path / "cache"),
+        abalone.DATA_FILE.urls[0],
+        "TFOVP_DATA_DIR",
+        "abalone/abalone.data",
+    ]:
         assert expected in message
+
+
+def test_a_data_dir_that_does_not_exist_is_an_error_even_with_the_variable_set(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TFOVP_DATA_DIR", data_dir)  # would find the file: the given folder must not be skipped
+    with pytest.raises(ValueError, match="data_dir=.*nowhere"):
+        datasets.load_abalone(data_dir=tmp_path / "nowhere", download=False)
 
 
 def test_search_order(data_dir, tmp_path, monkeypatch):
@@ -219,16 +248,48 @@ def test_search_order(data_dir, tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def no_data_env(monkeypatch):
-    """Search only the explicit folder and the (empty, per-test) cache."""
+def no_data_env(monkeypatch, tmp_path):
+    """Search only the explicit folder (an empty `tmp_path / "nothing"`) and the (empty,
+    per-test) cache."""
     monkeypatch.delenv("TFOVP_DATA_DIR", raising=False)
+    (tmp_path / "nothing").mkdir()
 
 
-def test_no_network_fails_fast_with_the_message(tmp_path, no_data_env):
-    started = time.monotonic()
+def test_no_network_fails_with_the_message(tmp_path, no_data_env):
     with pytest.raises(files.DatasetNotFoundError, match="Download failed: .*network access is disabled"):
         datasets.load_abalone(data_dir=tmp_path / "nothing")
-    assert time.monotonic() - started < 5
+
+
+def test_a_server_that_never_answers_fails_within_the_timeout(tmp_path, monkeypatch, no_data_env):
+    """A download from a host that accepts the connection and then stays silent gives up
+    after DOWNLOAD_TIMEOUT_S instead of hanging (a loopback server; no network needed)."""
+    import socket
+    import threading
+
+    monkeypatch.undo()  # this test's own loopback connection is allowed
+    monkeypatch.delenv("TFOVP_DATA_DIR", raising=False)
+    monkeypatch.setenv("TFOVP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(files, "DOWNLOAD_TIMEOUT_S", 0.5)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/abalone.data"
+    spec = files.DataFile("abalone/abalone.data", abalone.DATA_FILE.sha256, urls=(url,))
+    outcome = []
+
+    def fetch():
+        try:
+            files.locate([spec], tmp_path / "nothing")
+        except files.DatasetNotFoundError as error:
+            outcome.append(str(error))
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(timeout=10)
+    server.close()
+    assert not worker.is_alive() and time.monotonic() - started < 5
+    assert outcome and "timed out" in outcome[0]
 
 
 def test_interrupted_download_leaves_nothing(tmp_path, monkeypatch, no_data_env):
@@ -261,8 +322,11 @@ def test_download_verifies_then_installs(data_dir, tmp_path, monkeypatch, no_dat
 
 def test_download_from_nested_archive(tmp_path, monkeypatch):
     payload = b"hello batch"
-    spec = files.DataFile("gas-sensor-drift/batch4.dat", __import__("hashlib").sha256(payload).hexdigest(),
-                          archive_urls=("https://example.invalid/all.zip",))
+    spec = files.DataFile(
+        "gas-sensor-drift/batch4.dat",
+        __import__("hashlib").sha256(payload).hexdigest(),
+        archive_urls=("https://example.invalid/all.zip",),
+    )
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w") as archive:
         archive.writestr("Dataset/batch4.dat", payload)
@@ -303,6 +367,7 @@ def test_report_command(data_dir, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "ethanol" in out and "(2565, 128)" in out and "MISSING (optional)" in out
     monkeypatch.delenv("TFOVP_DATA_DIR", raising=False)
+    (tmp_path / "empty").mkdir()
     assert report.main(["--data-dir", str(tmp_path / "empty"), "--no-download"]) == 1
 
 

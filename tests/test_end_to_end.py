@@ -104,51 +104,44 @@ def test_step_is_eq10_with_weight_decay():
     np.testing.assert_allclose(got, expected, atol=1e-12)
 
 
-def _claim2_field(w, gradient_at, depth):
-    norm = np.linalg.norm(w)
-    g = gradient_at(w)
-    along = (g @ w) * w / norm**2 if norm > 0 else 0 * g
-    return norm ** (2 - 2 / depth) * (g + (depth - 1) * along)
-
-
 def _closed_curve_integral(field, e, f, r, big_r, n=20001):
-    """Line integral of `field` around: r e -> R e (radial), the arc of radius R through
-    +f to -R e, -R e -> -r e (radial), the arc of radius r through +f back to r e."""
+    """Line integral of `field` ((n, d) points -> (n, d) values) around: r e -> R e
+    (radial), the arc of radius R through +f to -R e, -R e -> -r e (radial), the arc of
+    radius r through +f back to r e; trapezoidal rule with n points per piece."""
     total = 0.0
-    radial = np.linspace(r, big_r, n)
-    angles = np.linspace(0.0, np.pi, n)
+    radial = np.linspace(r, big_r, n)[:, None]
+    angles = np.linspace(0.0, np.pi, n)[:, None]
     pieces = [
-        [s * e for s in radial],
-        [big_r * (np.cos(a) * e + np.sin(a) * f) for a in angles],
-        [-s * e for s in radial[::-1]],
-        [r * (np.cos(a) * e + np.sin(a) * f) for a in angles[::-1]],
+        radial * e,
+        big_r * (np.cos(angles) * e + np.sin(angles) * f),
+        -radial[::-1] * e,
+        r * (np.cos(angles[::-1]) * e + np.sin(angles[::-1]) * f),
     ]
     for points in pieces:
-        points = np.asarray(points)
-        values = np.asarray([field(p) for p in points])
+        values = field(points)
         midpoint_values = (values[1:] + values[:-1]) / 2
         total += np.sum(np.einsum("ij,ij->i", midpoint_values, np.diff(points, axis=0)))
     return total
 
 
 def test_theorem2_field_is_not_a_gradient_for_depth_three():
-    # L^1(w) = 1/2 ||X w - y||^2 / m on a small problem; grad L^1(0) = -X^T y / m != 0.
+    # The library's Claim 2 field F(w) = ||w||^{2-2/N} (g + (N-1) Pr_w g), g = grad L^1(w),
+    # for L^1(w) = 1/2 ||X w - y||^2 / m on a small problem (grad L^1(0) = -X^T y / m != 0).
     rng = np.random.default_rng(6)
     x, y = rng.normal(size=(20, 3)), rng.normal(size=20)
 
-    def gradient_at(w):
-        return x.T @ (x @ w - y) / len(y)
+    def field(points, depth):  # points (n, 3) as (n, 1, 3) single-output kernels
+        gradients = (points @ x.T - y) @ x / len(y)
+        return np.asarray(e2e.precondition_single_output(points[:, None, :], gradients[:, None, :], depth))[:, 0]
 
-    g0 = gradient_at(np.zeros(3))
+    g0 = -x.T @ y / len(y)
     e = g0 / np.linalg.norm(g0)
     f = np.linalg.qr(np.column_stack([e, rng.normal(size=3)]))[0][:, 1]
     integrals = {}
     for depth in [1, 3]:
         big_r = 0.1
         r = (big_r ** (3 - 2 / depth) / 2) ** (1 / (3 - 2 / depth))
-        integrals[depth] = _closed_curve_integral(
-            lambda w, depth=depth: _claim2_field(w, gradient_at, depth), e, f, r, big_r
-        )
+        integrals[depth] = _closed_curve_integral(lambda w, depth=depth: field(w, depth), e, f, r, big_r)
     # Depth 1 is a gradient field: its loop integral vanishes up to quadrature error.
     assert abs(integrals[1]) < 1e-9
     assert abs(integrals[3]) > 1e-4

@@ -2,6 +2,7 @@
 nested models; the CLI; bad inputs. Function preservation is to float32 round-off (the
 balanced factors are computed in float64 and then cast) or to 1e-12 in float64."""
 
+import os
 import subprocess
 import sys
 import warnings
@@ -11,14 +12,20 @@ import numpy as np
 import pytest
 
 import tfovp
-from tfovp import diagnostics
+from tfovp import diagnostics, factoring
 from tfovp.convert import main as convert_main
 from tfovp.layers import FactoredDense
 
 
 def _sequential(dtype="float32"):
-    return keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu", dtype=dtype),
-                             keras.layers.Dropout(0.1), keras.layers.Dense(3, dtype=dtype)])
+    return keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(8, activation="relu", dtype=dtype),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(3, dtype=dtype),
+        ]
+    )
 
 
 def _functional():
@@ -27,8 +34,15 @@ def _functional():
     left = shared(inputs)
     right = keras.layers.Dense(6, activation="tanh", name="branch")(inputs)
     merged = shared(keras.layers.Add()([left, right]))
-    inner = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, name="inner_dense"),
-                              keras.layers.BatchNormalization(), keras.layers.Dense(2, name="out")], name="inner")
+    inner = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(4, name="inner_dense"),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(2, name="out"),
+        ],
+        name="inner",
+    )
     return keras.Model(inputs, inner(merged))
 
 
@@ -37,11 +51,13 @@ def _x(dtype="float32"):
 
 
 def _types(model):
-    return [type(layer).__name__ for layer in tfovp.factoring._all_layers(model)]
+    return [type(layer).__name__ for layer in tfovp.factoring.flat_layers(model)]
 
 
-@pytest.mark.parametrize("build, dtype, tolerance", [
-    (_sequential, "float32", 1e-5), (_sequential, "float64", 1e-12), (_functional, "float32", 1e-5)])
+@pytest.mark.parametrize(
+    "build, dtype, tolerance",
+    [(_sequential, "float32", 1e-5), (_sequential, "float64", 1e-12), (_functional, "float32", 1e-5)],
+)
 @pytest.mark.parametrize("depth", [2, 3])
 def test_function_is_preserved(build, dtype, tolerance, depth):
     model = build(dtype) if build is _sequential else build()
@@ -70,8 +86,11 @@ def test_selected_layers_widths_and_paper_init():
     assert isinstance(deep.get_layer("branch"), FactoredDense) and deep.get_layer("branch").hidden_widths == [10]
     assert type(deep.get_layer("shared")) is keras.layers.Dense
     paper = tfovp.overparameterize(_sequential(), depth=2, init="paper", seed=1)
-    # New 8x8 factor: truncated normal with stddev 0.1 (cut at 2 sigma: std 0.088).
-    assert abs(np.std(np.asarray(paper.layers[0].factors[1])) - 0.088) < 0.03
+    # New factors: truncated normal with stddev 0.1, cut at 2 sigma (std 0.088); 4,096
+    # draws of a 64x64 factor: none beyond 0.2 (an untruncated normal has ~190 there).
+    new = factoring._factors(np.ones((5, 64)), 2, [64], "paper", 0.1, 1)[1]
+    assert np.abs(new).max() <= 0.2 and abs(np.std(new) - 0.088) < 0.004
+    assert paper.layers[0].factors[1].shape == (8, 8)
     with pytest.raises(ValueError, match="hidden width must equal units=8"):
         tfovp.overparameterize(_sequential(), init="paper", hidden_widths=4)
 
@@ -132,6 +151,14 @@ def test_cli_round_trip_and_collapsed_model_loads_without_tfovp(tmp_path):
     assert isinstance(deep.layers[0], FactoredDense)
     np.testing.assert_allclose(deep(_x()), model(_x()), rtol=1e-5, atol=1e-5)
     assert convert_main(["collapse", str(deep_path), str(flat_path)]) == 0
+    # From the shell too, where nothing has imported tfovp's layers before the load.
+    shell = subprocess.run(
+        [sys.executable, "-m", "tfovp.convert", "collapse", str(deep_path), str(tmp_path / "f.keras")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert shell.returncode == 0 and shell.stdout.startswith("collapse:"), shell.stderr[-2000:]
     np.save(tmp_path / "x.npy", _x())
     np.save(tmp_path / "y.npy", np.asarray(model(_x())))
     script = (
@@ -142,8 +169,9 @@ def test_cli_round_trip_and_collapsed_model_loads_without_tfovp(tmp_path):
         "assert all(type(l).__name__ == 'Dense' or type(l).__name__ == 'Dropout' for l in m.layers)\n"
         "np.testing.assert_allclose(m(x), y, rtol=1e-5, atol=1e-5)\n"
     )
-    subprocess.run([sys.executable, "-c", script], check=True, env={"TF_CPP_MIN_LOG_LEVEL": "3",
-                                                                    "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
+    )
 
 
 def test_cli_bad_layer_name(tmp_path, capsys):

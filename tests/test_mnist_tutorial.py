@@ -27,7 +27,7 @@ def test_learning_rate_schedule_and_batch_offsets():
 
 
 def test_one_training_step_matches_a_hand_computed_reference():
-    config = tutorial.Config(dropout_rate=0.0, verbose=False)
+    config = tutorial.Config(dropout_rate=0.0, quiet=True)
     trainer = tutorial.Trainer(config, train_size=55000)
     rng = np.random.default_rng(0)
     images = (rng.random((64, 28, 28, 1)) - 0.5).astype(np.float32)
@@ -66,8 +66,9 @@ def test_keras_regularizers_equal_the_tutorial_l2_term():
     for factored in (False, True):
         model = tutorial.build_model(factored, l2=5e-4)
         model(np.zeros((1, 28, 28, 1), np.float32))
-        expected = 5e-4 * sum(float(np.sum(np.asarray(t, np.float64) ** 2)) / 2
-                              for t in tutorial.l2_tensors(model, "product"))
+        expected = 5e-4 * sum(
+            float(np.sum(np.asarray(t, np.float64) ** 2)) / 2 for t in tutorial.l2_tensors(model, "product")
+        )
         np.testing.assert_allclose(sum(float(v) for v in model.losses), expected, rtol=1e-5)
 
 
@@ -86,9 +87,10 @@ def test_self_test_reaches_zero_test_error(flags, capsys):
 
 
 def test_fifty_real_steps_lower_the_loss(data_dir, tmp_path):
-    result = tutorial.train(tutorial.Config(steps=50, data_dir=data_dir, verbose=False,
-                                            out=str(tmp_path / "run.csv"), overparameterize=True))
-    losses = result["history"]["minibatch_loss"]
+    result = tutorial.train(
+        tutorial.Config(steps=50, data_dir=data_dir, quiet=True, out=str(tmp_path / "run.csv"), overparameterize=True)
+    )
+    losses = result.history["minibatch_loss"]
     assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
     assert (tmp_path / "run.csv").read_text().startswith("step,minibatch_loss,learning_rate")
 
@@ -104,7 +106,7 @@ images = (np.random.default_rng(0).random((64, 28, 28, 1)) - 0.5).astype(np.floa
 labels = np.arange(64) % 10
 losses = []
 for name in ("default", "mirrored"):
-    config = t.Config(dropout_rate=0.0, strategy=name, verbose=False)
+    config = t.Config(dropout_rate=0.0, strategy=name, quiet=True)
     trainer = t.Trainer(config, 55000, t.make_strategy(name))
     assert trainer.strategy.num_replicas_in_sync == (1 if name == "default" else 2)
     losses.append(float(trainer.train_step(tf.constant(images), tf.constant(labels))[0]))

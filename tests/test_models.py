@@ -25,8 +25,9 @@ def _fit(model, x, y, eta, steps):
 
 
 def _rule(depth, start, dtype="float64", **kwargs):
-    model = EndToEndLinear(start.shape[1], depth, dtype=dtype,
-                           kernel_initializer=initializers.Balanced(start, seed=0), **kwargs)
+    model = EndToEndLinear(
+        start.shape[1], depth, dtype=dtype, kernel_initializer=initializers.Balanced(start, seed=0), **kwargs
+    )
     model.build((None, start.shape[0]))
     return model
 
@@ -47,8 +48,14 @@ def test_depth_one_is_plain_sgd():
     x, y = _problem()
     start = 0.3 * np.random.default_rng(1).normal(size=(5, 3))
     rule = _fit(_rule(1, start), x, y, 0.05, 5)
-    dense = keras.Sequential([keras.Input((5,)), keras.layers.Dense(
-        3, use_bias=False, dtype="float64", kernel_initializer=keras.initializers.Constant(start))])
+    dense = keras.Sequential(
+        [
+            keras.Input((5,)),
+            keras.layers.Dense(
+                3, use_bias=False, dtype="float64", kernel_initializer=keras.initializers.Constant(start)
+            ),
+        ]
+    )
     _fit(dense, x, y, 0.05, 5)
     np.testing.assert_allclose(rule.kernel, dense.layers[0].kernel, rtol=1e-10)
 
@@ -58,9 +65,14 @@ def _deviation(eta, time_horizon, depth=3):
     x, y = _problem()
     start = initializers.product(initializers.NearZero(0.3, seed=2).draw([(5, 4), (4, 4), (4, 3)]))
     steps = int(round(time_horizon / eta))
-    net = keras.Sequential([keras.Input((5,)), DeepLinear(
-        3, depth, hidden_widths=4, dtype="float64",
-        kernel_initializer=initializers.Balanced(start, seed=0))])
+    net = keras.Sequential(
+        [
+            keras.Input((5,)),
+            DeepLinear(
+                3, depth, hidden_widths=4, dtype="float64", kernel_initializer=initializers.Balanced(start, seed=0)
+            ),
+        ]
+    )
     _fit(net, x, y, eta, steps)
     rule = _fit(_rule(depth, start), x, y, eta, steps)
     net_kernel = np.asarray(net.layers[0].end_to_end())
@@ -95,12 +107,38 @@ def test_save_load_round_trip(tmp_path):
     loaded.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"output_dim": 1, "depth": 0}, "depth=0"),
-    ({"output_dim": 1, "depth": 2, "weight_decay": -0.1}, "weight_decay=-0.1"),
-    ({"output_dim": 0, "depth": 2}, "output_dim=0"),
-    ({"output_dim": 1, "depth": 2, "method": "eig"}, "method='eig'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"output_dim": 1, "depth": 0}, "depth=0"),
+        ({"output_dim": 1, "depth": 2, "weight_decay": -0.1}, "weight_decay=-0.1"),
+        ({"output_dim": 0, "depth": 2}, "output_dim=0"),
+        ({"output_dim": 1, "depth": 2, "method": "eig"}, "method='eig'"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EndToEndLinear(**kwargs)
+
+
+def test_mixed_precision_trains_like_float32():
+    # Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer, which divides
+    # the gradients it receives by the loss scale (32,768 at first): the train_step must
+    # scale the loss as Keras' own does, or the kernel moves ~32,768x too little. Dynamic
+    # loss scaling may skip a step whose scaled gradients overflow float16 (here the
+    # first of 4), so compare the direction and the size of the move within a factor 2.
+    x, y = _problem(m=64)
+    start = 0.3 * np.random.default_rng(1).normal(size=(5, 3))
+    moved = {}
+    for policy in ("float32", "mixed_float16"):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            model = EndToEndLinear(3, 2, weight_decay=0.01, kernel_initializer=initializers.Balanced(start, seed=0))
+            model.compile(optimizer=keras.optimizers.SGD(0.05), loss=LpLoss(2))
+            model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+            moved[policy] = np.asarray(model.kernel, np.float64) - start
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+    size = {policy: np.linalg.norm(move) for policy, move in moved.items()}
+    cosine = np.sum(moved["float32"] * moved["mixed_float16"]) / (size["float32"] * size["mixed_float16"])
+    assert size["float32"] > 1e-2 and 0.5 < size["mixed_float16"] / size["float32"] < 2 and cosine > 0.98

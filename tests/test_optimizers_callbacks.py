@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import tfovp
+from tfovp import end_to_end as e2e
 from tfovp import initializers
 from tfovp.callbacks import EndToEndMonitor
 from tfovp.layers import DeepLinear, FactoredDense
@@ -32,8 +33,9 @@ def _fit(model, optimizer, x, y, steps):
 def test_agrees_with_end_to_end_linear(weight_decay):
     x, y = _problem()
     start = 0.3 * np.random.default_rng(1).normal(size=(5, 3))
-    rule = tfovp.EndToEndLinear(3, 3, weight_decay=weight_decay, dtype="float64",
-                                kernel_initializer=initializers.Balanced(start, seed=0))
+    rule = tfovp.EndToEndLinear(
+        3, 3, weight_decay=weight_decay, dtype="float64", kernel_initializer=initializers.Balanced(start, seed=0)
+    )
     _fit(rule, keras.optimizers.SGD(ETA), x, y, 10)
     dense = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, use_bias=False, dtype="float64")])
     dense.layers[0].set_weights([start])
@@ -47,8 +49,12 @@ def test_tracks_deep_linear_gradient_descent():
     # SGD on the same linear model ends ~0.6 away. Bounds: gap < 1e-2 and < 1/10 of SGD's.
     x, y = _problem()
     start = initializers.product(initializers.NearZero(0.3, seed=2).draw([(5, 4), (4, 4), (4, 3)]))
-    net = keras.Sequential([keras.Input((5,)), DeepLinear(3, 3, hidden_widths=4, dtype="float64",
-                                                          kernel_initializer=initializers.Balanced(start, seed=0))])
+    net = keras.Sequential(
+        [
+            keras.Input((5,)),
+            DeepLinear(3, 3, hidden_widths=4, dtype="float64", kernel_initializer=initializers.Balanced(start, seed=0)),
+        ]
+    )
     _fit(net, keras.optimizers.SGD(0.002), x, y, 200)
     target = np.asarray(net.layers[0].end_to_end())
     gaps = {}
@@ -95,18 +101,81 @@ def _read_events(folder):
 
 
 def test_monitor_writes_the_expected_tags(tmp_path):
-    model = keras.Sequential([keras.Input((5,)), FactoredDense(4, depth=3, name="f", activation="relu"),
-                              DeepLinear(2, 2, hidden_widths=3, name="lin")])
+    model = keras.Sequential(
+        [
+            keras.Input((5,)),
+            FactoredDense(4, depth=3, name="f", activation="relu"),
+            DeepLinear(2, 2, hidden_widths=3, name="lin"),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
     x, y = _problem(k=2)
-    model.fit(x.astype("float32"), y.astype("float32"), batch_size=16, epochs=2, verbose=0,
-              callbacks=[EndToEndMonitor(tmp_path, every_n_steps=2, top_k=2)])
+    model.fit(
+        x.astype("float32"),
+        y.astype("float32"),
+        batch_size=16,
+        epochs=2,
+        verbose=0,
+        callbacks=[EndToEndMonitor(tmp_path, every_n_steps=2, top_k=2)],
+    )
     tags = _read_events(tmp_path)
-    expected = {"learning_rate", "f/end_to_end_norm", "f/singular_value_0", "f/singular_value_1",
-                "f/balancedness_0", "f/balancedness_1", "f/end_to_end", "lin/end_to_end_norm",
-                "lin/balancedness_0"}
+    expected = {
+        "learning_rate",
+        "f/end_to_end_norm",
+        "f/singular_value_0",
+        "f/singular_value_1",
+        "f/balancedness_0",
+        "f/balancedness_1",
+        "f/end_to_end",
+        "lin/end_to_end_norm",
+        "lin/balancedness_0",
+    }
     assert expected <= set(tags)
     assert sorted(tags["f/end_to_end_norm"]) == [0, 2, 4]  # 6 batches, every second one
     last = float(tf.make_ndarray(tags["f/end_to_end_norm"][4].tensor))
     np.testing.assert_allclose(last, np.linalg.norm(np.asarray(model.layers[0].kernel)), rtol=0.2)
     assert float(tf.make_ndarray(tags["learning_rate"][0].tensor)) == pytest.approx(0.05)
+
+
+def test_clipping_and_a_schedule_act_on_the_gradient_before_the_preconditioner():
+    # The base optimizer clips G (clipnorm) and supplies eta(t) from the schedule; the
+    # rule then moves W by -eta(t) P_W(clip(G)) (Eq. 10). Two steps checked by hand.
+    x, y = _problem()
+    start = 0.3 * np.random.default_rng(3).normal(size=(5, 3))
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=1, decay_rate=0.5)
+    dense = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, use_bias=False, dtype="float64")])
+    dense.layers[0].set_weights([start])
+    _fit(dense, EndToEnd(2, learning_rate=schedule, clipnorm=0.01), x, y, 2)
+    kernel = start
+    for step in range(2):
+        gradient = x.T @ (x @ kernel - y) / len(x)
+        assert np.linalg.norm(gradient) > 0.01  # the clipping is active
+        clipped = gradient * 0.01 / np.linalg.norm(gradient)
+        kernel = kernel - float(np.float32(0.05 * 0.5**step)) * e2e.precondition_kronecker(kernel, clipped, 2)
+    np.testing.assert_allclose(dense.layers[0].kernel, kernel, rtol=1e-6)
+
+
+def test_embedding_tables_get_plain_gradient_descent():
+    # An Embedding's gradient is sparse (IndexedSlices): only the looked-up rows move, by
+    # plain GD; the Dense kernel after it gets the rule.
+    tokens = np.array([[0, 2], [2, 3]])
+    targets = np.array([[1.0], [-1.0]])
+    model = keras.Sequential(
+        [
+            keras.Input((2,), dtype="int32"),
+            keras.layers.Embedding(5, 4),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1, use_bias=False),
+        ]
+    )
+    table, kernel = [w.copy() for w in model.get_weights()]
+    with tf.GradientTape() as tape:
+        loss = keras.losses.MeanSquaredError()(targets, model(tokens))
+    gradients = [np.asarray(tf.convert_to_tensor(g)) for g in tape.gradient(loss, model.trainable_variables)]
+    model.compile(optimizer=EndToEnd(2, learning_rate=0.1), loss="mse")
+    model.fit(tokens, targets, batch_size=2, epochs=1, shuffle=False, verbose=0)
+    new_table, new_kernel = model.get_weights()
+    np.testing.assert_allclose(new_table, table - 0.1 * gradients[0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(new_table[[1, 4]], table[[1, 4]])  # rows never looked up
+    expected = kernel - 0.1 * e2e.precondition_kronecker(kernel, gradients[1], 2)
+    np.testing.assert_allclose(new_kernel, expected, rtol=1e-4, atol=1e-7)

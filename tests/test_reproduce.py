@@ -1,4 +1,5 @@
-"""The reproduction scripts: quick end-to-end runs, claim criteria, resume, TensorBoard."""
+"""The reproduction scripts: quick end-to-end runs, the claims they write, resume,
+TensorBoard, the sensitivity study, Figure 5's MNIST panel and Appendix C."""
 
 import json
 
@@ -7,12 +8,32 @@ import pandas as pd
 import pytest
 
 from reproduce import common, figure2, figure3, figure4, figure5, sensitivity
-from tfovp import claims, convergence, experiment
+from tfovp.study import criteria, runs
+from tfovp.study.claims import Claim, ClaimsFile
+from tfovp.study.provenance import settings_key
 
-CSV_COLUMNS = {"figure", "curve", "depth", "hidden_widths", "update", "initializer", "loss_p", "learning_rate",
-               "seed", "selected", "step", "loss", "excess_loss", "relative_excess", "dataset",
-               "preprocessing", "loss_reduction", "budget", "dtype"}
-JSON_KEYS = {"figure", "config", "versions", "machine", "elapsed_seconds", "optimum", "curves", "claims"}
+CSV_COLUMNS = {
+    "figure",
+    "curve",
+    "depth",
+    "hidden_widths",
+    "update",
+    "initializer",
+    "loss_p",
+    "learning_rate",
+    "seed",
+    "selected",
+    "step",
+    "loss",
+    "excess_loss",
+    "relative_excess",
+    "dataset",
+    "preprocessing",
+    "loss_reduction",
+    "budget",
+    "dtype",
+}
+JSON_KEYS = {"figure", "command", "config", "versions", "machine", "elapsed_seconds", "optimum", "curves", "claims"}
 TINY = ["--quick", "--steps", "60"]
 
 
@@ -20,28 +41,55 @@ def _run(module, out, data_dir, *extra):
     return module.main([*TINY, "--out", str(out), "--data-dir", data_dir, *extra])
 
 
+def _speed(curve):
+    """A criteria.Speed from a curve of a figure's JSON."""
+    return criteria.Speed(curve["iterations_to_level"], curve["final_relative_excess"])
+
+
 def _check_outputs(out, figure, n_claims):
     for suffix in ("csv", "json", "png", "pdf"):
         assert (out / f"{figure}.{suffix}").is_file()
     frame = pd.read_csv(out / f"{figure}.csv")
-    assert CSV_COLUMNS <= set(frame.columns) and len(frame) > 0
+    assert set(frame.columns) >= CSV_COLUMNS and len(frame) > 0
     assert frame["loss"].notna().all()  # diverged steps are never written as NaN
     summary = json.loads((out / f"{figure}.json").read_text())
-    assert JSON_KEYS <= set(summary)
-    for curve in summary["curves"].values():
-        assert {"best_learning_rate", "diverged_rates", "iterations_to_levels", "at_edge"} <= set(curve)
+    assert set(summary) >= JSON_KEYS and summary["command"].startswith(f"python -m reproduce.{figure}")
     rows = [r for r in json.loads((out / "claims.json").read_text()) if r["figure"] == figure]
-    assert len(rows) == n_claims and all(r["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE") for r in rows)
-    assert f"| {figure} |" in (out / "claims.md").read_text()
+    assert len(rows) == n_claims
+    assert [r["verdict"] for r in rows] == [c["verdict"] for c in summary["claims"]]
+    assert f"- {figure}: `python -m reproduce.{figure}" in (out / "claims.md").read_text()
     return frame, summary
 
 
-@pytest.mark.parametrize("module, figure, extra, n_claims", [
-    (figure3, "figure3", [], 2),
-    (figure2, "figure2", ["--widths", "1,10", "--losses", "4"], 4),
-    (figure4, "figure4", [], 2),
-    (figure5, "figure5", [], 4),
-])
+def test_figure3_quick_run_and_its_verdicts(data_dir, tmp_path):
+    _run(figure3, tmp_path, data_dir)
+    frame, summary = _check_outputs(tmp_path, "figure3", 2)
+    assert summary["config"]["steps"] == 60 and set(frame["budget"]) == {60}
+    assert summary["config"]["lrs"] == [1e-3, 1e-2, 1e-1]  # --quick's grid
+    # The written verdicts are the criteria applied to the written measurements.
+    speeds = {(n, p): _speed(summary["curves"][f"{figure3.label(n)} (l{p:g})"]) for n in (1, 2, 3) for p in (2, 4)}
+    expected = criteria.figure3(
+        speeds,
+        common.LinearConfig(
+            **{k: v for k, v in summary["config"].items() if k in common.LinearConfig.__dataclass_fields__}
+        ).setting_text(),
+    )
+    assert [(c.claim, c.measured, c.verdict) for c in expected] == [
+        (c["claim"], c["measured"], c["verdict"]) for c in summary["claims"]
+    ]
+    # The selected rate in the CSV is the JSON's best rate of each curve.
+    for (label, p), rows in frame[frame["selected"]].groupby(["curve", "loss_p"]):
+        assert rows["learning_rate"].unique().tolist() == [summary["curves"][f"{label} (l{p:g})"]["best_learning_rate"]]
+
+
+@pytest.mark.parametrize(
+    "module, figure, extra, n_claims",
+    [
+        (figure2, "figure2", ["--widths", "1,10", "--losses", "4"], 4),
+        (figure4, "figure4", [], 2),
+        (figure5, "figure5", [], 4),
+    ],
+)
 def test_quick_run_writes_every_output(module, figure, extra, n_claims, data_dir, tmp_path):
     _run(module, tmp_path, data_dir, *extra)
     frame, summary = _check_outputs(tmp_path, figure, n_claims)
@@ -49,35 +97,42 @@ def test_quick_run_writes_every_output(module, figure, extra, n_claims, data_dir
     if module is figure2:
         distance = pd.read_csv(tmp_path / "figure2_distance.csv")
         assert set(distance["width"]) == {1, 10} and (tmp_path / "figure2_distance.png").is_file()
+        assert set(summary["max_relative_distance"]) == {f"l4 N={n} width {w}" for n in (2, 3) for w in (1, 10)}
 
 
 def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path, monkeypatch):
     from mnist_tutorial import convolutional as tutorial
-    from reproduce import appendix_c
+    from reproduce import appendix_c, report
 
-    _run(figure5, tmp_path, data_dir, "--panels", "left,right", "--mnist-self-test")
+    _run(figure5, tmp_path, data_dir, "--panels", "left,right", "--self-test")
     rows = [r for r in json.loads((tmp_path / "claims.json").read_text()) if r["claim"].startswith("MNIST")]
     assert len(rows) == 2 and "original: 0.00%, overparameterized: 0.00%" in rows[1]["measured"]
     history = pd.read_csv(tmp_path / "figure5_mnist_overparameterized.csv")
     assert list(history["step"]) == [0, 1, 2, 3]  # 256 fake images, one epoch of batch 64
     summary = json.loads((tmp_path / "figure5.json").read_text())
     assert summary["mnist"]["overparameterized"]["parameters"] == 1_925_614
-    appendix_c.main(["--self-test", "--steps", "4", "--lrs", "0.01,0.5", "--stds", "0.1", "--out", str(tmp_path)])
+    assert "| overparameterized | 1,925,614 | 4 | 0.00 % |" in report.build(tmp_path)
+    # Rerunning the left panel alone keeps the right panel's claim rows.
+    _run(figure5, tmp_path, data_dir, "--panels", "left")
+    kept = json.loads((tmp_path / "claims.json").read_text())
+    assert [r["claim"] for r in kept if r["claim"].startswith("MNIST")] == [r["claim"] for r in rows]
+    assert sum(r["figure"] == "figure5" for r in kept) == 6
+
+    flags = ["--quick", "--out", str(tmp_path)]
+    appendix_c.main(flags)
     table = pd.read_csv(tmp_path / "appendix_c.csv")
     assert len(table) == 5 and (tmp_path / "appendix_c.png").is_file()
     diverged = table[table["base_lr"] == 0.5]  # both models: one overflows, one explodes past 1000x its start
     assert len(diverged) == 2 and diverged["diverged_at"].notna().all() and np.isinf(diverged["last_tenth_loss"]).all()
-    best = json.loads((tmp_path / "appendix_c.json").read_text())["best"]
-    assert best["overparameterized"]["base_lr"] == 0.01
-    monkeypatch.setattr(tutorial, "train", lambda run: pytest.fail("--resume retrained a finished run"))
-    appendix_c.main(["--self-test", "--steps", "4", "--lrs", "0.01,0.5", "--stds", "0.1", "--out", str(tmp_path),
-                     "--resume"])
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "appendix_c.csv").drop(columns="seconds"),
-                                  table.drop(columns="seconds"))
-    from reproduce import report
-
+    result = json.loads((tmp_path / "appendix_c.json").read_text())
+    assert result["best"]["overparameterized"]["base_lr"] == 0.01
+    assert result["claims"][0]["verdict"] in ("PASS", "FAIL")  # both models have a finished run: decidable
+    monkeypatch.setattr(tutorial, "train", lambda *a, **k: pytest.fail("--resume retrained a finished run"))
+    appendix_c.main([*flags, "--resume"])
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "appendix_c.csv").drop(columns="seconds"), table.drop(columns="seconds")
+    )
     text = report.build(tmp_path)
-    assert "| overparameterized | 1,925,614 | 4 | 0.00 % |" in text
     assert "### appendix_c" in text and "| overparameterized | 0.5 | 0.1 | inf |" in text
 
 
@@ -86,53 +141,63 @@ def test_mnist_panel_resume_keeps_the_finished_model(data_dir, tmp_path, monkeyp
 
     real, trained = tutorial.train, []
 
-    def interrupted(run):
-        if run.overparameterize:
+    def interrupted(config, progress=None):
+        if config.overparameterize:
             raise KeyboardInterrupt
-        trained.append(run.overparameterize)
-        return real(run)
+        trained.append(config.overparameterize)
+        return real(config, progress)
 
     monkeypatch.setattr(tutorial, "train", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        _run(figure5, tmp_path, data_dir, "--panels", "right", "--mnist-self-test")
-    assert trained == [False]
+    with pytest.raises(SystemExit) as stopped:
+        _run(figure5, tmp_path, data_dir, "--panels", "right", "--self-test")
+    assert stopped.value.code == 130 and trained == [False]
 
-    def counted(run):
-        trained.append(run.overparameterize)
-        return real(run)
+    def counted(config, progress=None):
+        trained.append(config.overparameterize)
+        return real(config, progress)
 
     monkeypatch.setattr(tutorial, "train", counted)
-    _run(figure5, tmp_path, data_dir, "--panels", "right", "--mnist-self-test", "--resume")
+    _run(figure5, tmp_path, data_dir, "--panels", "right", "--self-test", "--resume")
     assert trained == [False, True]  # the original model was not trained again
     summary = json.loads((tmp_path / "figure5.json").read_text())
     assert summary["mnist"]["original"]["parameters"] == 1_663_370
 
 
-def test_resume_after_interruption_gives_identical_outputs(data_dir, tmp_path, monkeypatch):
+def test_resume_after_interruption_gives_identical_outputs(data_dir, tmp_path, monkeypatch, capsys):
+    real, calls = runs.train_family, []
+
+    def counted(spec, *args, **kwargs):
+        calls.append(spec.label)
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "train_family", counted)
     _run(figure3, tmp_path / "whole", data_dir)
-    real = experiment.run_curve
-    calls = []
+    whole = len(calls)  # the six curves and the grid extensions they needed
 
-    def interrupted(*args, **kwargs):
-        if kwargs.get("extend_edges", True):  # a curve (not its extended-grid rerun)
-            if len(calls) == 3:
-                raise KeyboardInterrupt
-            calls.append(args[0].label)
-        return real(*args, **kwargs)
+    def interrupted(spec, *args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return counted(spec, *args, **kwargs)
 
-    monkeypatch.setattr(experiment, "run_curve", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        _run(figure3, tmp_path / "cut", data_dir)
-    finished = list((tmp_path / "cut" / ".curves").rglob("*.json"))
-    assert len(finished) == 3 and not (tmp_path / "cut" / "figure3.csv").exists()
     calls.clear()
-    monkeypatch.setattr(experiment, "run_curve", lambda *a, **k: (
-        k.get("extend_edges", True) and calls.append(a[0].label)) or real(*a, **k))
+    monkeypatch.setattr(runs, "train_family", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        _run(figure3, tmp_path / "cut", data_dir)
+    assert stopped.value.code == 130
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "interrupted" in message and "--resume" in message
+    finished = list((tmp_path / "cut" / ".curves").rglob("*.json"))
+    assert 1 <= len(finished) <= 3 and not (tmp_path / "cut" / "figure3.csv").exists()
+    calls.clear()
+    monkeypatch.setattr(runs, "train_family", counted)
     _run(figure3, tmp_path / "cut", data_dir, "--resume")
-    assert len(calls) == 3  # only the three unfinished curves ran again
-    whole = pd.read_csv(tmp_path / "whole" / "figure3.csv")
-    resumed = pd.read_csv(tmp_path / "cut" / "figure3.csv")
-    pd.testing.assert_frame_equal(whole, resumed)
+    # Only what had not finished ran again (a curve whose grid extension was interrupted
+    # is trained again in full).
+    assert whole - 3 <= len(calls) <= whole - 2
+    assert capsys.readouterr().err.count("finished earlier, reused") == len(finished)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "whole" / "figure3.csv"), pd.read_csv(tmp_path / "cut" / "figure3.csv")
+    )
 
 
 def test_tensorboard_event_files(data_dir, tmp_path):
@@ -146,104 +211,127 @@ def test_tensorboard_event_files(data_dir, tmp_path):
     values = {}
     for event in tf.compat.v1.train.summary_iterator(str(depth2)):
         for value in event.summary.value:
-            values.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor)) \
-                if value.tag != "config" else None
+            values.setdefault(value.tag, {})[event.step] = (
+                float(tf.make_ndarray(value.tensor)) if value.tag != "config" else None
+            )
     assert {"loss", "excess_loss", "learning_rate", "end_to_end_norm", "balancedness"} <= set(values)
     selected = frame[(frame["curve"] == "depth-2 net") & frame["selected"]]
     np.testing.assert_allclose(values["loss"][60], selected[selected["step"] == 60]["loss"].item(), rtol=1e-6)
     assert values["learning_rate"][0] == pytest.approx(selected["learning_rate"].iloc[0])
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--dataset", "iris"], "--dataset must be one of"),
-    (["--loss", "0.5"], "p >= 1. Received: 0.5"),
-    (["--lrs", ""], "--lrs must be a non-empty list"),
-    (["--lrs", "0.1,-1"], "--lrs must be a non-empty list"),
-    (["--preprocessing", "zscore"], "--preprocessing must be one of"),
-])
-def test_bad_flags_give_clear_errors(flags, message, capsys):
-    with pytest.raises(SystemExit):
-        figure3.main(["--quick", *flags])
-    assert message in capsys.readouterr().err
-
-
-# --------------------------------------------------------------- claim criteria on known curves
-
-
-def test_figure3_claims_pass_fail_inconclusive():
-    paper_like = {(1, 2.0): (100, 0.1), (2, 2.0): (120, 0.1), (3, 2.0): (150, 0.1),
-                  (1, 4.0): (1000, 0.1), (2, 4.0): (400, 0.1), (3, 4.0): (300, 0.1)}
-    assert [c.verdict for c in figure3.claims(paper_like)] == ["PASS", "PASS"]
-    opposite = {**paper_like, (2, 2.0): (50, 0.1), (2, 4.0): (900, 0.1)}
-    assert [c.verdict for c in figure3.claims(opposite)] == ["FAIL", "FAIL"]
-    nobody = {k: (None, 0.5) for k in paper_like}
-    assert [c.verdict for c in figure3.claims(nobody)] == ["INCONCLUSIVE", "INCONCLUSIVE"]
-    only_deep = {**nobody, (2, 4.0): (10, 0.0), (3, 4.0): (20, 0.0)}
-    assert figure3.claims(only_deep)[1].verdict == "PASS"
-
-
-def _summary(relative_excess, rates=(1e-3,), diverged=None):
-    """A convergence summary of hand-made relative-excess curves (optimum 0, L0 = 1)."""
-    curves = np.asarray(relative_excess, dtype=float).reshape(len(relative_excess), -1)
-    steps = np.array([0, 5] + list(range(100, 100 * (curves.shape[0] - 1), 100)))
-    diverged = np.zeros(curves.shape[1], bool) if diverged is None else np.asarray(diverged)
-    return convergence.summarize_rates(steps, curves, 0.0, list(rates), diverged, 0.2)
-
-
-def test_figure5_claims_on_known_curves():
-    config = figure5.Config(steps=1000)
-    flat = _summary([1.0] * 11)
-    late = _summary([1.0] * 8 + [0.5, 0.1, 0.05])
-    fast = _summary([1.0, 0.1] + [0.01] * 9)
-    faster = _summary([1.0, 0.05] + [0.001] * 9)
-    paper = {"linear model (depth 1)": late, "depth-4 net, near-zero init": late,
-             "depth-8 net, near-zero init": flat, "depth-4 net, identity init": fast,
-             "depth-8 net, identity init": faster}
-    assert [c.verdict for c in figure5.claims_for(paper, config, 4.0, "")] == ["PASS"] * 4
-    contrary = {**paper, "depth-8 net, near-zero init": fast, "depth-4 net, near-zero init": fast,
-                "depth-8 net, identity init": late}
-    assert [c.verdict for c in figure5.claims_for(contrary, config, 4.0, "")] == ["FAIL"] * 4
-
-
-def test_claims_file_keeps_other_figures(tmp_path):
-    row = claims.Claim("figure3", "c", "k", "m", claims.PASS)
-    claims.write(tmp_path, "figure3", [row])
-    claims.write(tmp_path, "figure5", [claims.Claim("figure5", "d", "k", "m", claims.FAIL)])
-    claims.write(tmp_path, "figure3", [claims.Claim("figure3", "c2", "k", "m", claims.INCONCLUSIVE)])
+def test_claims_file_keeps_other_figures_and_panels(tmp_path):
+    claims = ClaimsFile(tmp_path)
+    claims.replace("figure3", [Claim("figure3", "c", "k", "m", "PASS")], "cmd3")
+    claims.replace(
+        "figure5",
+        [
+            Claim("figure5", "left", "k", "m", "FAIL", panel="left"),
+            Claim("figure5", "right", "k", "m", "PASS", panel="right"),
+        ],
+        "cmd5",
+    )
+    claims.replace("figure3", [Claim("figure3", "c2", "k", "m", "INCONCLUSIVE")], "cmd3b")
+    claims.replace("figure5", [Claim("figure5", "left2", "k", "m", "PASS", panel="left")], "cmd5b", ["left"])
     rows = json.loads((tmp_path / "claims.json").read_text())
-    assert [(r["figure"], r["claim"]) for r in rows] == [("figure3", "c2"), ("figure5", "d")]
+    assert [(r["figure"], r["claim"], r["command"]) for r in rows] == [
+        ("figure3", "c2", "cmd3b"),
+        ("figure5", "right", "cmd5"),
+        ("figure5", "left2", "cmd5b"),
+    ]
+    assert "- figure3: `cmd3b`" in (tmp_path / "claims.md").read_text()
 
 
 def test_sensitivity_quick(data_dir, tmp_path):
-    sensitivity.main(["--quick", "--steps", "40", "--figure5-steps", "40", "--figures", "3,5",
-                      "--preprocessings", "standardize,maxabs", "--seeds", "0,1", "--out", str(tmp_path),
-                      "--data-dir", data_dir])
+    common_flags = ["--quick", "--out", str(tmp_path), "--data-dir", data_dir, "--lrs", "0.001,0.01,0.1"]
+    sensitivity.main(
+        [
+            *common_flags,
+            "--figure3-steps",
+            "40",
+            "--figure5-steps",
+            "40",
+            "--figures",
+            "3,5",
+            "--preprocessings",
+            "standardize,maxabs",
+            "--seeds",
+            "0,1",
+        ]
+    )
     frame = pd.read_csv(tmp_path / "sensitivity.csv")
     # 3 levels x 2 preprocessings x 2 seeds x 2 budgets x (2 Figure 3 claims + 4 Figure 5 claims)
     assert len(frame) == 3 * 2 * 2 * 2 * 6
     assert set(frame["budget"]) == {40, 200} and set(frame["level"]) == {0.2, 0.1, 0.05}
     assert "| claim | level | PASS | FAIL | INCONCLUSIVE | settings |" in (tmp_path / "sensitivity.md").read_text()
     # Judging at other levels later reuses the stored curves (no training) and replaces the rows.
-    sensitivity.main(["--quick", "--steps", "40", "--figure5-steps", "40", "--figures", "3",
-                      "--preprocessings", "standardize,maxabs", "--seeds", "0,1", "--out", str(tmp_path),
-                      "--data-dir", data_dir, "--extra-levels", "0.5", "--resume"])
+    sensitivity.main(
+        [
+            *common_flags,
+            "--figure3-steps",
+            "40",
+            "--figure5-steps",
+            "40",
+            "--figures",
+            "3",
+            "--preprocessings",
+            "standardize,maxabs",
+            "--seeds",
+            "0,1",
+            "--extra-levels",
+            "0.5",
+            "--resume",
+        ]
+    )
     again = pd.read_csv(tmp_path / "sensitivity.csv")
     assert set(again[again["figure"] == "figure3"]["level"]) == {0.2, 0.5}
     assert set(again[again["figure"] == "figure5"]["level"]) == {0.2, 0.1, 0.05}
     # A longer budget for one preprocessing and seed adds its rows and keeps all others.
-    sensitivity.main(["--quick", "--steps", "40", "--figure5-steps", "40", "--figures", "5",
-                      "--preprocessings", "maxabs", "--seeds", "1", "--budget-factors", "2", "--out", str(tmp_path),
-                      "--data-dir", data_dir])
+    sensitivity.main(
+        [
+            *common_flags,
+            "--figure3-steps",
+            "40",
+            "--figure5-steps",
+            "40",
+            "--figures",
+            "5",
+            "--preprocessings",
+            "maxabs",
+            "--seeds",
+            "1",
+            "--budget-factors",
+            "2",
+        ]
+    )
     longer = pd.read_csv(tmp_path / "sensitivity.csv")
     assert len(longer) == len(again) + 3 * 4
     assert set(longer[longer["figure"] == "figure5"]["budget"]) == {40, 80, 200}
     pd.testing.assert_frame_equal(longer.iloc[: len(again)].drop(columns="started"), again.drop(columns="started"))
 
 
+def test_sensitivity_judges_a_truncated_family_like_a_shorter_run(data_dir):
+    """The shorter budget of the sensitivity study is the prefix of the longer run: the
+    same summaries as training that budget directly."""
+    from tfovp.study.problem import Problem
+    from tfovp.study.records import CurveSpec
+
+    problem = Problem.load("ethanol", data_dir=data_dir)
+    spec = CurveSpec("depth-2 net", depth=2, loss=4.0)
+    long = runs.train_family(spec, problem, steps=400, grid=(1e-3, 1e-2, 1e-1), seeds=[0])
+    short = runs.train_family(spec, problem, steps=100, grid=(1e-3, 1e-2, 1e-1), seeds=[0])
+    cut = long.truncated(100)
+    shared = np.isin(short.steps, cut.steps)
+    np.testing.assert_array_equal(short.losses[shared], cut.losses[np.isin(cut.steps, short.steps)])
+    assert cut.summary(0.9).to_json()["diverged_rates"] == short.summary(0.9).to_json()["diverged_rates"]
+
+
 def test_settings_key_ignores_bookkeeping_flags():
     a = figure3.Config(resume=True, tensorboard="x")
-    assert common.settings_key(a) == common.settings_key(figure3.Config())
-    assert common.settings_key(figure3.Config(steps=5)) != common.settings_key(figure3.Config())
+    assert settings_key(a, common.BOOKKEEPING) == settings_key(figure3.Config(), common.BOOKKEEPING)
+    assert settings_key(figure3.Config(steps=5), common.BOOKKEEPING) != settings_key(
+        figure3.Config(), common.BOOKKEEPING
+    )
 
 
 @pytest.mark.slow  # every figure's quick run again (~1 minute); each figure has its own quick test
@@ -251,9 +339,33 @@ def test_all_quick_writes_every_figure_without_the_mnist_panel(data_dir, tmp_pat
     from reproduce import all as all_figures
 
     results = all_figures.main(["--quick", "--steps", "40", "--out", str(tmp_path), "--data-dir", data_dir])
-    assert set(results) == {"reproduce.figure3", "reproduce.figure2", "reproduce.figure4", "reproduce.figure5",
-                            "figure3-abalone"}
+    assert set(results) == {"figure3", "figure2", "figure4", "figure5", "figure3-abalone"}
     for figure in ("figure2", "figure3", "figure4", "figure5", "figure3-abalone"):
         assert (tmp_path / f"{figure}.png").is_file()
     summary = json.loads((tmp_path / "figure5.json").read_text())
     assert "mnist" not in summary and summary["config"]["steps"] == 40
+
+
+def test_runner_reuses_a_stored_family_only_with_resume_or_within_one_command(tmp_path, monkeypatch):
+    from tfovp.study.problem import Problem
+    from tfovp.study.progress import Job
+    from tfovp.study.records import CurveFamily, CurveSpec
+    from tfovp.study.store import RecordStore
+
+    rng = np.random.default_rng(0)
+    problem = Problem(rng.normal(size=(20, 3)), rng.normal(size=(20, 1)))
+    real, trained = runs.train_family, []
+    monkeypatch.setattr(runs, "train_family", lambda spec, *a, **k: trained.append(spec.label) or real(spec, *a, **k))
+
+    def runner(resume, job):
+        store = RecordStore(tmp_path, CurveFamily.from_json)
+        return runs.FamilyRunner(problem, store, steps=10, grid=(0.01,), seed=0, level=0.2, resume=resume, job=job)
+
+    spec = CurveSpec("depth-2 net", depth=2)
+    first = Job("first")
+    runner(False, first).family(spec)
+    runner(False, first).family(spec)  # the same command: reused
+    runner(False, Job("second")).family(spec)  # a new command without --resume: trained again
+    assert trained == ["depth-2 net", "depth-2 net"]
+    again = runner(True, Job("third")).family(spec)  # --resume: reused
+    assert trained == ["depth-2 net", "depth-2 net"] and again.losses.shape == (11, 1)

@@ -27,36 +27,5 @@ def check_real(name, value, minimum=None, strict=False):
 def check_choice(name, value, allowed):
     """Return `value` if it is one of `allowed`."""
     if value not in allowed:
-        raise ValueError(
-            f"`{name}` must be one of {sorted(allowed)}. Received: {name}={value!r}"
-        )
+        raise ValueError(f"`{name}` must be one of {sorted(allowed)}. Received: {name}={value!r}")
     return value
-
-
-def hidden_widths_list(hidden_widths, depth, name="hidden_widths"):
-    """Normalize `hidden_widths` (an int or a list of depth-1 ints) to a list."""
-    if isinstance(hidden_widths, numbers.Integral) and not isinstance(hidden_widths, bool):
-        widths = [int(hidden_widths)] * (depth - 1)
-    elif isinstance(hidden_widths, (list, tuple)):
-        widths = list(hidden_widths)
-        if len(widths) != depth - 1:
-            raise ValueError(
-                f"`{name}` must be an int or a list of depth - 1 = {depth - 1} ints. "
-                f"Received: {name}={hidden_widths!r} (length {len(widths)})"
-            )
-    else:
-        raise ValueError(
-            f"`{name}` must be an int or a list of ints. Received: {name}={hidden_widths!r}"
-        )
-    for width in widths:
-        if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1:
-            raise ValueError(
-                f"`{name}` entries must be positive integers. Received: {name}={hidden_widths!r}"
-            )
-    return [int(w) for w in widths]
-
-
-def factor_shapes(input_dim, output_dim, hidden_widths):
-    """Keras-orientation shapes (n_{j-1}, n_j) of the factors of a depth-N product."""
-    dims = [int(input_dim)] + list(hidden_widths) + [int(output_dim)]
-    return [(dims[j], dims[j + 1]) for j in range(len(dims) - 1)]

@@ -8,24 +8,13 @@ import tensorflow as tf
 
 from tfovp import diagnostics
 from tfovp._checks import check_int
+from tfovp.factoring import flat_layers
 from tfovp.layers import FactoredDense
 
 
 def factored_layers(model):
     """Every FactoredDense/DeepLinear layer of `model`, nested models included."""
-    found, seen = [], set()
-
-    def visit(m):
-        for layer in getattr(m, "layers", []):
-            if id(layer) in seen:
-                continue
-            seen.add(id(layer))
-            if isinstance(layer, FactoredDense):
-                found.append(layer)
-            visit(layer)
-
-    visit(model)
-    return found
+    return [layer for layer in flat_layers(model) if isinstance(layer, FactoredDense)]
 
 
 class EndToEndMonitor(keras.callbacks.Callback):

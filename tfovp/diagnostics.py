@@ -32,15 +32,6 @@ def balancedness(factors, relative=False):
     return residuals
 
 
-def end_to_end(factors):
-    """kernel_0 @ ... @ kernel_{N-1}."""
-    factors = _as_arrays(factors)
-    out = factors[0]
-    for f in factors[1:]:
-        out = out @ f
-    return out
-
-
 def singular_values(kernel, top=None):
     """Singular values of W_e in decreasing order (the `top` largest if given)."""
     values = np.linalg.svd(np.asarray(kernel, dtype=np.float64), compute_uv=False)
@@ -54,11 +45,15 @@ def trajectory_distance(first, second, relative=False):
     """
     first = np.asarray(first, dtype=np.float64)
     second = np.asarray(second, dtype=np.float64)
-    if first.shape != second.shape:
+    if first.shape != second.shape or first.ndim < 2:
         raise ValueError(
-            f"trajectories must have equal shapes. Received: {first.shape} and {second.shape}"
+            f"trajectories must have equal shapes (T, ..., a, b). Received: {first.shape} and {second.shape}"
         )
-    distance = np.linalg.norm(first - second, axis=(-2, -1))
+
+    def frobenius(matrices):  # the 2-norm of the flattened matrices
+        return np.linalg.norm(matrices.reshape(matrices.shape[:-2] + (-1,)), axis=-1)
+
+    distance = frobenius(first - second)
     if relative:
-        distance = distance / np.maximum(np.linalg.norm(second, axis=(-2, -1)), np.finfo(float).tiny)
+        distance = distance / np.maximum(frobenius(second), np.finfo(float).tiny)
     return distance

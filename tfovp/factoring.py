@@ -14,7 +14,8 @@ import numpy as np
 from keras.src.models.functional import Functional  # the class of keras.Model(inputs, outputs)
 
 from tfovp import initializers
-from tfovp._checks import check_choice, check_int, check_real, hidden_widths_list
+from tfovp._checks import check_choice, check_int, check_real
+from tfovp._factors import hidden_widths_list
 from tfovp.layers import DeepLinear, FactoredDense
 
 INITS = ("balanced", "paper")
@@ -26,11 +27,13 @@ def _check_model(model):
     if not isinstance(model, (keras.Sequential, Functional)):
         raise ValueError(
             f"`model` must be a Sequential or functional model (a subclassed model cannot be rebuilt "
-            f"layer by layer). Received: {type(model).__name__}")
+            f"layer by layer). Received: {type(model).__name__}"
+        )
 
 
-def _all_layers(model):
-    """Every layer, descending into nested models (each layer once)."""
+def flat_layers(model):
+    """Every layer of `model` that is not itself a model, descending into nested models
+    (each layer once, also when it is shared)."""
     seen, out = set(), []
 
     def visit(m):
@@ -52,14 +55,15 @@ def _is_plain_dense(layer):
 
 
 def _dense_candidates(model, names):
-    dense = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.Dense)]
+    dense = [layer for layer in flat_layers(model) if isinstance(layer, keras.layers.Dense)]
     if names is not None:
         names = [names] if isinstance(names, str) else list(names)
         available = {layer.name for layer in dense}
         unknown = [n for n in names if n not in available]
         if unknown:
             raise ValueError(
-                f"`layers` names no Dense layer of the model: {unknown}. Dense layers: {sorted(available)}")
+                f"`layers` names no Dense layer of the model: {unknown}. Dense layers: {sorted(available)}"
+            )
         dense = [layer for layer in dense if layer.name in names]
     chosen = []
     for layer in dense:
@@ -68,24 +72,39 @@ def _dense_candidates(model, names):
         else:
             warnings.warn(
                 f"Layer '{layer.name}' ({type(layer).__name__}) is a Dense subclass or has LoRA enabled; "
-                "tfovp does not know how it uses its kernel and leaves it unchanged.", stacklevel=3)
+                "tfovp does not know how it uses its kernel and leaves it unchanged.",
+                stacklevel=3,
+            )
     if not chosen:
-        raise ValueError("The model has no plain keras.layers.Dense layer to overparameterize"
-                         + (f" among `layers`={names}" if names is not None else "") + ".")
+        raise ValueError(
+            "The model has no plain keras.layers.Dense layer to overparameterize"
+            + (f" among `layers`={names}" if names is not None else "")
+            + "."
+        )
     return chosen
 
 
 def _factored_from(layer, depth, widths):
     config = layer.get_config()
     if config.get("kernel_constraint"):
-        warnings.warn(f"Layer '{layer.name}': its kernel_constraint cannot act on a product of factors "
-                      "and is dropped.", stacklevel=4)
+        warnings.warn(
+            f"Layer '{layer.name}': its kernel_constraint cannot act on a product of factors and is dropped.",
+            stacklevel=4,
+        )
     return FactoredDense(
-        units=layer.units, depth=depth, hidden_widths=widths, activation=config["activation"],
-        use_bias=layer.use_bias, kernel_regularizer=config["kernel_regularizer"],
-        bias_regularizer=config["bias_regularizer"], activity_regularizer=config.get("activity_regularizer"),
-        bias_constraint=config["bias_constraint"], kernel_initializer="zeros", name=layer.name,
-        dtype=layer.dtype_policy, trainable=layer.trainable,
+        units=layer.units,
+        depth=depth,
+        hidden_widths=widths,
+        activation=config["activation"],
+        use_bias=layer.use_bias,
+        kernel_regularizer=config["kernel_regularizer"],
+        bias_regularizer=config["bias_regularizer"],
+        activity_regularizer=config.get("activity_regularizer"),
+        bias_constraint=config["bias_constraint"],
+        kernel_initializer="zeros",
+        name=layer.name,
+        dtype=layer.dtype_policy,
+        trainable=layer.trainable,
     )
 
 
@@ -94,16 +113,16 @@ def _factors(kernel, depth, widths, init, stddev, seed):
         return initializers.balanced_factors(kernel, widths)
     units = kernel.shape[1]
     if any(w != units for w in widths):
-        raise ValueError(f"init='paper' keeps the kernel as the first factor, so every hidden width must "
-                         f"equal units={units}. Received: hidden_widths={widths}")
+        raise ValueError(
+            f"init='paper' keeps the kernel as the first factor, so every hidden width must "
+            f"equal units={units}. Received: hidden_widths={widths}"
+        )
     shapes = [(units, units)] * (depth - 1)
-    draws = initializers.draw_factors(keras.initializers.TruncatedNormal(stddev=stddev, seed=seed), shapes,
-                                      "float64")
+    draws = initializers.draw_factors(keras.initializers.TruncatedNormal(stddev=stddev, seed=seed), shapes, "float64")
     return [kernel] + [np.asarray(d) for d in draws]
 
 
-def overparameterize(model, depth=2, hidden_widths=None, init="balanced", layers=None,
-                     paper_stddev=0.1, seed=None):
+def overparameterize(model, depth=2, hidden_widths=None, init="balanced", layers=None, paper_stddev=0.1, seed=None):
     """A clone of `model` whose Dense layers are `FactoredDense` layers of `depth` factors.
 
     Args:
@@ -136,8 +155,7 @@ def overparameterize(model, depth=2, hidden_widths=None, init="balanced", layers
         return _factored_from(layer, depth, widths)
 
     def weights(old, new):
-        factors = _factors(np.asarray(old.kernel, dtype=np.float64), depth, new.hidden_widths, init,
-                           paper_stddev, seed)
+        factors = _factors(np.asarray(old.kernel, dtype=np.float64), depth, new.hidden_widths, init, paper_stddev, seed)
         return factors + ([np.asarray(old.bias)] if old.use_bias else [])
 
     return _rebuild(model, replace, weights)
@@ -172,15 +190,22 @@ def collapse(model):
             return None
         config = layer.get_config()
         if config.get("factor_regularizer"):
-            warnings.warn(f"Layer '{layer.name}': its factor_regularizer has no meaning without factors "
-                          "and is dropped.", stacklevel=4)
+            warnings.warn(
+                f"Layer '{layer.name}': its factor_regularizer has no meaning without factors and is dropped.",
+                stacklevel=4,
+            )
         return keras.layers.Dense(
-            layer.units, activation=None if isinstance(layer, DeepLinear) else config["activation"],
-            use_bias=layer.use_bias, kernel_regularizer=config["kernel_regularizer"],
+            layer.units,
+            activation=None if isinstance(layer, DeepLinear) else config["activation"],
+            use_bias=layer.use_bias,
+            kernel_regularizer=config["kernel_regularizer"],
             bias_regularizer=config.get("bias_regularizer"),
             activity_regularizer=config.get("activity_regularizer"),
-            bias_constraint=config.get("bias_constraint"), name=layer.name,
-            dtype=layer.dtype_policy, trainable=layer.trainable)
+            bias_constraint=config.get("bias_constraint"),
+            name=layer.name,
+            dtype=layer.dtype_policy,
+            trainable=layer.trainable,
+        )
 
     def weights(old, new):
         return [np.asarray(old.kernel)] + ([np.asarray(old.bias)] if old.use_bias else [])

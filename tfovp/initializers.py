@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from tfovp._checks import check_real
+from tfovp._factors import product
 
 PACKAGE = "tfovp"
 
@@ -74,10 +75,7 @@ class NearZero(FactorInitializer):
 
     def draw(self, shapes):
         """The factors as float64 NumPy arrays."""
-        return [
-            _generator(self.seed, j).normal(0.0, self.stddev, size=tuple(shape))
-            for j, shape in enumerate(shapes)
-        ]
+        return [_generator(self.seed, j).normal(0.0, self.stddev, size=tuple(shape)) for j, shape in enumerate(shapes)]
 
     def factors(self, shapes, dtype=None):
         return _to_dtype(self.draw(shapes), dtype)
@@ -105,9 +103,7 @@ def balanced_factors(end_to_end, hidden_widths, atol=1e-12):
     """
     target = np.asarray(end_to_end, dtype=np.float64)
     if target.ndim != 2:
-        raise ValueError(
-            f"`end_to_end` must be a 2-D matrix. Received: end_to_end.shape={target.shape}"
-        )
+        raise ValueError(f"`end_to_end` must be a 2-D matrix. Received: end_to_end.shape={target.shape}")
     depth = len(hidden_widths) + 1
     if depth == 1:
         return [target.copy()]
@@ -133,14 +129,6 @@ def balanced_factors(end_to_end, hidden_widths, atol=1e-12):
     return factors
 
 
-def product(factors):
-    """factor_0 @ factor_1 @ ... (NumPy)."""
-    out = factors[0]
-    for factor in factors[1:]:
-        out = out @ factor
-    return out
-
-
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Balanced(FactorInitializer):
     """Factors satisfying the balancedness condition (Eq. 7) exactly.
@@ -159,10 +147,7 @@ class Balanced(FactorInitializer):
     def __init__(self, end_to_end=None, stddev=0.01, *, seed):
         self.end_to_end = None if end_to_end is None else np.asarray(end_to_end, np.float64)
         if self.end_to_end is not None and self.end_to_end.ndim != 2:
-            raise ValueError(
-                "`end_to_end` must be a 2-D matrix. "
-                f"Received: end_to_end.shape={self.end_to_end.shape}"
-            )
+            raise ValueError(f"`end_to_end` must be a 2-D matrix. Received: end_to_end.shape={self.end_to_end.shape}")
         self.stddev = check_real("stddev", stddev, minimum=0.0)
         self.seed = _check_seed(seed)
 
@@ -172,9 +157,7 @@ class Balanced(FactorInitializer):
         if self.end_to_end is None:
             target = product(NearZero(self.stddev, seed=self.seed).draw(shapes))
         elif self.end_to_end.shape != outer:
-            raise ValueError(
-                f"`end_to_end` has shape {self.end_to_end.shape} but the factors need {outer}."
-            )
+            raise ValueError(f"`end_to_end` has shape {self.end_to_end.shape} but the factors need {outer}.")
         else:
             target = self.end_to_end
         return balanced_factors(target, [s[1] for s in shapes[:-1]])
@@ -217,8 +200,6 @@ def draw_factors(initializer, shapes, dtype=None):
     seed = initializer.get_config().get("seed")
     out = []
     for j, shape in enumerate(shapes):
-        each = initializer if seed is None or len(shapes) == 1 else with_seed(
-            initializer, derived_seed(seed, j)
-        )
+        each = initializer if seed is None or len(shapes) == 1 else with_seed(initializer, derived_seed(seed, j))
         out.append(each(tuple(shape), dtype=dtype))
     return out

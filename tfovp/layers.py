@@ -10,7 +10,8 @@ import keras
 from keras import ops
 
 from tfovp import initializers
-from tfovp._checks import check_int, factor_shapes, hidden_widths_list
+from tfovp._checks import check_int
+from tfovp._factors import factor_shapes, hidden_widths_list, product
 
 PACKAGE = "tfovp"
 
@@ -53,9 +54,7 @@ class FactoredDense(keras.layers.Layer):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = check_int("units", units, minimum=1)
         self.depth = check_int("depth", depth, minimum=1)
-        self.hidden_widths = hidden_widths_list(
-            self.units if hidden_widths is None else hidden_widths, self.depth
-        )
+        self.hidden_widths = hidden_widths_list(self.units if hidden_widths is None else hidden_widths, self.depth)
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         if isinstance(kernel_initializer, (list, tuple)):
@@ -110,10 +109,7 @@ class FactoredDense(keras.layers.Layer):
     @property
     def kernel(self):
         """The end-to-end kernel K = kernel_0 @ ... @ kernel_{N-1} (input_dim x units)."""
-        out = self.factors[0]
-        for factor in self.factors[1:]:
-            out = ops.matmul(out, factor)
-        return out
+        return product(self.factors)
 
     def end_to_end(self):
         """The end-to-end matrix in Keras orientation (the paper's W_e transposed)."""
@@ -210,8 +206,7 @@ class DeepLinear(FactoredDense):
 
     def get_config(self):
         config = super().get_config()
-        for key in ("units", "use_bias", "activation", "bias_initializer",
-                    "bias_regularizer", "bias_constraint"):
+        for key in ("units", "use_bias", "activation", "bias_initializer", "bias_regularizer", "bias_constraint"):
             config.pop(key)
         config["output_dim"] = self.units
         return config

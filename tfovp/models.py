@@ -67,22 +67,27 @@ class EndToEndLinear(keras.Model):
         """Set K, e.g. to a `DeepLinear` layer's `end_to_end()` to share W_e(0)."""
         self.kernel.assign(ops.cast(value, self.kernel.dtype))
 
-    def preconditioned_direction(self, gradient):
-        """P_K(G) + lambda*N*K: what the optimizer receives instead of G."""
+    def preconditioned_direction(self, gradient, scaled_kernel=None):
+        """P_K(G) + lambda*N*K: what the optimizer receives instead of G. P is linear in
+        G, so a loss-scaled gradient s*G gives s*P_K(G); pass `scaled_kernel` = s*K to
+        scale the decay term alike."""
         direction = precondition(self.kernel, gradient, self.depth, method=self.method)
         if self.weight_decay:
-            direction = direction + (self.weight_decay * self.depth) * self.kernel
+            kernel = self.kernel if scaled_kernel is None else scaled_kernel
+            direction = direction + (self.weight_decay * self.depth) * kernel
         return direction
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
-            loss = self.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
-            )
-        gradient = tape.gradient(loss, self.kernel)
-        self.optimizer.apply([self.preconditioned_direction(gradient)], [self.kernel])
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            # As in Keras' own train_step: a LossScaleOptimizer (mixed precision) or a
+            # `loss_scale_factor` unscales the gradients it is given, so scale the loss.
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradient = tape.gradient(scaled_loss, self.kernel)
+        direction = self.preconditioned_direction(gradient, self.optimizer.scale_loss(self.kernel))
+        self.optimizer.apply([direction], [self.kernel])
         for metric in self.metrics:
             if metric.name == "loss":
                 metric.update_state(loss)

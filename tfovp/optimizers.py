@@ -1,6 +1,7 @@
 """`EndToEnd`: train any Keras model "as if" its dense kernels had depth N (Eq. 10)."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from tfovp._checks import check_choice, check_int, check_real
@@ -18,7 +19,9 @@ class EndToEnd(keras.optimizers.Optimizer):
 
     which is what GD on a balanced depth-N factorization of W does to W for small eta
     (Theorem 1). Every other variable (biases, convolution kernels, ...) gets plain
-    gradient descent with decay, v <- (1 - eta*lambda) v - eta * g (Eq. 4). For N > 1 a
+    gradient descent with decay, v <- (1 - eta*lambda) v - eta * g (Eq. 4), and so
+    does a 2-D variable with a sparse gradient (an `Embedding` table: a lookup, not a
+    linear map; only its looked-up rows move, decay aside). For N > 1 a
     kernel at exactly 0 does not move (P_0 = 0). Clipping and learning-rate schedules
     are the base class's, as for `keras.optimizers.SGD`.
 
@@ -32,9 +35,7 @@ class EndToEnd(keras.optimizers.Optimizer):
             Keras optimizer.
     """
 
-    def __init__(self, depth, learning_rate=0.01, weight_decay=0.0, method="auto", name="end_to_end",
-                 **kwargs):
-        kwargs.pop("weight_decay", None)
+    def __init__(self, depth, learning_rate=0.01, weight_decay=0.0, method="auto", name="end_to_end", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.depth = check_int("depth", depth, minimum=1)
         self.rule_weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
@@ -54,6 +55,12 @@ class EndToEnd(keras.optimizers.Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         learning_rate = ops.cast(learning_rate, variable.dtype)
+        if isinstance(gradient, tf.IndexedSlices):
+            if self.rule_weight_decay:
+                self.assign_sub(variable, (learning_rate * self.rule_weight_decay) * variable)
+            values = learning_rate * ops.cast(gradient.values, variable.dtype)
+            self.assign_sub(variable, tf.IndexedSlices(values, gradient.indices, gradient.dense_shape))
+            return
         self.assign_sub(variable, learning_rate * self.direction(gradient, variable))
 
     def get_config(self):

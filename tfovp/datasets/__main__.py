@@ -4,11 +4,20 @@ found, whether it verified, and its shape. Exit status 1 if a dataset the experi
 is reported but optional (no experiment needs it, and batches 7 and 10 are often absent
 offline)."""
 
-import argparse
+import pathlib
 import sys
 
-from tfovp.datasets import files, load_abalone, load_ethanol, load_gas_sensor_drift, load_mnist
-from tfovp.datasets import abalone, gas_sensor, mnist
+from tfovp._cli import ArgumentParser
+from tfovp.datasets import (
+    abalone,
+    files,
+    gas_sensor,
+    load_abalone,
+    load_ethanol,
+    load_gas_sensor_drift,
+    load_mnist,
+    mnist,
+)
 
 
 def _where(specs, data_dir):
@@ -25,15 +34,23 @@ def _shape(result):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", default=None, help="folder searched first")
-    parser.add_argument("--no-download", action="store_true", help="never use the network")
+    parser = ArgumentParser(prog="python -m tfovp.datasets", description=__doc__)
+    parser.add_argument(
+        "--data-dir", default=None, metavar="DIR", help="folder searched first, before $TFOVP_DATA_DIR and the cache"
+    )
+    parser.add_argument("--no-download", action="store_true", help="never use the network (report what is missing)")
     args = parser.parse_args(argv)
+    if args.data_dir is not None and not pathlib.Path(args.data_dir).is_dir():
+        parser.error(f"--data-dir {args.data_dir}: no such folder")
     download = not args.no_download
     checks = [
         ("ethanol", True, lambda: load_ethanol(args.data_dir, download), [gas_sensor.ETHANOL_FILE]),
-        ("gas_sensor_drift", False, lambda: load_gas_sensor_drift(args.data_dir, download),
-         list(gas_sensor.BATCH_FILES.values())),
+        (
+            "gas_sensor_drift",
+            False,
+            lambda: load_gas_sensor_drift(args.data_dir, download),
+            list(gas_sensor.BATCH_FILES.values()),
+        ),
         ("abalone", True, lambda: load_abalone(args.data_dir, download), [abalone.DATA_FILE]),
         ("mnist", True, lambda: load_mnist(args.data_dir, download), list(mnist.FILES.values())),
     ]

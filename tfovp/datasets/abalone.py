@@ -11,8 +11,18 @@ from tfovp.datasets import files
 
 N_ROWS = 4177
 SEXES = ("M", "F", "I")
-FEATURE_NAMES = ("sex_M", "sex_F", "sex_I", "length", "diameter", "height", "whole_weight",
-                 "shucked_weight", "viscera_weight", "shell_weight")
+FEATURE_NAMES = (
+    "sex_M",
+    "sex_F",
+    "sex_I",
+    "length",
+    "diameter",
+    "height",
+    "whole_weight",
+    "shucked_weight",
+    "viscera_weight",
+    "shell_weight",
+)
 DATA_FILE = files.DataFile(
     "abalone/abalone.data",
     "de37cdcdcaaa50c309d514f248f7c2302a5f1f88c168905eba23fe2fbc78449f",

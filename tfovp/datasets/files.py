@@ -19,6 +19,8 @@ import urllib.error
 import urllib.request
 import zipfile
 
+from tfovp._files import atomic_writer
+
 DATA_DIR_ENV = "TFOVP_DATA_DIR"
 CACHE_DIR_ENV = "TFOVP_CACHE_DIR"
 DOWNLOAD_TIMEOUT_S = 5.0
@@ -61,9 +63,12 @@ def cache_dir():
 
 
 def search_dirs(data_dir=None):
-    """The folders searched, in order: data_dir, $TFOVP_DATA_DIR, the cache."""
+    """The folders searched, in order: data_dir, $TFOVP_DATA_DIR, the cache. A `data_dir`
+    given but missing is an error, never silently skipped."""
     dirs = []
     if data_dir is not None:
+        if not pathlib.Path(data_dir).expanduser().is_dir():
+            raise ValueError(f"`data_dir` is not a folder. Received: data_dir={str(data_dir)!r}")
         dirs.append(pathlib.Path(data_dir).expanduser())
     if os.environ.get(DATA_DIR_ENV):
         dirs.append(pathlib.Path(os.environ[DATA_DIR_ENV]).expanduser())
@@ -141,22 +146,14 @@ def _fetch(url, handle):
     sys.stderr.write("\n")
 
 
-def _install(source_bytes_or_path, spec, target_dir):
+def _install(source_bytes_or_url, spec, target_dir):
     """Write to a temporary name in `target_dir`, verify, then rename into place."""
     target = target_dir / spec.relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{spec.name}.", suffix=".partial", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if isinstance(source_bytes_or_path, bytes):
-                handle.write(source_bytes_or_path)
-            else:
-                _fetch(source_bytes_or_path, handle)
-        verify(temporary, spec.sha256)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with atomic_writer(target, "wb", check=lambda temporary: verify(temporary, spec.sha256)) as handle:
+        if isinstance(source_bytes_or_url, bytes):
+            handle.write(source_bytes_or_url)
+        else:
+            _fetch(source_bytes_or_url, handle)
     return target
 
 

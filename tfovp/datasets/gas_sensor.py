@@ -7,20 +7,18 @@ order: 2,565 x 128 features, target = concentration. Those lines, verbatim, are 
 as `gas-sensor-drift/ethanol.dat`, which is also accepted as the offline source.
 """
 
-import os
 import pathlib
-import tempfile
 
 import numpy as np
 
+from tfovp._files import atomic_writer
 from tfovp.datasets import files
 
 N_FEATURES = 128
 ETHANOL = 1
 GAS_NAMES = {1: "Ethanol", 2: "Ethylene", 3: "Ammonia", 4: "Acetaldehyde", 5: "Acetone", 6: "Toluene"}
 ARCHIVE_URL = (
-    "https://archive.ics.uci.edu/static/public/270/"
-    "gas+sensor+array+drift+dataset+at+different+concentrations.zip"
+    "https://archive.ics.uci.edu/static/public/270/gas+sensor+array+drift+dataset+at+different+concentrations.zip"
 )
 ROWS_PER_BATCH = (445, 1244, 1586, 161, 197, 2300, 3613, 294, 470, 3600)  # 13,910 in all
 ETHANOL_PER_BATCH = (90, 164, 365, 64, 28, 514, 649, 30, 61, 600)  # 2,565 in all
@@ -53,18 +51,14 @@ def parse_line(line, where="line"):
         raise files.DataFormatError(f"{where}: expected '<gas>;<concentration> 1:v ...', got {line[:60]!r}")
     gas_text, concentration_text = tokens[0].split(";", 1)
     if len(tokens) - 1 != N_FEATURES:
-        raise files.DataFormatError(
-            f"{where}: expected {N_FEATURES} features, found {len(tokens) - 1}"
-        )
+        raise files.DataFormatError(f"{where}: expected {N_FEATURES} features, found {len(tokens) - 1}")
     features = np.empty(N_FEATURES)
     try:
         gas, concentration = int(gas_text), float(concentration_text)
         for i, token in enumerate(tokens[1:]):
             index, value = token.split(":")
             if int(index) != i + 1:
-                raise files.DataFormatError(
-                    f"{where}: feature {i + 1} expected, found index {index!r}"
-                )
+                raise files.DataFormatError(f"{where}: feature {i + 1} expected, found index {index!r}")
             features[i] = float(value)
     except ValueError as error:
         if isinstance(error, files.DataFormatError):
@@ -98,16 +92,10 @@ def ethanol_lines(batch_paths):
 def write_ethanol_cache(batch_paths, target):
     """Write the Ethanol extract of the ten batch files to `target` (atomic, verified)."""
     target = pathlib.Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=".ethanol.", suffix=".partial", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="") as handle:
-            handle.writelines(ethanol_lines(batch_paths))
-        files.verify(temporary, ETHANOL_FILE.sha256)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with atomic_writer(
+        target, "w", check=lambda temporary: files.verify(temporary, ETHANOL_FILE.sha256), encoding="ascii", newline=""
+    ) as handle:
+        handle.writelines(ethanol_lines(batch_paths))
     return target
 
 
@@ -153,7 +141,9 @@ def load_gas_sensor_drift(data_dir=None, download=True):
     except files.DatasetNotFoundError as error:
         raise files.DatasetNotFoundError(
             "The complete gas sensor drift set needs all ten batches; missing: "
-            + ", ".join(s.name for s in missing) + "\n" + str(error)
+            + ", ".join(s.name for s in missing)
+            + "\n"
+            + str(error)
         ) from None
     parts = [read_dat(p) for p in paths]
     for batch, (part, expected) in enumerate(zip(parts, ROWS_PER_BATCH), start=1):

@@ -34,16 +34,14 @@ def read_idx(path, magic):
         raise files.DataFormatError(f"{path}: not a complete gzip file ({error})") from None
     if len(raw) < 8:
         raise files.DataFormatError(f"{path}: too short for an IDX header")
-    found, = struct.unpack(">I", raw[:4])
+    (found,) = struct.unpack(">I", raw[:4])
     if found != magic:
         raise files.DataFormatError(f"{path}: IDX magic {found:#010x}, expected {magic:#010x}")
     ndim = magic & 0xFF
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
-        raise files.DataFormatError(
-            f"{path}: header says {shape} = {int(np.prod(shape))} values, file has {data.size}"
-        )
+        raise files.DataFormatError(f"{path}: header says {shape} = {int(np.prod(shape))} values, file has {data.size}")
     return data.reshape(shape)
 
 
@@ -77,11 +75,10 @@ def load_mnist(data_dir=None, download=True):
         if prepared is not None:
             return prepared
     paths = files.locate(specs, data_dir, download_missing=download)
-    train_x, train_y, test_x, test_y = (
-        read_idx(p, IMAGE_MAGIC if "images" in p.name else LABEL_MAGIC) for p in paths
-    )
+    train_x, train_y, test_x, test_y = (read_idx(p, IMAGE_MAGIC if "images" in p.name else LABEL_MAGIC) for p in paths)
     for images, labels, n in ((train_x, train_y, 60000), (test_x, test_y, 10000)):
         if images.shape != (n, 28, 28) or labels.shape != (n,):
-            raise files.DataFormatError(f"MNIST: expected {n} images 28x28 and labels, found "
-                                        f"{images.shape} and {labels.shape}")
+            raise files.DataFormatError(
+                f"MNIST: expected {n} images 28x28 and labels, found {images.shape} and {labels.shape}"
+            )
     return (train_x, train_y), (test_x, test_y)

@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 from tfovp.datasets.abalone import FEATURE_NAMES, load_abalone
 from tfovp.datasets.gas_sensor import N_FEATURES, load_ethanol
 
+
 def _float64(shape=()):
     # Raw bytes: the default tf.train.Example float list would round float64 to float32.
     return tfds.features.Tensor(shape=shape, dtype=np.float64, encoding=tfds.features.Encoding.BYTES)
@@ -44,11 +45,13 @@ class TfovpEthanol(tfds.core.GeneratorBasedBuilder):
     def _info(self):
         return self.dataset_info_from_configs(
             description=self.__doc__,
-            features=tfds.features.FeaturesDict({
-                "features": _float64((N_FEATURES,)),
-                "concentration": _float64(),
-                "batch": tfds.features.Scalar(dtype=np.int32),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "features": _float64((N_FEATURES,)),
+                    "concentration": _float64(),
+                    "batch": tfds.features.Scalar(dtype=np.int32),
+                }
+            ),
             supervised_keys=("features", "concentration"),
             homepage="https://doi.org/10.24432/C5MK6M",
             disable_shuffling=True,  # keep file order (the batches are in time order)
@@ -72,10 +75,12 @@ class TfovpAbalone(tfds.core.GeneratorBasedBuilder):
     def _info(self):
         return self.dataset_info_from_configs(
             description=self.__doc__ + " Features: " + ", ".join(FEATURE_NAMES),
-            features=tfds.features.FeaturesDict({
-                "features": _float64((len(FEATURE_NAMES),)),
-                "rings": _float64(),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "features": _float64((len(FEATURE_NAMES),)),
+                    "rings": _float64(),
+                }
+            ),
             supervised_keys=("features", "rings"),
             homepage="https://doi.org/10.24432/C55C7W",
             disable_shuffling=True,

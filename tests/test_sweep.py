@@ -8,7 +8,7 @@ from tfovp import diagnostics, initializers
 from tfovp.layers import DeepLinear
 from tfovp.losses import LpLoss
 from tfovp.models import EndToEndLinear
-from tfovp.train import sweep
+from tfovp.sweep import sweep
 
 
 def _problem(m=40, d=4, k=2, seed=0):
@@ -20,8 +20,7 @@ def _problem(m=40, d=4, k=2, seed=0):
 
 
 def _initial(init, seed, shapes):
-    return [np.asarray(f) for f in initializers.draw_factors(
-        initializers.with_seed(init, seed), shapes, "float64")]
+    return [np.asarray(f) for f in initializers.draw_factors(initializers.with_seed(init, seed), shapes, "float64")]
 
 
 def _keras_fit(layer, x, y, optimizer, p, steps, start):
@@ -47,30 +46,107 @@ def test_depth_one_equals_keras_sgd_on_dense_without_bias(p):
     np.testing.assert_allclose(result.final_weights[0][0], kernel, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("update", ["gd", "adam", "adagrad", "adadelta"])
+@pytest.mark.parametrize(
+    "update",
+    [
+        "gd",
+        "adam",
+        "adagrad",
+        "adadelta",
+        "rmsprop",
+        {"class_name": "sgd", "config": {"momentum": 0.9}},
+        {"class_name": "sgd", "config": {"momentum": 0.9, "nesterov": True}},
+    ],
+)
 def test_deep_net_equals_keras_fit_of_deep_linear(update):
+    # The optimizers the module docstring calls exact: updates linear in the learning rate.
     x, y = _problem()
     init = initializers.NearZero(0.3, seed=None)
     shapes = [(4, 3), (3, 3), (3, 2)]
     start = _initial(init, 1, shapes)
-    result = sweep(x, y, [ETA], 15, depth=3, hidden_widths=3, update=update, loss=4,
-                   initializer=init, seeds=[1], dtype="float64")
+    result = sweep(
+        x, y, [ETA], 15, depth=3, hidden_widths=3, update=update, loss=4, initializer=init, seeds=[1], dtype="float64"
+    )
     layer = DeepLinear(2, 3, hidden_widths=3, dtype="float64")
-    optimizer = keras.optimizers.SGD(ETA) if update == "gd" else keras.optimizers.get(
-        {"class_name": update, "config": {"learning_rate": ETA}})
+    if update == "gd":
+        optimizer = keras.optimizers.SGD(ETA)
+    elif isinstance(update, dict):
+        optimizer = keras.optimizers.get({**update, "config": {**update["config"], "learning_rate": ETA}})
+    else:
+        optimizer = keras.optimizers.get({"class_name": update, "config": {"learning_rate": ETA}})
     weights = _keras_fit(layer, x, y, optimizer, 4, 15, start)
     for got, expected in zip(result.final_weights, weights):
         np.testing.assert_allclose(got[0], expected, rtol=1e-9, atol=1e-12)
 
 
+def test_weight_decay_equals_keras_sgd_weight_decay():
+    # Eq. 4 with lambda > 0: Keras' SGD applies w <- w - eta*lambda*w before the gradient
+    # step, with the gradient taken at the old w: the same update.
+    x, y = _problem()
+    init = initializers.NearZero(0.3, seed=None)
+    start = _initial(init, 2, [(4, 3), (3, 2)])
+    result = sweep(
+        x,
+        y,
+        [ETA],
+        12,
+        depth=2,
+        hidden_widths=3,
+        loss=4,
+        initializer=init,
+        seeds=[2],
+        weight_decay=0.25,
+        dtype="float64",
+    )
+    layer = DeepLinear(2, 2, hidden_widths=3, dtype="float64")
+    weights = _keras_fit(layer, x, y, keras.optimizers.SGD(ETA, weight_decay=0.25), 4, 12, start)
+    for got, expected in zip(result.final_weights, weights):
+        np.testing.assert_allclose(got[0], expected, rtol=1e-9, atol=1e-12)
+    plain = sweep(x, y, [ETA], 12, depth=2, hidden_widths=3, loss=4, initializer=init, seeds=[2], dtype="float64")
+    assert np.abs(plain.final_weights[0] - result.final_weights[0]).max() > 1e-4
+
+
+def test_identity_initialization_of_the_factors():
+    x, y = _problem(k=1)
+    result = sweep(
+        x,
+        y,
+        [ETA],
+        0,
+        depth=3,
+        hidden_widths=4,
+        initializer="identity",
+        seeds=[5],
+        record_end_to_end=True,
+        dtype="float64",
+    )
+    factors = initializers.Identity(seed=5).draw([(4, 4), (4, 4), (4, 1)])
+    for got, expected in zip(result.final_weights, factors):
+        np.testing.assert_allclose(got[0], expected, rtol=1e-12)
+    assert np.abs(factors[0] - np.eye(4)).max() < 0.1  # identity plus N(0, 0.01^2)
+    np.testing.assert_allclose(
+        result.losses[0, 0], np.mean((x @ initializers.product(factors) - y) ** 2) / 2, rtol=1e-12
+    )
+
+
 def test_end_to_end_update_equals_end_to_end_linear():
     x, y = _problem(k=3)
     init = initializers.NearZero(0.4, seed=None)
-    result = sweep(x, y, [ETA], 20, depth=3, hidden_widths=4, update="end_to_end", loss=2,
-                   initializer=init, seeds=[5], dtype="float64")
+    result = sweep(
+        x,
+        y,
+        [ETA],
+        20,
+        depth=3,
+        hidden_widths=4,
+        update="end_to_end",
+        loss=2,
+        initializer=init,
+        seeds=[5],
+        dtype="float64",
+    )
     start = initializers.product(_initial(init, 5, [(4, 4), (4, 4), (4, 3)]))
-    model = EndToEndLinear(3, 3, dtype="float64",
-                           kernel_initializer=initializers.Balanced(start, seed=0))
+    model = EndToEndLinear(3, 3, dtype="float64", kernel_initializer=initializers.Balanced(start, seed=0))
     model.compile(optimizer=keras.optimizers.SGD(ETA), loss=LpLoss(2, dtype="float64"))
     model.fit(x, y, batch_size=len(x), epochs=20, shuffle=False, verbose=0)
     np.testing.assert_allclose(result.final_weights[0][0], model.kernel, rtol=1e-9)
@@ -129,23 +205,33 @@ def test_divergence_is_detected_reported_and_frozen():
 
 def test_recorded_steps_and_trajectory():
     x, y = _problem()
-    result = sweep(x, y, [0.01, 0.05], 20, depth=2, hidden_widths=2, record_steps=[20, 0, 10],
-                   record_end_to_end=True, dtype="float64", chunk_size=7)
+    result = sweep(
+        x,
+        y,
+        [0.01, 0.05],
+        20,
+        depth=2,
+        hidden_widths=2,
+        record_steps=[20, 0, 10],
+        record_end_to_end=True,
+        dtype="float64",
+        chunk_size=7,
+    )
     assert list(result.steps) == [0, 10, 20] and result.losses.shape == (3, 2)
     assert result.end_to_end.shape == (3, 2, 4, 2)
     start = initializers.product(_initial(initializers.get("near_zero"), 0, [(4, 2), (2, 2)]))
     np.testing.assert_allclose(result.end_to_end[0, 0], start, rtol=1e-12)
     np.testing.assert_allclose(result.end_to_end[-1], result.final_end_to_end(), rtol=1e-12)
-    np.testing.assert_allclose(result.end_to_end_norm, np.linalg.norm(result.end_to_end, axis=(-2, -1)),
-                               rtol=1e-12)
+    np.testing.assert_allclose(result.end_to_end_norm, np.linalg.norm(result.end_to_end, axis=(-2, -1)), rtol=1e-12)
     full = sweep(x, y, [0.01, 0.05], 20, depth=2, hidden_widths=2, dtype="float64")
     np.testing.assert_allclose(result.losses, full.losses[[0, 10, 20]], rtol=1e-12)
 
 
 def test_recorded_balancedness_matches_diagnostics():
     x, y = _problem()
-    result = sweep(x, y, [0.01, 0.05], 10, depth=3, hidden_widths=3, record_steps=[10],
-                   record_balancedness=True, dtype="float64")
+    result = sweep(
+        x, y, [0.01, 0.05], 10, depth=3, hidden_widths=3, record_steps=[10], record_balancedness=True, dtype="float64"
+    )
     expected = diagnostics.balancedness(result.final_weights)
     np.testing.assert_allclose(result.balancedness[0], np.stack(expected, axis=-1), rtol=1e-10)
     rule = sweep(x, y, [0.01], 1, depth=3, update="end_to_end", record_balancedness=True)
@@ -163,27 +249,29 @@ def test_deterministic_and_float32_close_to_float64():
 
 def test_shared_initial_end_to_end_between_net_and_rule():
     x, y = _problem(k=1)
-    kwargs = dict(depth=3, hidden_widths=5, seeds=[4], record_steps=[0], record_end_to_end=True,
-                  dtype="float64")
+    kwargs = dict(depth=3, hidden_widths=5, seeds=[4], record_steps=[0], record_end_to_end=True, dtype="float64")
     net = sweep(x, y, [0.01], 0, **kwargs)
     rule = sweep(x, y, [0.01], 0, update="end_to_end", **kwargs)
     np.testing.assert_allclose(net.end_to_end, rule.end_to_end, rtol=1e-13)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"learning_rates": []}, "learning_rates=\\[\\]"),
-    ({"learning_rates": [0.1, -1.0]}, "learning_rates=\\[0.1, -1.0\\]"),
-    ({"steps": -1}, "steps=-1"),
-    ({"depth": 0}, "depth=0"),
-    ({"hidden_widths": [1, 2]}, "hidden_widths=\\[1, 2\\]"),
-    ({"loss": 0.5}, "loss=0.5"),
-    ({"reduction": "max"}, "reduction='max'"),
-    ({"update": "newton"}, "update='newton'"),
-    ({"update": keras.optimizers.Adam(clipnorm=1.0)}, "clipnorm=1.0"),
-    ({"record_steps": [0, 99]}, "record_steps"),
-    ({"dtype": "float16"}, "float16"),
-    ({"seeds": []}, "seeds"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"learning_rates": []}, "learning_rates=\\[\\]"),
+        ({"learning_rates": [0.1, -1.0]}, "learning_rates=\\[0.1, -1.0\\]"),
+        ({"steps": -1}, "steps=-1"),
+        ({"depth": 0}, "depth=0"),
+        ({"hidden_widths": [1, 2]}, "hidden_widths=\\[1, 2\\]"),
+        ({"loss": 0.5}, "loss=0.5"),
+        ({"reduction": "max"}, "reduction='max'"),
+        ({"update": "newton"}, "update='newton'"),
+        ({"update": keras.optimizers.Adam(clipnorm=1.0)}, "clipnorm=1.0"),
+        ({"record_steps": [0, 99]}, "record_steps"),
+        ({"dtype": "float16"}, "float16"),
+        ({"seeds": []}, "seeds"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     x, y = _problem(k=1)
     arguments = {"learning_rates": [0.1], "steps": 3, "depth": 2}
@@ -197,3 +285,30 @@ def test_mismatched_data_shapes():
         sweep(np.ones((5, 2)), np.ones(4), [0.1], 1)
     with pytest.raises(ValueError, match=r"x.shape=\(5,\)"):
         sweep(np.ones(5), np.ones(5), [0.1], 1)
+
+
+def test_empty_or_overflowing_data_is_refused():
+    with pytest.raises(ValueError, match=r"at least one row.*x.shape=\(0, 3\)"):
+        sweep(np.ones((0, 3)), np.ones((0, 1)), [0.1], 1)
+    big = np.full((4, 2), 1e39)  # finite in float64, infinite in float32
+    with pytest.raises(ValueError, match="overflow float32"):
+        sweep(big, np.ones(4), [0.1], 1)
+    assert np.isfinite(sweep(big, np.ones(4), [1e-90], 1, dtype="float64").losses).all()
+
+
+def test_a_sweep_that_cannot_fit_in_memory_is_refused_before_allocating(monkeypatch):
+    from tfovp import sweep as module
+
+    monkeypatch.setattr(module, "available_memory", lambda: 1024**2)  # 1 MiB
+    x, y = np.ones((2000, 64)), np.ones(2000)
+    with pytest.raises(MemoryError, match=r"sweep needs about .* GiB \(data: .*m=2000 rows, d=64, k=1, 20 copies"):
+        sweep(x, y, [1e-3] * 20, 10, loss=4)
+    monkeypatch.setattr(module, "available_memory", lambda: None)  # unknown: no check
+    assert sweep(x[:10], y[:10], [1e-3], 1, loss=4).losses.shape == (2, 1)
+
+
+def test_progress_callback_counts_every_step():
+    x, y = _problem(k=1)
+    done = []
+    sweep(x, y, [0.01], 25, chunk_size=10, progress=done.append)
+    assert done == [10, 10, 6]  # steps 0..25: 26 loss evaluations

@@ -1,0 +1,84 @@
+"""The `reproduce` modules' command lines: the flags of their Config dataclasses
+(`tfovp._cli`) plus `--out`, the `--quick` presets, validation before anything is loaded
+or trained, and the end of a run: a summary line, one line for a user's mistake (exit
+status 2), for missing data or a corrupt shared file (exit status 1), or for Ctrl-C,
+saying what finished and how to resume (exit status 130). `--help` imports no
+TensorFlow.
+"""
+
+import argparse
+import os
+import pathlib
+import shlex
+import sys
+import time
+
+from tfovp._cli import ArgumentParser, add_config_flags, check, check_values, config_from, setting
+
+__all__ = ["DEFAULT_OUT", "MAX_STEPS", "check", "check_out", "check_values", "main", "parse", "setting"]
+
+DEFAULT_OUT = "runs"
+MAX_STEPS = 10**8  # ~1 month of the l4 sweep on 2 cores: a larger budget is a typo
+
+
+def check_out(out):
+    """Raise ValueError unless `out` is (or can be made) a writable folder."""
+    path = pathlib.Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"--out {out}: cannot write there ({error.strerror or error})") from None
+
+
+def parse(config_cls, argv, prog, description):
+    """(config, out) from the command line: the Config's defaults, then its QUICK preset
+    for what was not given if --quick, then the flags given."""
+    parser = ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--out",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help=f"output folder (default: {DEFAULT_OUT}/, git-ignored; `--out results` replaces the committed results)",
+    )
+    given = vars(add_config_flags(parser, config_cls).parse_args(argv))
+    out = given.pop("out", DEFAULT_OUT)
+    try:
+        config = config_from(config_cls, given, getattr(config_cls, "QUICK", {}) if given.get("quick") else None)
+        check_out(out)
+    except ValueError as error:
+        parser.error(str(error))
+    return config, out
+
+
+def main(run, config_cls, description, argv=None, prog=None):
+    """Parse, validate, run `run(config, out, job)` and report; the entry point of every
+    `reproduce` module. Returns what `run` returns."""
+    from tfovp._console import import_tensorflow_quietly
+    from tfovp.datasets import DatasetError
+    from tfovp.study.progress import Job
+    from tfovp.study.store import StudyError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config, out = parse(config_cls, argv, prog, description)
+    job = Job(prog.split(".")[-1], command=" ".join([prog, *map(shlex.quote, argv)]))
+    started = time.time()
+    try:
+        try:
+            import_tensorflow_quietly()
+            result = run(config, out, job)
+        finally:
+            job.close()  # the progress bar ends before any message
+    except KeyboardInterrupt:
+        done = f"{len(job.finished)} of {max(job.units, len(job.finished))} runs finished and are stored in {out}/"
+        print(f"\n{prog}: interrupted; {done}; rerun the same command with --resume to continue", file=sys.stderr)
+        raise SystemExit(130) from None
+    except (DatasetError, StudyError) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"wrote {out}/ in {time.time() - started:,.1f} s", file=sys.stderr)
+    return result

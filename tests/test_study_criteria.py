@@ -1,0 +1,215 @@
+"""Every claim criterion on hand-made measurements whose verdict is known: a PASS, a FAIL,
+an INCONCLUSIVE case, and all-diverged input, for every figure and the MNIST panel."""
+
+import numpy as np
+import pytest
+
+from tfovp.study import convergence, criteria
+from tfovp.study.criteria import Speed
+
+REACHED, SLOW, NEVER, DIVERGED = Speed(100, 0.01), Speed(1000, 0.1), Speed(None, 0.5), Speed(None, None)
+
+
+def _verdicts(rows):
+    return [row.verdict for row in rows]
+
+
+def test_faster():
+    assert criteria.faster(REACHED, SLOW) is True and criteria.faster(SLOW, REACHED) is False
+    assert criteria.faster(REACHED, NEVER) is True and criteria.faster(NEVER, REACHED) is False
+    assert criteria.faster(Speed(400, 0.1), Speed(1000, 0.1), factor=2.0) is True
+    assert criteria.faster(Speed(600, 0.1), Speed(1000, 0.1), factor=2.0) is False
+    assert criteria.faster(NEVER, NEVER) is None
+    # A curve that diverged at every rate is no evidence either way.
+    assert criteria.faster(REACHED, DIVERGED) is None and criteria.faster(DIVERGED, REACHED) is None
+
+
+# ---------------------------------------------------------------------------- Figure 2
+
+
+def _pair(depth, width, distance=0.01, gap=0.02, net=False, rule=False):
+    return criteria.Tracking(depth, width, distance, float("inf") if (net or rule) else gap, net, rule)
+
+
+def test_figure2_tracking():
+    close = [_pair(2, 1), _pair(3, 1)]
+    assert criteria.figure2_tracking(4, close).verdict == "PASS"
+    assert criteria.figure2_tracking(4, [*close, _pair(3, 10, gap=0.3)]).verdict == "FAIL"
+    assert criteria.figure2_tracking(4, [*close, _pair(3, 10, rule=True)]).verdict == "FAIL"  # one diverged
+    assert criteria.figure2_tracking(4, [*close, _pair(3, 10, net=True, rule=True)]).verdict == "INCONCLUSIVE"
+    assert criteria.figure2_tracking(4, [_pair(2, 1, net=True, rule=True)]).verdict == "INCONCLUSIVE"
+    nothing = criteria.figure2_tracking(4, [])  # every depth's grid diverged: no pair to compare
+    assert nothing.verdict == "INCONCLUSIVE" and "no depth" in nothing.measured
+    assert "N=2 w=1: W_e 0.01, loss 0.02" in criteria.figure2_tracking(4, close).measured
+
+
+def test_figure2_width_and_depth():
+    same = {1: Speed(1000, 0.1), 10: Speed(1050, 0.1), 100: Speed(1090, 0.1)}
+    assert criteria.figure2_width(4, 2, same).verdict == "PASS"
+    assert criteria.figure2_width(4, 2, {**same, 100: Speed(2000, 0.1)}).verdict == "FAIL"
+    assert criteria.figure2_width(4, 2, {1: NEVER, 10: Speed(None, 0.52)}).verdict == "PASS"  # by final excess
+    assert criteria.figure2_width(4, 2, {1: NEVER, 10: Speed(None, 0.9)}).verdict == "FAIL"
+    assert criteria.figure2_width(4, 2, {1: REACHED, 10: NEVER}).verdict == "FAIL"
+    assert criteria.figure2_width(4, 2, {1: DIVERGED, 10: DIVERGED}).verdict == "INCONCLUSIVE"
+    assert criteria.figure2_depth(REACHED, SLOW).verdict == "PASS"
+    assert criteria.figure2_depth(SLOW, REACHED).verdict == "FAIL"
+    assert criteria.figure2_depth(NEVER, NEVER).verdict == "INCONCLUSIVE"
+    assert criteria.figure2_depth(DIVERGED, DIVERGED).verdict == "INCONCLUSIVE"
+
+
+# ---------------------------------------------------------------------------- Figure 3
+
+
+def test_figure3_claims_pass_fail_inconclusive():
+    paper_like = {
+        (1, 2.0): Speed(100, 0.1),
+        (2, 2.0): Speed(120, 0.1),
+        (3, 2.0): Speed(150, 0.1),
+        (1, 4.0): Speed(1000, 0.1),
+        (2, 4.0): Speed(400, 0.1),
+        (3, 4.0): Speed(300, 0.1),
+    }
+    assert _verdicts(criteria.figure3(paper_like)) == ["PASS", "PASS"]
+    opposite = {**paper_like, (2, 2.0): Speed(50, 0.1), (2, 4.0): Speed(900, 0.1)}
+    assert _verdicts(criteria.figure3(opposite)) == ["FAIL", "FAIL"]
+    nobody = {k: NEVER for k in paper_like}
+    assert _verdicts(criteria.figure3(nobody)) == ["INCONCLUSIVE", "INCONCLUSIVE"]
+    only_deep = {**nobody, (2, 4.0): Speed(10, 0.0), (3, 4.0): Speed(20, 0.0)}
+    assert criteria.figure3(only_deep)[1].verdict == "PASS"
+    all_diverged = {k: DIVERGED for k in paper_like}
+    assert _verdicts(criteria.figure3(all_diverged)) == ["INCONCLUSIVE", "INCONCLUSIVE"]
+    linear_diverged = {**paper_like, (1, 4.0): DIVERGED}  # no reference to be faster than
+    assert criteria.figure3(linear_diverged)[1].verdict == "INCONCLUSIVE"
+    assert criteria.figure3(paper_like)[0].measured == "depth 1: 100, depth 2: 120, depth 3: 150"
+
+
+# ---------------------------------------------------------------------------- Figure 4
+
+
+@pytest.mark.parametrize(
+    "gd, adam2, expected",
+    [
+        (REACHED, Speed(150, 0.1), ["PASS", "FAIL"]),
+        (REACHED, REACHED, ["PASS", "PASS"]),  # a tie counts as a pass (pre-registered "<=")
+        (Speed(5000, 0.1), Speed(50, 0.01), ["FAIL", "PASS"]),
+        (NEVER, NEVER, ["FAIL", "FAIL"]),  # the baselines reach the level, the contenders do not
+        (DIVERGED, DIVERGED, ["INCONCLUSIVE", "INCONCLUSIVE"]),
+    ],
+)
+def test_figure4_claims(gd, adam2, expected):
+    speeds = {
+        "depth-3 net, GD": gd,
+        "linear model, AdaGrad": Speed(600, 0.1),
+        "linear model, AdaDelta": SLOW,
+        "linear model, Adam": REACHED,
+        "depth-2 net, Adam": adam2,
+        "depth-3 net, Adam": Speed(60, 0.01),
+    }
+    assert _verdicts(criteria.figure4(4, speeds)) == expected
+
+
+def test_figure4_all_diverged():
+    speeds = dict.fromkeys(
+        [
+            "depth-3 net, GD",
+            "linear model, AdaGrad",
+            "linear model, AdaDelta",
+            "linear model, Adam",
+            "depth-2 net, Adam",
+            "depth-3 net, Adam",
+        ],
+        DIVERGED,
+    )
+    assert _verdicts(criteria.figure4(4, speeds)) == ["INCONCLUSIVE", "INCONCLUSIVE"]
+
+
+# ---------------------------------------------------------------------------- Figure 5 (left)
+
+
+def _summary(relative_excess, diverged=False):
+    """A SeedSummary of one hand-made relative-excess curve (optimum 0, L0 = 1) over
+    recorded steps 0, 5, 100, 200, ..., 900 of a 1,000-iteration budget."""
+    curve = np.asarray(relative_excess, dtype=float)[:, None]
+    steps = np.array([0, 5] + list(range(100, 100 * (len(curve) - 1), 100)))
+    if diverged:
+        curve[1:] = np.nan
+    return convergence.summarize_rates(steps, curve, 0.0, [1e-3], np.array([diverged]), 0.2)
+
+
+FLAT, LATE = _summary([1.0] * 11), _summary([1.0] * 8 + [0.5, 0.1, 0.05])
+FAST, FASTER = _summary([1.0, 0.1] + [0.01] * 9), _summary([1.0, 0.05] + [0.001] * 9)
+GONE = _summary([1.0] * 11, diverged=True)
+
+
+def _figure5(changes=None):
+    summaries = {
+        "linear model (depth 1)": LATE,
+        "depth-4 net, near-zero init": LATE,
+        "depth-8 net, near-zero init": FLAT,
+        "depth-4 net, identity init": FAST,
+        "depth-8 net, identity init": FASTER,
+    }
+    return _verdicts(criteria.figure5(4.0, {**summaries, **(changes or {})}, 1000))
+
+
+def test_figure5_claims_on_known_curves():
+    assert _figure5() == ["PASS"] * 4
+    contrary = {
+        "depth-8 net, near-zero init": FAST,
+        "depth-4 net, near-zero init": FAST,
+        "depth-8 net, identity init": LATE,
+    }
+    assert _figure5(contrary) == ["FAIL"] * 4
+
+
+def test_figure5_claims_with_every_rate_diverged():
+    # Every curve diverged at every rate: "stuck" counts that as stuck (the paper's App. C
+    # wording); the others cannot be decided.
+    everything = dict.fromkeys(
+        [
+            "linear model (depth 1)",
+            "depth-4 net, near-zero init",
+            "depth-8 net, near-zero init",
+            "depth-4 net, identity init",
+            "depth-8 net, identity init",
+        ],
+        GONE,
+    )
+    assert _figure5(everything) == ["PASS", "INCONCLUSIVE", "INCONCLUSIVE", "INCONCLUSIVE"]
+    assert _figure5({"depth-8 net, identity init": GONE}) == ["PASS", "PASS", "INCONCLUSIVE", "INCONCLUSIVE"]
+
+
+# ---------------------------------------------------------------------------- MNIST and Appendix C
+
+
+def _outcome(losses, test_error=0.8, diverged=False):
+    return criteria.MnistOutcome(np.asarray(losses, dtype=float), test_error, diverged)
+
+
+def test_mnist_claims():
+    steps = np.arange(1000)
+    slow, fast = _outcome(3.0 * np.exp(-steps / 2000)), _outcome(3.0 * np.exp(-steps / 100))
+    assert _verdicts(criteria.mnist(slow, fast)) == ["PASS", "PASS"]
+    assert _verdicts(criteria.mnist(fast, slow)) == ["FAIL", "PASS"]
+    assert criteria.mnist(slow, _outcome(fast.minibatch_loss, test_error=2.0))[1].verdict == "FAIL"
+    # Faster early but not reaching the original's end level within 3/4 of the steps.
+    catch_up = _outcome(np.where(steps < 100, 1.0, 3.0 * np.exp(-steps / 2000) + 0.01))
+    assert criteria.mnist(slow, catch_up)[0].verdict == "FAIL"
+    diverged = _outcome(slow.minibatch_loss[:10], test_error=float("nan"), diverged=True)
+    assert _verdicts(criteria.mnist(slow, diverged)) == ["INCONCLUSIVE", "INCONCLUSIVE"]
+    assert _verdicts(criteria.mnist(diverged, diverged)) == ["INCONCLUSIVE", "INCONCLUSIVE"]
+
+
+def test_smooth_is_a_trailing_mean():
+    values = np.array([4.0, 2.0, 6.0, 8.0])
+    np.testing.assert_allclose(criteria.smooth(values, 2), [4.0, 3.0, 4.0, 7.0])
+    np.testing.assert_allclose(criteria.smooth(values, 10), np.cumsum(values) / np.arange(1, 5))
+
+
+def test_appendix_c_claim_and_tail_loss():
+    assert criteria.appendix_c((0.1, 1.9), (0.01, 1.4))[0].verdict == "PASS"
+    assert criteria.appendix_c((0.1, 1.2), (0.01, 1.4))[0].verdict == "FAIL"
+    assert criteria.appendix_c(None, (0.01, 1.4))[0].verdict == "INCONCLUSIVE"
+    assert criteria.appendix_c(None, None)[0].verdict == "INCONCLUSIVE"
+    assert criteria.tail_loss(np.arange(100.0), False) == pytest.approx(np.mean(np.arange(90.0, 100.0)))
+    assert criteria.tail_loss([1.0, 2.0], True) == float("inf")

@@ -1,0 +1,45 @@
+"""Console helpers for the command-line entry points: TensorFlow imported without its
+start-up log lines (oneDNN, CPU-feature and absl notices written by C++ straight to
+the stderr file descriptor, which TF_CPP_MIN_LOG_LEVEL does not reach in TF 2.21)."""
+
+import contextlib
+import os
+import sys
+import tempfile
+
+
+@contextlib.contextmanager
+def _stderr_captured():
+    """Point file descriptor 2 at a temporary file for the block; yields a function that
+    returns what was written there."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lambda: (sink.seek(0), sink.read().decode(errors="replace"))[1]
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow (and Keras) with their start-up notices silenced, and TensorFlow's
+    Python warnings below ERROR. If the import fails, what they printed is replayed on
+    stderr before the error propagates."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    failure, printed = None, ""
+    with _stderr_captured() as captured:
+        try:
+            import keras  # noqa: F401  (imports TensorFlow, which prints at load time)
+            import tensorflow
+        except BaseException as error:  # replayed below, once stderr is back
+            failure, printed = error, captured()
+    if failure is not None:
+        sys.stderr.write(printed)
+        raise failure
+    tensorflow.get_logger().setLevel("ERROR")  # e.g. retracing notices: every sweep compiles its own loop
+    return tensorflow

@@ -1,0 +1,70 @@
+"""The tables a figure writes: one CSV row per recorded step of every learning rate of
+every curve family, and the JSON summary of each family's best rate. Files are written
+atomically."""
+
+import json
+import pathlib
+
+import numpy as np
+
+from tfovp._files import atomic_write_text, atomic_writer
+from tfovp.study.convergence import relative_excess
+
+
+def curves_frame(figure, families, level, settings):
+    """A DataFrame of every finite recorded loss of `families` ({name: CurveFamily}),
+    with `settings` (a dict of constant columns) on every row; `selected` marks the best
+    learning rate of each seed at `level`."""
+    import pandas as pd
+
+    frames = []
+    for family in families.values():
+        spec = family.spec
+        excess = relative_excess(family.losses, family.optimum)
+        best = {seed: family.summary(level, seed).best_learning_rate for seed in family.seed_list}
+        for column, (rate, seed) in enumerate(zip(family.learning_rates, family.seeds)):
+            losses = family.losses[:, column]
+            keep = np.isfinite(losses)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "figure": figure,
+                        "curve": spec.label,
+                        "depth": spec.depth,
+                        "hidden_widths": spec.hidden_widths,
+                        "update": spec.update,
+                        "initializer": spec.initializer,
+                        "loss_p": spec.loss,
+                        "learning_rate": rate,
+                        "seed": seed,
+                        "selected": rate == best[int(seed)],
+                        "step": family.steps[keep],
+                        "loss": losses[keep],
+                        "excess_loss": losses[keep] - family.optimum,
+                        "relative_excess": excess[keep, column],
+                        **settings,
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def write_csv(path, frame, float_format="%.8g"):
+    """Write `frame` atomically."""
+    with atomic_writer(path, "w", newline="") as handle:
+        frame.to_csv(handle, index=False, float_format=float_format)
+    return pathlib.Path(path)
+
+
+def write_json(path, data):
+    """Write `data` as indented JSON atomically (NumPy scalars as floats)."""
+    return atomic_write_text(path, json.dumps(data, indent=1, default=float))
+
+
+def family_summary(family, level, seed=None):
+    """The JSON summary of one family: its best rate at `level` and the measures of it."""
+    out = family.summary(level, seed).to_json()
+    out["elapsed_seconds"] = round(family.elapsed_seconds, 2)
+    if family.extended is not None:
+        out["extended_grid"] = family_summary(family.extended, level, seed)
+    return out

@@ -1,0 +1,44 @@
+"""A regression problem of the linear experiments (PAPER Sec. 5): the preprocessed data
+and the float64 optima of its l_p losses."""
+
+import dataclasses
+
+import numpy as np
+
+from tfovp.datasets import load_regression
+from tfovp.study.optimum import optimal_loss
+
+
+@dataclasses.dataclass
+class Problem:
+    """Data (x (m, d), y (m, k)) with how it was made, and its optima (cached per p)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    dataset: str = "custom"
+    preprocessing: str = "none"
+    reduction: str = "mean"  # l_p loss averaged ("mean") or summed ("sum") over examples
+    _solutions: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def load(cls, dataset, preprocessing="standardize", reduction="mean", data_dir=None):
+        """A dataset of `tfovp.datasets` ("ethanol", "abalone"), preprocessed."""
+        x, y = load_regression(dataset, data_dir, preprocessing)
+        return cls(x, y, dataset, preprocessing, reduction)
+
+    def solution(self, p):
+        """(L*, W* (d, k)) of the l_p problem, float64."""
+        if p not in self._solutions:
+            self._solutions[p] = optimal_loss(self.x, self.y, p, self.reduction)
+        return self._solutions[p]
+
+    def optimum(self, p):
+        return self.solution(p)[0]
+
+    def optimal_kernel(self, p):
+        return self.solution(p)[1]
+
+    @property
+    def optima(self):
+        """{p: L*} of every p solved so far."""
+        return {p: solution[0] for p, solution in self._solutions.items()}

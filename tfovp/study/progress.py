@@ -1,0 +1,123 @@
+"""What a command runs: each unit of work announced before it runs (`[2/5] depth-4 net,
+near-zero init (l4): 10 learning rates x 100,000 iterations`), one progress bar with
+elapsed time and time left for the whole command (plain lines when the output is not
+a terminal), and a record of what finished, for the message after an interruption.
+
+Work is counted in copy-iterations of the sweep (one learning rate, one step, l4);
+other units are weighted by their rough relative cost so that the time left is
+meaningful when a command mixes them.
+"""
+
+import contextlib
+import sys
+
+from tfovp._progress import Progress
+
+# Rough cost of one step, in l4 sweep copy-steps (measured on the project's CPU:
+# ~3 us per copy-step for l2 in its Gram form, ~20 us for l4, ~70 ms per MNIST step).
+L2_COPY_STEP = 0.15
+MNIST_STEP = 3500.0
+
+
+def copy_step_work(p):
+    """Work of one step of one sweep copy with an l_p loss."""
+    return L2_COPY_STEP if p == 2 else 1.0
+
+
+def sweep_work(copies, steps, p):
+    """Planned work of a sweep of `copies` copies for `steps` updates (steps + 1 losses)."""
+    return copies * (steps + 1) * copy_step_work(p)
+
+
+class Task:
+    """One unit of work in progress; `advance(steps)` moves the job's bar."""
+
+    def __init__(self, job, work, per_step):
+        self.job, self.work, self.per_step, self.moved = job, work, per_step, 0.0
+
+    def advance(self, steps):
+        amount = min(steps * self.per_step, self.work - self.moved)
+        self.moved += amount
+        self.job.bar().advance(amount)
+
+    def done(self, text):
+        """The unit finished (early finishes count as the whole unit)."""
+        self.job.bar().advance(self.work - self.moved)
+        self.moved = self.work
+        self.job.finished.append(text)
+
+
+class Job:
+    """The command-level view of a run.
+
+    Args:
+        name: shown before the bar (e.g. "figure3").
+        command: the command line, recorded with the outputs (claims.md).
+        stream: where announcements and progress go (default: stderr).
+    """
+
+    def __init__(self, name, command=None, stream=None):
+        self.name, self.command = name, command or name
+        self.stream = stream or sys.stderr
+        self.units, self.work, self.started = 0, 0.0, 0
+        self.finished = []  # one line per finished unit
+        self.written = set()  # store files written by this command (reused, never retrained)
+        self._plans = set()
+        self._bar = None
+
+    def plan(self, name, units, work):
+        """Plan the `units` units (`work` in all) of part `name` of the command, once: a
+        command that plans all its parts up front makes the parts' own plans no-ops."""
+        if name not in self._plans:
+            self._plans.add(name)
+            self.expect(units, work)
+
+    def expect(self, units, work):
+        """Plan `units` more units of `work` in all."""
+        self.units += units
+        self.work += work
+        if self._bar is not None:
+            self._bar.add_total(work)
+
+    def bar(self):
+        if self._bar is None:
+            self._bar = Progress(max(self.work, 1.0), description=self.name, unit="work", stream=self.stream)
+        return self._bar
+
+    def write(self, text):
+        self.bar().write(text)
+
+    def start(self, text, steps, per_step, planned=True):
+        """Announce and start a unit of `steps` steps worth `per_step` each; an unplanned
+        unit (e.g. a grid extended past its edge) grows the plan."""
+        work = steps * per_step
+        if not planned:
+            self.expect(1, work)
+        self.started += 1
+        self.write(f"[{self.started}/{max(self.units, self.started)}] {text}")
+        return Task(self, work, per_step)
+
+    def reuse(self, text, work):
+        """A unit that needs no work (finished earlier, or by this command already)."""
+        self.started += 1
+        self.write(f"[{self.started}/{max(self.units, self.started)}] {text}")
+        self.bar().advance(work)
+        self.finished.append(text)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+@contextlib.contextmanager
+def job_scope(job, name):
+    """`job` if given (its owner closes it), else a Job of its own, closed at the end."""
+    if job is not None:
+        yield job
+        return
+    job = Job(name)
+    try:
+        yield job
+    finally:
+        job.close()

@@ -1,0 +1,64 @@
+"""Where a result came from: package versions, the machine, and a short hash of the
+settings that change a result (used to name stored runs)."""
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+
+import numpy as np
+
+
+def versions():
+    """Python, TensorFlow, Keras, NumPy and tfovp versions."""
+    import keras
+    import tensorflow as tf
+
+    import tfovp
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "tfovp": tfovp.__version__,
+    }
+
+
+def _cpu():
+    """(model name, widest SIMD extension) from /proc/cpuinfo, or (None, None). XLA
+    compiles for the instruction set, so the SIMD width is part of where a number came
+    from: the same run can round differently on another processor."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None, None
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in lines if ":" in line)}
+    flags = set(fields.get("flags", "").split())
+    simd = next((name for name in ("avx512f", "avx2", "avx", "sse4_2") if name in flags), None)
+    return fields.get("model name"), simd
+
+
+def machine():
+    """Platform, processor (model and widest SIMD extension) and CPU count."""
+    model, simd = _cpu()
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_model": model,
+        "simd": simd,
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def digest(values):
+    """A short, stable hash of a JSON-able dict."""
+    return hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def settings_key(config, ignore=()):
+    """A short hash of every field of the dataclass `config` except those in `ignore`
+    (bookkeeping such as where files go, which changes no result)."""
+    return digest({k: v for k, v in dataclasses.asdict(config).items() if k not in ignore})

@@ -1,0 +1,225 @@
+"""The typed record of the linear experiments: a curve family, i.e. one model family
+(`CurveSpec`) trained by `tfovp.sweep.sweep` over a grid of learning rates and seeds,
+with everything needed to store it, resume it, summarize it, plot it and judge it.
+
+Summaries are computed from the record on demand (`CurveFamily.summary`), at any
+convergence level and, with `truncated`, at any shorter budget, without retraining.
+"""
+
+import dataclasses
+import hashlib
+import json
+
+import numpy as np
+
+from tfovp.study import convergence
+
+FORMAT = 2  # version of the JSON layout written by `CurveFamily.to_json`
+
+
+@dataclasses.dataclass(frozen=True)
+class CurveSpec:
+    """One curve: a model family and how it is trained (PAPER Sec. 5).
+
+    update: "gd" (Eq. 4 on the factors), "end_to_end" (Eq. 10 on a linear model) or a
+    Keras optimizer name ("adagrad", "adadelta", "adam", "sgd").
+    learning_rates: None means the configured grid (best rate selected).
+    """
+
+    label: str
+    depth: int = 1
+    hidden_widths: int = 1
+    update: str = "gd"
+    initializer: str = "near_zero"
+    loss: float = 2.0
+    learning_rates: tuple | None = None
+    record_end_to_end: bool = False
+
+    def key(self):
+        """A file-name-safe key: the label's slug and a hash of every field."""
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        slug = "".join(c if c.isalnum() else "-" for c in self.label).strip("-").lower()
+        return f"{slug}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+    @classmethod
+    def from_json(cls, data):
+        data = dict(data)
+        if data.get("learning_rates") is not None:
+            data["learning_rates"] = tuple(float(r) for r in data["learning_rates"])
+        return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectedCurve:
+    """The best learning rate of one seed and its loss curve (NaN after divergence)."""
+
+    learning_rate: float
+    steps: np.ndarray
+    losses: np.ndarray
+
+
+def _floats(array):
+    """A nested list of floats with None for NaN (valid JSON)."""
+    array = np.asarray(array, dtype=np.float64)
+    return np.where(np.isfinite(array), array, None).tolist()
+
+
+def _array(data, dtype=np.float64):
+    return None if data is None else np.array(data, dtype=dtype)
+
+
+@dataclasses.dataclass
+class CurveFamily:
+    """A curve family trained by one sweep: copy c (column c of the (R, C) arrays) has
+    `learning_rates[c]` and `seeds[c]`.
+
+    Attributes:
+        spec: what was trained.
+        optimum: L* of the problem (float64), for relative excess losses.
+        steps: (R,) recorded steps (step t = loss before the (t+1)-th update).
+        learning_rates, seeds: (C,) per copy, seed-major.
+        losses: (R, C) full-batch loss, NaN from a copy's divergence on.
+        diverged_at: (C,) step of divergence, -1 if none.
+        end_to_end_norm: (R, C) ||W_e||_F.
+        end_to_end: (R, C, d, k) recorded W_e (Keras orientation) or None.
+        balancedness: (R, C) largest Eq. 7 residual over factor pairs, or None.
+        elapsed_seconds: training time including XLA compilation.
+        seconds_per_step: steady-state time of one step of all copies.
+        extended: the same family on a grid extended past an edge where the best rate
+            of some seed sat (see `tfovp.study.runs`), or None.
+    """
+
+    spec: CurveSpec
+    optimum: float
+    steps: np.ndarray
+    learning_rates: np.ndarray
+    seeds: np.ndarray
+    losses: np.ndarray
+    diverged_at: np.ndarray
+    end_to_end_norm: np.ndarray
+    end_to_end: np.ndarray | None = None
+    balancedness: np.ndarray | None = None
+    elapsed_seconds: float = 0.0
+    seconds_per_step: float = float("nan")
+    extended: "CurveFamily | None" = None
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def seed_list(self):
+        """The seeds in the order of the copies."""
+        return list(dict.fromkeys(int(s) for s in self.seeds))
+
+    @property
+    def diverged(self):
+        return self.diverged_at >= 0
+
+    @property
+    def training_seconds(self):
+        """Seconds spent training this family and its extended grid."""
+        return self.elapsed_seconds + (self.extended.training_seconds if self.extended else 0.0)
+
+    def columns(self, seed=None):
+        """Indices of the copies of `seed` (default: the first seed)."""
+        seed = self.seed_list[0] if seed is None else int(seed)
+        found = np.flatnonzero(self.seeds == seed)
+        if found.size == 0:
+            raise KeyError(f"curve family {self.spec.label!r} has no seed {seed}; seeds: {self.seed_list}")
+        return found
+
+    def summary(self, level, seed=None):
+        """`convergence.SeedSummary` of one seed's learning rates at `level`."""
+        columns = self.columns(seed)
+        return convergence.summarize_rates(
+            self.steps,
+            self.losses[:, columns],
+            self.optimum,
+            self.learning_rates[columns],
+            self.diverged[columns],
+            level,
+        )
+
+    def selected(self, level, seed=None):
+        """`SelectedCurve` of the best rate of one seed at `level`, None if all diverged."""
+        summary = self.summary(level, seed)
+        if summary.best_index is None:
+            return None
+        column = self.columns(seed)[summary.best_index]
+        return SelectedCurve(summary.best_learning_rate, self.steps, self.losses[:, column])
+
+    def column_of(self, learning_rate, seed=None):
+        """Index of the copy with `learning_rate` (and `seed`)."""
+        columns = self.columns(seed)
+        hits = columns[np.isclose(self.learning_rates[columns], learning_rate, rtol=1e-12, atol=0.0)]
+        if hits.size == 0:
+            raise KeyError(f"curve family {self.spec.label!r} has no learning rate {learning_rate:g}")
+        return int(hits[0])
+
+    def truncated(self, budget):
+        """The family as a run of `budget` iterations would have recorded it (the steps
+        up to `budget`, divergence only if it happened by then; the same trajectory)."""
+        keep = self.steps <= budget
+        diverged_at = np.where((self.diverged_at >= 0) & (self.diverged_at <= budget), self.diverged_at, -1)
+
+        def cut(recorded):
+            return None if recorded is None else recorded[keep]
+
+        return dataclasses.replace(
+            self,
+            steps=self.steps[keep],
+            losses=self.losses[keep],
+            diverged_at=diverged_at,
+            end_to_end_norm=self.end_to_end_norm[keep],
+            end_to_end=cut(self.end_to_end),
+            balancedness=cut(self.balancedness),
+            extended=None if self.extended is None else self.extended.truncated(budget),
+        )
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_json(self):
+        """A JSON-ready dict (NaN as null)."""
+        return {
+            "format": FORMAT,
+            "spec": dataclasses.asdict(self.spec),
+            "key": self.spec.key(),
+            "optimum": float(self.optimum),
+            "steps": self.steps.tolist(),
+            "learning_rates": self.learning_rates.tolist(),
+            "seeds": [int(s) for s in self.seeds],
+            "losses": _floats(self.losses),
+            "diverged_at": [int(d) for d in self.diverged_at],
+            "end_to_end_norm": _floats(self.end_to_end_norm),
+            "end_to_end": None if self.end_to_end is None else _floats(self.end_to_end),
+            "balancedness": None if self.balancedness is None else _floats(self.balancedness),
+            "elapsed_seconds": float(self.elapsed_seconds),
+            "seconds_per_step": None if not np.isfinite(self.seconds_per_step) else float(self.seconds_per_step),
+            "extended": None if self.extended is None else self.extended.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data):
+        """The inverse of `to_json`; raises ValueError for another layout or bad shapes."""
+        if data.get("format") != FORMAT:
+            raise ValueError(f"stored curve family has format {data.get('format')!r}, expected {FORMAT}")
+        family = cls(
+            spec=CurveSpec.from_json(data["spec"]),
+            optimum=float(data["optimum"]),
+            steps=np.array(data["steps"], dtype=np.int64),
+            learning_rates=np.array(data["learning_rates"], dtype=np.float64),
+            seeds=np.array(data["seeds"], dtype=np.int64),
+            losses=_array(data["losses"]),
+            diverged_at=np.array(data["diverged_at"], dtype=np.int64),
+            end_to_end_norm=_array(data["end_to_end_norm"]),
+            end_to_end=_array(data["end_to_end"]),
+            balancedness=_array(data["balancedness"]),
+            elapsed_seconds=float(data["elapsed_seconds"]),
+            seconds_per_step=float("nan") if data["seconds_per_step"] is None else float(data["seconds_per_step"]),
+            extended=None if data["extended"] is None else cls.from_json(data["extended"]),
+        )
+        rows, copies = family.steps.size, family.learning_rates.size
+        if family.losses.shape != (rows, copies) or family.seeds.shape != (copies,):
+            raise ValueError(
+                f"stored curve family has losses of shape {family.losses.shape}, expected ({rows}, {copies})"
+            )
+        return family

@@ -1,0 +1,578 @@
+"""Full-batch sweeps over learning rates (and seeds) in one XLA-compiled loop.
+
+`sweep` trains C = len(seeds) * len(learning_rates) copies of one model at once: every
+weight carries a leading copy axis, and a `tf.while_loop` inside a jit-compiled
+`tf.function` runs the steps. Per step and copy it evaluates the full-batch l_p loss
+L^1(W_e) of the end-to-end kernel W_e and its gradient G_e (written out below, checked
+against autodiff and finite differences in the tests), then
+
+* update="gd": gradient descent on the factors, Eq. 4,
+  W_j <- (1 - eta*lambda) W_j - eta dL/dW_j, with dL/dW_j from G_e by autodiff
+  through the product W_e = W_1 ... W_N (identical to backpropagating the layered
+  net, since the loss depends on the factors only through W_e);
+* update="end_to_end": the end-to-end rule, Eq. 10, on a single kernel;
+* update=<keras optimizer or name>: that optimizer on the factors. The optimizer runs
+  with learning rate 1 on a scratch variable and the result is scaled by each copy's
+  learning rate: exact for SGD (with momentum), Adam, AdaGrad, AdaDelta, RMSprop, whose
+  updates are linear in the learning rate for a given gradient history.
+
+XLA's CPU SVD returns singular vectors only to ~1e-6, even in float64, so the one
+case that needs an SVD (update="end_to_end" with more than one output and input) runs
+as a TensorFlow graph without XLA; the closed form of Claim 2 (one output, as in all of
+the paper's linear experiments) stays compiled.
+
+Copies with the same seed share their initial weights, so a net and the rule started
+with the same seed, depth, widths and initializer share W_e(0). A copy whose loss is not
+finite or exceeds `divergence_factor` times its initial loss is marked diverged and
+frozen; its later losses are NaN.
+"""
+
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfovp import initializers
+from tfovp._checks import check_choice, check_int, check_real
+from tfovp._factors import factor_shapes, hidden_widths_list, product
+from tfovp._progress import Progress
+from tfovp.end_to_end import precondition
+from tfovp.losses import LpLoss
+
+UPDATES = ("gd", "end_to_end")
+REDUCTIONS = ("mean", "sum")
+# Optimizer settings that would couple the copies or that the scratch-variable trick
+# would silently ignore.
+_UNSUPPORTED_OPTIMIZER_SETTINGS = ("clipnorm", "global_clipnorm", "weight_decay", "use_ema")
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """What `sweep` returns. Copy c has `learning_rates[c]` and `seeds[c]`.
+
+    Attributes:
+        learning_rates, seeds: (C,) per copy (seed-major: all rates of the first seed first).
+        steps: (R,) recorded step numbers (step t = loss before the (t+1)-th update).
+        losses: (R, C) full-batch loss; NaN from a copy's divergence on.
+        diverged: (C,) bool.  diverged_at: (C,) step of divergence, -1 if none.
+        final_weights: list of (C, ...) arrays: the factors (or [W_e] for the rule).
+        end_to_end: (R, C, d, k) recorded W_e (Keras orientation) or None.
+        end_to_end_norm: (R, C) recorded ||W_e||_F.
+        balancedness: (R, C, N-1) recorded ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F (Eq. 7) or None.
+        elapsed: seconds spent, compilation included.
+        seconds_per_step: steady-state time of one step of all copies, measured on the
+            chunks after the first (which includes XLA compilation); NaN if one chunk.
+        config: the arguments, for provenance.
+    """
+
+    learning_rates: np.ndarray
+    seeds: np.ndarray
+    steps: np.ndarray
+    losses: np.ndarray
+    diverged: np.ndarray
+    diverged_at: np.ndarray
+    final_weights: list
+    end_to_end: np.ndarray | None
+    end_to_end_norm: np.ndarray
+    balancedness: np.ndarray | None
+    elapsed: float
+    seconds_per_step: float
+    config: dict
+
+    def final_end_to_end(self):
+        """(C, d, k) end-to-end kernels after training."""
+        return product(self.final_weights)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SweepSpec:
+    """Everything a sweep trains, checked: the loss, the model, the update rule, the
+    copies and what is recorded (the arguments of `sweep` less the data)."""
+
+    p: float  # l_p loss
+    reduction: str  # "mean" or "sum" over examples
+    depth: int  # N
+    hidden_widths: tuple  # N - 1 widths
+    update: str  # "gd", "end_to_end" or "optimizer"
+    optimizer: object  # the Keras optimizer of update="optimizer" (learning rate 1), else None
+    initializer: object  # a Keras or tfovp initializer
+    seeds: tuple  # one initialization per seed
+    grid: np.ndarray  # (rates,) learning rates, shared by every seed
+    steps: int  # updates
+    weight_decay: float  # lambda of Eqs. 4 and 10
+    divergence_factor: float | None  # loss above this multiple of L(0) = diverged
+    record_steps: np.ndarray  # steps whose values are kept
+    record_end_to_end: bool
+    record_balancedness: bool
+    dtype: str  # "float32" or "float64"
+    jit_compile: bool
+
+    @property
+    def learning_rates(self):
+        """(C,) per copy, seed-major."""
+        return np.tile(self.grid, len(self.seeds))
+
+    @property
+    def copy_seeds(self):
+        return np.repeat(np.asarray(self.seeds), self.grid.size)
+
+    @property
+    def copies(self):
+        return self.grid.size * len(self.seeds)
+
+    def needs_svd(self, d, k):
+        return self.update == "end_to_end" and self.depth > 1 and min(d, k) > 1
+
+    def config(self):
+        """The arguments as JSON-ready values, for provenance."""
+        return {
+            "steps": self.steps,
+            "depth": self.depth,
+            "hidden_widths": list(self.hidden_widths),
+            "update": self.update if self.optimizer is None else keras.optimizers.serialize(self.optimizer),
+            "initializer": keras.initializers.serialize(self.initializer),
+            "seeds": list(self.seeds),
+            "learning_rates": self.grid.tolist(),
+            "loss_p": self.p,
+            "reduction": self.reduction,
+            "weight_decay": self.weight_decay,
+            "divergence_factor": self.divergence_factor,
+            "dtype": self.dtype,
+        }
+
+
+def _as_2d(name, array, dtype):
+    """`array` as a 2-D `dtype` array with at least one row and finite values in `dtype`."""
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim == 1 and name == "y":
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"`{name}` must be 2-D with at least one row and column. Received: {name}.shape={array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    with np.errstate(over="ignore"):
+        converted = array.astype(dtype)
+    if not np.all(np.isfinite(converted)):
+        raise ValueError(
+            f"`{name}` has values that overflow {dtype} (largest |{name}| = {np.abs(array).max():.3g}); "
+            "rescale the data or use dtype='float64'."
+        )
+    return converted
+
+
+def _loss_power(loss):
+    if isinstance(loss, LpLoss):
+        return loss.p
+    return check_real("loss", loss, minimum=1.0)
+
+
+def _resolve_update(update):
+    if isinstance(update, str) and update in UPDATES:
+        return update, None
+    try:
+        optimizer = keras.optimizers.get(update)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"`update` must be one of {list(UPDATES)}, a keras optimizer or its name. Received: update={update!r}"
+        ) from error
+    config = optimizer.get_config()
+    for key in _UNSUPPORTED_OPTIMIZER_SETTINGS:
+        if config.get(key):
+            raise ValueError(
+                f"`update` optimizer setting {key}={config[key]!r} is not supported by the "
+                "sweep (it would couple the copies or be ignored); use `weight_decay=` of "
+                "`sweep` for decay."
+            )
+    config["learning_rate"] = 1.0
+    return "optimizer", optimizer.__class__.from_config(config)
+
+
+def _check_record_steps(record_steps, steps):
+    if record_steps is None:
+        return np.arange(steps + 1)
+    record = np.unique(np.asarray(record_steps, dtype=np.int64))
+    if record.size == 0 or record[0] < 0 or record[-1] > steps:
+        raise ValueError(
+            f"`record_steps` must be non-empty and within [0, steps={steps}]. Received: record_steps={record_steps!r}"
+        )
+    return record
+
+
+def _check_grid(learning_rates):
+    rates = np.asarray(list(learning_rates), dtype=np.float64).ravel()
+    if rates.size == 0 or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
+        raise ValueError(
+            "`learning_rates` must be a non-empty list of finite values > 0. "
+            f"Received: learning_rates={list(learning_rates)!r}"
+        )
+    return rates
+
+
+def available_memory():
+    """Bytes of memory available to a new allocation (Linux MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(spec, m, d, k):
+    """Raise MemoryError naming the sizes when the sweep cannot fit in memory."""
+    item = np.dtype(spec.dtype).itemsize
+    copies, rows = spec.copies, spec.record_steps.size + 1
+    sizes = {
+        "data": (d * d + k * d) if spec.p == 2 else (2 * m * d + k * m),
+        "per-step residuals (copies x outputs x rows, 4 buffers)": 0 if spec.p == 2 else 4 * copies * k * m,
+        "weights (copies x parameters, 4 buffers)": 4
+        * copies
+        * sum(a * b for a, b in factor_shapes(d, k, spec.hidden_widths)),
+        "records (recorded steps x copies)": rows
+        * copies
+        * (2 + (d * k if spec.record_end_to_end else 0) + (spec.depth if spec.record_balancedness else 0)),
+    }
+    needed = item * sum(sizes.values())
+    available = available_memory()
+    if available is not None and needed > available:
+        parts = ", ".join(f"{name}: {item * n / 2**30:.2f} GiB" for name, n in sizes.items() if n)
+        raise MemoryError(
+            f"sweep needs about {needed / 2**30:.2f} GiB ({parts}; m={m} rows, d={d}, k={k}, {copies} copies, "
+            f"{spec.dtype}) but only {available / 2**30:.2f} GiB are available: use fewer copies (learning rates "
+            "x seeds), fewer record_steps or a smaller dataset."
+        )
+
+
+def _initial_factors(spec, d, k):
+    """(C, ...) float64 initial weights: the factors, or [W_e(0)] for the rule; copies with
+    the same seed share them."""
+    shapes = factor_shapes(d, k, spec.hidden_widths)
+    per_seed = [
+        [
+            np.asarray(f, np.float64)
+            for f in initializers.draw_factors(initializers.with_seed(spec.initializer, seed), shapes, "float64")
+        ]
+        for seed in spec.seeds
+    ]
+    if spec.update == "end_to_end":
+        per_seed = [[product(fs)] for fs in per_seed]
+    return [np.repeat(np.stack([fs[j] for fs in per_seed]), spec.grid.size, axis=0) for j in range(len(per_seed[0]))]
+
+
+class _SweepProgram:
+    """Variables and the compiled step loop of one sweep (internal)."""
+
+    def __init__(self, spec, x, y, factors):
+        self.spec = spec
+        dtype = spec.dtype
+        self.record_balancedness = spec.record_balancedness and len(factors) > 1
+        copies = factors[0].shape[0]
+        scale = 1.0 / x.shape[0] if spec.reduction == "mean" else 1.0
+        self.use_gram = spec.p == 2
+        if self.use_gram:
+            # l2: L = 1/2 tr(W^T H W) - tr(W^T b) + c/2 with H = s X^T X, b = s X^T Y.
+            self.gram = tf.constant(scale * (x.T @ x), dtype)
+            self.cross = tf.constant(scale * (y.T @ x), dtype)  # (k, d)
+            self.offset = tf.constant(0.5 * scale * np.sum(y * y), dtype)
+        else:
+            self.x = tf.constant(x, dtype)
+            self.xt = tf.constant(np.ascontiguousarray(x.T), dtype)
+            self.yt = tf.constant(np.ascontiguousarray(y.T), dtype)
+        self.scale = scale
+        self.lr = tf.constant(spec.learning_rates.reshape(-1, 1, 1), dtype)
+        self.weights = [tf.Variable(f, dtype=dtype, name=f"w{j}") for j, f in enumerate(factors)]
+        if spec.optimizer is not None:
+            self.scratch = [tf.Variable(tf.zeros_like(w), name=f"d{j}") for j, w in enumerate(self.weights)]
+            spec.optimizer.build(self.scratch)
+        self.alive = tf.Variable(tf.ones(copies, tf.bool))
+        self.diverged_at = tf.Variable(-tf.ones(copies, tf.int64))
+        self.initial_loss = tf.Variable(tf.zeros(copies, dtype))
+        self.record_at = tf.constant(np.append(spec.record_steps, -1), tf.int64)
+        rows = len(spec.record_steps) + 1  # the extra row absorbs writes between records
+        self.losses = tf.Variable(tf.fill((rows, copies), tf.constant(np.nan, dtype)))
+        self.norms = tf.Variable(tf.fill((rows, copies), tf.constant(np.nan, dtype)))
+        d, k = x.shape[1], y.shape[1]
+        self.trajectory = tf.Variable(tf.zeros((rows if spec.record_end_to_end else 1, copies, d, k), dtype))
+        pairs = max(len(factors) - 1, 1)
+        self.residuals = tf.Variable(tf.zeros((rows if self.record_balancedness else 1, copies, pairs), dtype))
+        self.pointer = tf.Variable(tf.constant(0, tf.int64))
+        self.run = tf.function(self._run, jit_compile=spec.jit_compile and not spec.needs_svd(d, k))
+
+    def loss_and_gradient(self, end_to_end):
+        """Per-copy L^1(W_e) and G_e = dL^1/dW_e, both with the copy axis first."""
+        p = self.spec.p
+        kernel_t = tf.linalg.matrix_transpose(end_to_end)  # (C, k, d)
+        if self.use_gram:
+            times_gram = tf.einsum("ckd,de->cke", kernel_t, self.gram)
+            loss = (
+                0.5 * tf.reduce_sum(kernel_t * times_gram, axis=[1, 2])
+                - tf.reduce_sum(kernel_t * self.cross, axis=[1, 2])
+                + self.offset
+            )
+            grad_t = times_gram - self.cross
+        else:
+            copies, k, d = tf.unstack(tf.shape(kernel_t))
+            rows = tf.reshape(kernel_t, (-1, d))
+            residual = tf.reshape(tf.matmul(rows, self.xt), (copies, k, -1)) - self.yt
+            magnitude = tf.abs(residual)
+            if p == 4:
+                squared = tf.square(residual)
+                loss_terms, slope = tf.square(squared), squared * residual
+            elif p == 1:
+                loss_terms, slope = magnitude, tf.sign(residual)
+            else:
+                loss_terms = tf.pow(magnitude, p)
+                slope = tf.sign(residual) * tf.pow(magnitude, p - 1)
+            loss = self.scale / p * tf.reduce_sum(loss_terms, axis=[1, 2])
+            grad_rows = self.scale * tf.matmul(tf.reshape(slope, (copies * k, -1)), self.x)
+            grad_t = tf.reshape(grad_rows, (copies, k, d))
+        return loss, tf.linalg.matrix_transpose(grad_t)
+
+    def _new_weights(self, weights, end_to_end, tape, grad_e):
+        lr, spec = self.lr, self.spec
+        if spec.update == "end_to_end":
+            direction = precondition(weights[0], grad_e, spec.depth)
+            decay = 1.0 - lr * (spec.weight_decay * spec.depth)
+            return [decay * weights[0] - lr * direction]
+        grads = tape.gradient(end_to_end, weights, output_gradients=grad_e)
+        if spec.update == "gd":
+            return [(1.0 - lr * spec.weight_decay) * w - lr * g for w, g in zip(weights, grads)]
+        for d in self.scratch:
+            d.assign(tf.zeros_like(d))
+        spec.optimizer.apply(grads, self.scratch)
+        return [(1.0 - lr * spec.weight_decay) * w + lr * d for w, d in zip(weights, self.scratch)]
+
+    @staticmethod
+    def balancedness(weights):
+        """(C, N-1) residuals of Eq. 7 in Keras orientation (see tfovp.diagnostics)."""
+        residuals = [
+            tf.norm(
+                tf.matmul(upper, upper, transpose_b=True) - tf.matmul(lower, lower, transpose_a=True), axis=[-2, -1]
+            )
+            for lower, upper in zip(weights[:-1], weights[1:])
+        ]
+        return tf.stack(residuals, axis=-1)
+
+    def _divergence(self, t, loss):
+        """Mark copies whose loss is not finite or above the factor; returns the alive mask."""
+        initial = tf.where(tf.equal(t, 0), loss, self.initial_loss)
+        self.initial_loss.assign(initial)
+        ok = tf.math.is_finite(loss)
+        if self.spec.divergence_factor is not None:
+            ok = ok & (loss <= self.spec.divergence_factor * tf.abs(initial))
+        alive_before = self.alive.read_value()
+        alive = alive_before & ok
+        self.diverged_at.assign(tf.where(alive_before & ~alive, t, self.diverged_at))
+        self.alive.assign(alive)
+        return alive
+
+    def _run(self, start, stop, last):
+        def body(t, losses, norms, trajectory, residuals, pointer):
+            weights = [w.read_value() for w in self.weights]
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(weights)
+                end_to_end = product(weights, right_to_left=True)
+            loss, grad_e = self.loss_and_gradient(end_to_end)
+            alive = self._divergence(t, loss)
+            recording = tf.equal(t, self.record_at[pointer])
+            row = tf.where(recording, pointer, tf.cast(tf.shape(losses)[0] - 1, tf.int64))
+            nan = tf.fill(tf.shape(loss), tf.constant(np.nan, loss.dtype))
+            losses = tf.tensor_scatter_nd_update(losses, [[row]], [tf.where(alive, loss, nan)])
+            norm = tf.norm(end_to_end, axis=[-2, -1])
+            norms = tf.tensor_scatter_nd_update(norms, [[row]], [tf.where(alive, norm, nan)])
+            if self.spec.record_end_to_end:
+                trajectory = tf.tensor_scatter_nd_update(trajectory, [[row]], [end_to_end])
+            if self.record_balancedness:
+                residuals = tf.tensor_scatter_nd_update(residuals, [[row]], [self.balancedness(weights)])
+            pointer = pointer + tf.cast(recording, tf.int64)
+
+            def update():
+                new = self._new_weights(weights, end_to_end, tape, grad_e)
+                mask = alive[:, None, None]
+                for variable, old, value in zip(self.weights, weights, new):
+                    variable.assign(tf.where(mask, value, old))
+                return tf.constant(0)
+
+            tf.cond(t < last, update, lambda: tf.constant(0))
+            return t + 1, losses, norms, trajectory, residuals, pointer
+
+        def keep_going(t, *_):
+            return (t < stop) & tf.reduce_any(self.alive)
+
+        t, losses, norms, trajectory, residuals, pointer = tf.while_loop(
+            keep_going,
+            body,
+            (
+                start,
+                self.losses.read_value(),
+                self.norms.read_value(),
+                self.trajectory.read_value(),
+                self.residuals.read_value(),
+                self.pointer.read_value(),
+            ),
+        )
+        self.losses.assign(losses)
+        self.norms.assign(norms)
+        self.trajectory.assign(trajectory)
+        self.residuals.assign(residuals)
+        self.pointer.assign(pointer)
+        return t
+
+    def train(self, chunk_size, progress):
+        """Run every step in chunks of `chunk_size`; `progress(steps)` after each chunk.
+        Returns the steady-state seconds per step (chunks after the first)."""
+        steps = self.spec.steps
+        t, last = 0, tf.constant(steps, tf.int64)
+        steady_seconds, steady_steps = 0.0, 0
+        while t <= steps:
+            stop = min(t + chunk_size, steps + 1)
+            chunk_started = time.perf_counter()
+            reached = int(self.run(tf.constant(t, tf.int64), tf.constant(stop, tf.int64), last))
+            if t > 0:
+                steady_seconds += time.perf_counter() - chunk_started
+                steady_steps += reached - t
+            if progress is not None:
+                progress(stop - t)
+            if reached < stop:  # every copy diverged
+                break
+            t = stop
+        return steady_seconds / steady_steps if steady_steps else float("nan")
+
+    def result(self, started, seconds_per_step):
+        spec, rows = self.spec, len(self.spec.record_steps)
+        return SweepResult(
+            learning_rates=spec.learning_rates,
+            seeds=spec.copy_seeds,
+            steps=spec.record_steps,
+            losses=self.losses.numpy()[:rows].astype(np.float64),
+            diverged=~self.alive.numpy(),
+            diverged_at=self.diverged_at.numpy(),
+            final_weights=[w.numpy().astype(np.float64) for w in self.weights],
+            end_to_end=self.trajectory.numpy()[:rows] if spec.record_end_to_end else None,
+            end_to_end_norm=self.norms.numpy()[:rows].astype(np.float64),
+            balancedness=self.residuals.numpy()[:rows] if self.record_balancedness else None,
+            elapsed=time.perf_counter() - started,
+            seconds_per_step=seconds_per_step,
+            config=spec.config(),
+        )
+
+
+def _progress_callback(progress, steps):
+    """(callback, bar or None) for `progress` = bool or a callable taking steps done."""
+    if callable(progress):
+        return progress, None
+    if not progress:
+        return None, None
+    bar = Progress(steps + 1, description="sweep", unit="step")
+    return bar.advance, bar
+
+
+def sweep(
+    x,
+    y,
+    learning_rates,
+    steps,
+    *,
+    depth=1,
+    hidden_widths=1,
+    update="gd",
+    initializer="near_zero",
+    seeds=(0,),
+    loss=2,
+    reduction="mean",
+    weight_decay=0.0,
+    record_steps=None,
+    record_end_to_end=False,
+    record_balancedness=False,
+    divergence_factor=1e3,
+    dtype="float32",
+    chunk_size=2000,
+    progress=False,
+    jit_compile=True,
+):
+    """Train one copy per (seed, learning rate) full batch, in one compiled loop.
+
+    Args:
+        x: (m, d) inputs. y: (m,) or (m, k) targets.
+        learning_rates: non-empty list of eta > 0.
+        steps: number of updates; losses exist for steps 0..steps.
+        depth, hidden_widths: the net (PAPER Sec. 1); for update="end_to_end" they
+            define how W_e(0) is drawn (product of the initialized factors) and N of Eq. 10.
+        update: "gd" (Eq. 4), "end_to_end" (Eq. 10) or a keras optimizer / name.
+        initializer: for the factors, e.g. "near_zero", "identity",
+            `tfovp.initializers.Balanced(...)`; re-seeded with each entry of `seeds`.
+        seeds: ints; copies with one seed share their initialization.
+        loss: p of the l_p loss (real >= 1) or an `LpLoss`.
+        reduction: "mean" (PAPER convention) or "sum" over examples.
+        weight_decay: lambda of Eqs. 4 and 10.
+        record_steps: steps whose loss is kept (default every step).
+        record_end_to_end: also keep W_e at those steps.
+        record_balancedness: also keep the Eq. 7 residual of every factor pair.
+        divergence_factor: a copy diverges when its loss exceeds this multiple of its
+            initial loss (None: only non-finite losses count).
+        dtype: "float32" or "float64"; the data must be finite in it.
+        chunk_size: steps per compiled call (progress granularity).
+        progress: True for a progress bar, or a callable receiving the number of steps
+            done after each chunk.
+        jit_compile: compile with XLA (not applied to the SVD route, see above).
+
+    Returns:
+        `SweepResult`.
+
+    Raises:
+        ValueError: for an invalid argument (named in the message).
+        MemoryError: when the data, copies and records cannot fit in memory (before
+            anything is allocated).
+    """
+    started = time.perf_counter()
+    dtype = check_choice("dtype", keras.backend.standardize_dtype(dtype), ("float32", "float64"))
+    x, y = _as_2d("x", x, dtype), _as_2d("y", y, dtype)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"`x` and `y` must have the same number of rows. Received: x.shape={x.shape}, y.shape={y.shape}"
+        )
+    steps = check_int("steps", steps, minimum=0)
+    depth = check_int("depth", depth, minimum=1)
+    seeds = tuple(check_int("seeds", s) for s in seeds)
+    if not seeds:
+        raise ValueError("`seeds` must be a non-empty list of ints. Received: seeds=[]")
+    if divergence_factor is not None:
+        check_real("divergence_factor", divergence_factor, minimum=1.0)
+    update, optimizer = _resolve_update(update)
+    spec = SweepSpec(
+        p=_loss_power(loss),
+        reduction=check_choice("reduction", reduction, REDUCTIONS),
+        depth=depth,
+        hidden_widths=tuple(hidden_widths_list(hidden_widths, depth)),
+        update=update,
+        optimizer=optimizer,
+        initializer=initializers.get(initializer),
+        seeds=seeds,
+        grid=_check_grid(learning_rates),
+        steps=steps,
+        weight_decay=check_real("weight_decay", weight_decay, minimum=0.0),
+        divergence_factor=divergence_factor,
+        record_steps=_check_record_steps(record_steps, steps),
+        record_end_to_end=bool(record_end_to_end),
+        record_balancedness=bool(record_balancedness),
+        dtype=dtype,
+        jit_compile=bool(jit_compile),
+    )
+    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
+    _check_memory(spec, x.shape[0], x.shape[1], y.shape[1])
+    program = _SweepProgram(spec, x, y, _initial_factors(spec, x.shape[1], y.shape[1]))
+    callback, bar = _progress_callback(progress, steps)
+    try:
+        seconds_per_step = program.train(chunk_size, callback)
+    finally:
+        if bar is not None:
+            bar.close()
+    return program.result(started, seconds_per_step)
