@@ -99,7 +99,7 @@ def main():
         "|---|---:|---:|---:|---|",
     ]
     for name, factored in (("original", False), (f"overparameterized, L2 on {args.l2_on}", True)):
-        config = tutorial.Config(overparameterize=factored, l2_on=args.l2_on, verbose=False)
+        config = tutorial.Config(overparameterize=factored, l2_on=args.l2_on, quiet=True)
         ports, fits, jit = compare(config, train_x, train_y, args.steps, args.repeats)
         port, fit = np.median(ports), np.median(fits)
         lines.append(
