@@ -8,11 +8,12 @@ results/README.md records the choices of the committed runs.
 import dataclasses
 import math
 import pathlib
+import re
 import time
 
 from reproduce.cli import MAX_STEPS, check, check_values, setting
 from tfovp.datasets import PRESETS, REGRESSION_LOADERS
-from tfovp.study import criteria, outputs
+from tfovp.study import criteria, outputs, records, speedup
 from tfovp.study.claims import ClaimsFile
 from tfovp.study.plotting import Curve, LossPanel
 from tfovp.study.problem import Problem
@@ -22,7 +23,7 @@ from tfovp.study.records import CurveFamily
 from tfovp.study.runs import PAPER_GRID, FamilyRunner
 from tfovp.study.store import RecordStore
 
-BOOKKEEPING = ("resume", "tensorboard", "quick", "data_dir")  # fields that change no result
+BOOKKEEPING = ("resume", "tensorboard", "quick", "data_dir", "tag")  # fields that change no result
 
 
 @dataclasses.dataclass
@@ -71,6 +72,7 @@ class LinearConfig(StudyConfig):
     steps: int = setting(20_000, "full-batch GD iterations per curve; not stated in the paper for Figs. 2-4")
     seed: int = setting(0, "initialization seed (>= 0)")
     tensorboard: str | None = setting(None, "write TensorBoard scalars to this folder")
+    tag: str = setting("", "suffix of the output files, e.g. 1e6: figure3-1e6.* (letters, digits, . _ -)")
 
     def validate(self):
         super().validate()
@@ -79,6 +81,10 @@ class LinearConfig(StudyConfig):
         )
         self.check_steps("steps", self.steps)
         check(isinstance(self.seed, int) and self.seed >= 0, f"--seed {self.seed}: expected an integer >= 0")
+        check(
+            re.fullmatch(r"[A-Za-z0-9._-]*", self.tag) is not None,
+            f"--tag {self.tag}: expected letters, digits, '.', '_' or '-'",
+        )
 
     def check_losses(self):
         check_values("losses", self.losses, lambda p: math.isfinite(p) and p >= 1, "numbers >= 1 (p of l_p)")
@@ -103,15 +109,16 @@ class FigureRun:
     def __init__(self, figure, config, workdir, job=None):
         if config.dataset != "ethanol":  # other datasets never overwrite the paper's figures
             figure = f"{figure}-{config.dataset}"
+        if config.tag:
+            figure = f"{figure}-{config.tag}"
         self.figure, self.config, self.out = figure, config, pathlib.Path(workdir)
         self.job = job or Job(figure)
         self.started = time.time()
         self.claims_file = ClaimsFile(self.out)
         self.claims_file.read()
         self.problem = Problem.load(config.dataset, config.preprocessing, config.loss_reduction, config.data_dir)
-        store = RecordStore(
-            self.out / ".curves" / settings_key(config.curve_settings(), BOOKKEEPING), CurveFamily.from_json
-        )
+        folder = f"{settings_key(config.curve_settings(), BOOKKEEPING)}-f{records.FORMAT}"
+        store = RecordStore(self.out / ".curves" / folder, CurveFamily.from_json)
         self.runner = FamilyRunner(
             self.problem,
             store,
@@ -140,6 +147,36 @@ class FigureRun:
 
     def speed(self, label, p):
         return criteria.Speed.of(self.summary(label, p))
+
+    def comparison(self, contender, baseline, p):
+        """criteria.Comparison of two trained families of the l_p panel (speed-ups at
+        every tracked level, `tfovp.study.speedup`)."""
+        fc, fb = self.families[(contender, p)], self.families[(baseline, p)]
+        values = speedup.speedups(speedup.family_times(fb), speedup.family_times(fc), self.config.steps, fb.levels)
+        either = speedup.all_diverged(fb) or speedup.all_diverged(fc)
+        return criteria.Comparison(contender, baseline, tuple(values), self.config.steps, either)
+
+    def write_speedups(self, pairs):
+        """<figure>_speedup.csv/.png/.pdf of every (contender, baseline, p) pair; returns
+        ({name: Comparison}, the JSON summary) for the claims and the figure's JSON."""
+        from tfovp.study.plotting import plot_speedups
+
+        comparisons = {f"{c} vs {b} (l{p:g})": self.comparison(c, b, p) for c, b, p in pairs}
+        crossovers = {}
+        for (contender, baseline, p), name in zip(pairs, comparisons):
+            fc, fb = self.families[(contender, p)], self.families[(baseline, p)]
+            crossovers[name] = speedup.crossover(fb.steps, speedup.envelope(fb), speedup.envelope(fc))
+        rows, summary = outputs.speedup_table(comparisons, crossovers)
+        import pandas as pd
+
+        stem = self.out / f"{self.figure}_speedup"
+        outputs.write_csv(f"{stem}.csv", pd.DataFrame(rows))
+        plot_speedups(
+            comparisons,
+            str(stem),
+            f"{self.figure}: speed-up of each contender over its baseline, {self.config.steps:,} iterations",
+        )
+        return comparisons, summary
 
     def panel(self, title, labels_and_losses, notes=()):
         """A LossPanel of the best-rate curves named by (label, p) pairs."""

@@ -45,7 +45,18 @@ def run(config, workdir, job=None):
             figure.family(spec)
         speeds = {(n, p): figure.speed(label(n), p) for p in config.losses for n in config.depths}
         panels = [figure.panel(f"l{p:g} loss", [(label(n), p) for n in config.depths]) for p in config.losses]
-        return figure.write(panels, criteria.figure3(speeds, config.setting_text()))
+        claims = criteria.figure3(speeds, config.setting_text())
+        deeper = [n for n in config.depths if n > 1]
+        pairs = [(label(n), label(1), p) for p in config.losses for n in deeper] if 1 in config.depths else []
+        comparisons, summary = figure.write_speedups(pairs)
+        for p, claim, kwargs in (
+            (2.0, "l2: deeper is not faster (slightly slower) (speed-up)", {"not_faster": True}),
+            (4.0, "l4: deeper is much faster (speed-up)", {"factor": criteria.FASTER_FACTOR}),
+        ):
+            chosen = [c for name, c in comparisons.items() if name.endswith(f"(l{p:g})")]
+            if chosen:
+                claims.append(criteria.speedup_claim("figure3", claim, chosen, setting=config.setting_text(), **kwargs))
+        return figure.write(panels, claims, {"speedup": summary})
 
     return common.run_figure("figure3", config, workdir, job, body)
 

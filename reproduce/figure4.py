@@ -58,7 +58,22 @@ def run(config, workdir, job=None):
                 figure.panel(f"l{p:g}: depth-3 GD vs adaptive optimizers", [(k, p) for k, _, _ in LEFT]),
                 figure.panel(f"l{p:g}: Adam with and without depth", [(k, p) for k, _, _ in RIGHT]),
             ]
-        return figure.write(panels, claims)
+        gd, adaptive, adam = LEFT[0][0], [k for k, _, _ in LEFT[1:]], [k for k, _, _ in RIGHT]
+        beats = [(gd, k, p) for p in config.losses for k in adaptive]
+        accelerates = [(k, adam[0], p) for p in config.losses for k in adam[1:]]
+        comparisons, summary = figure.write_speedups(beats + accelerates)
+        for p in config.losses:
+            for claim, pairs in (
+                ("depth-3 GD beats AdaGrad and AdaDelta on the linear model", beats),
+                ("depth accelerates Adam", accelerates),
+            ):
+                chosen = [comparisons[f"{c} vs {b} (l{q:g})"] for c, b, q in pairs if q == p]
+                claims.append(
+                    criteria.speedup_claim(
+                        "figure4", f"l{p:g}: {claim} (speed-up)", chosen, criteria.FASTER_FACTOR, config.setting_text()
+                    )
+                )
+        return figure.write(panels, claims, {"speedup": summary})
 
     return common.run_figure("figure4", config, workdir, job, body)
 

@@ -95,6 +95,25 @@ def run(config, workdir, job=None):
                 dataclasses.replace(c, panel="left")
                 for c in criteria.figure5(p, summaries, config.steps, config.setting_text())
             ]
+        if "left" in chosen:
+            linear, deep = CURVES[0][0], [label for label, _, _ in CURVES[1:]]
+            pairs = [(label, linear, p) for p in config.losses for label in deep]
+            pairs += [(CURVES[4][0], CURVES[3][0], p) for p in config.losses]  # identity: depth 8 vs depth 4
+            comparisons, extra["speedup"] = figure.write_speedups(pairs)
+            for p in config.losses:
+                deeper = [comparisons[f"{CURVES[4][0]} vs {CURVES[3][0]} (l{p:g})"]]
+                claims.append(
+                    dataclasses.replace(
+                        criteria.speedup_claim(
+                            "figure5",
+                            f"l{p:g}: identity init, deeper is faster (speed-up)",
+                            deeper,
+                            criteria.FASTER_FACTOR,
+                            config.setting_text(),
+                        ),
+                        panel="left",
+                    )
+                )
             panels.append(
                 figure.panel(
                     f"left: l{p:g} loss, GD, {config.steps:,} iterations", [(label, p) for label, _, _ in CURVES]

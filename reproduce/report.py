@@ -78,10 +78,40 @@ def figure_section(summary):
             f"{_rates(curve['diverged_rates'])} | {edge} |"
         )
     lines += _mnist_lines(summary.get("mnist"))
+    lines += _speedup_lines(summary.get("speedup"), summary["figure"])
     lines += ["", "| claim | criterion | measured | verdict |", "|---|---|---|---|"]
     for claim in summary["claims"]:
         lines.append(f"| {claim['claim']} | {claim['criterion']} | {claim['measured']} | **{claim['verdict']}** |")
     return "\n".join(lines) + "\n"
+
+
+SPEEDUP_LEVELS = (0.5, 0.2, 0.1, 0.05, 0.01, 0.001)
+
+
+def _speedup(value, kind):
+    if value is None:
+        return "–"
+    return {"exact": "", "lower bound": "> ", "upper bound": "< "}[kind] + f"{value:.3g}"
+
+
+def _speedup_lines(speedups, figure):
+    """Speed-up S = T_baseline / T_contender at a few levels, and the crossover."""
+    if not speedups:
+        return []
+    header = " | ".join(f"S at {level:g}" for level in SPEEDUP_LEVELS)
+    lines = [
+        "",
+        f"Speed-ups (`{figure}_speedup.csv` has every level; ![speed-ups]({figure}_speedup.png)):",
+        "",
+        f"| contender vs baseline | crossover | {header} |",
+        "|---|---:|" + "---:|" * len(SPEEDUP_LEVELS),
+    ]
+    for name, c in speedups.items():
+        at = {round(level, 12): (value, kind) for level, value, kind in zip(c["levels"], c["speedup"], c["kind"])}
+        cells = [_speedup(*at.get(round(level, 12), (None, None))) for level in SPEEDUP_LEVELS]
+        cross = "none" if c["crossover"] is None else f"{c['crossover']:,}"
+        lines.append(f"| {name} | {cross} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _mnist_lines(models):
@@ -148,7 +178,9 @@ def appendix_c_section(summary, table):
 def build(out):
     out = pathlib.Path(out)
     sections = []
-    for name in ("figure2", "figure3", "figure4", "figure5", "figure3-abalone"):
+    names = ("figure2", "figure3", "figure4", "figure5", "figure3-abalone")
+    others = sorted(p.stem for p in out.glob("figure*.json") if p.stem not in names)  # e.g. figure3-1e6
+    for name in (*names, *others):
         path = out / f"{name}.json"
         if path.is_file():
             sections.append(figure_section(json.loads(path.read_text())))

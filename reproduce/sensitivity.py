@@ -21,7 +21,7 @@ import time
 from reproduce import cli, common, figure3, figure5
 from tfovp._files import atomic_write_text
 from tfovp.datasets import PRESETS
-from tfovp.study import criteria, outputs
+from tfovp.study import criteria, outputs, records
 from tfovp.study.problem import Problem
 from tfovp.study.progress import job_scope, sweep_work
 from tfovp.study.provenance import digest
@@ -89,8 +89,10 @@ def judge(figure, families, budget, seed, level, setting):
 def runner(config, problem, figure, workdir, job):
     """A FamilyRunner for one preprocessing and figure: every seed, the longest budget."""
     longest = int(config.budget(figure) * max(config.budget_factors))
-    folder = f"{config.dataset}-{problem.preprocessing}-" + digest(
-        {"lrs": config.lrs, "loss_reduction": config.loss_reduction, "dtype": config.dtype, "steps": longest}
+    folder = (
+        f"{config.dataset}-{problem.preprocessing}-"
+        + digest({"lrs": config.lrs, "loss_reduction": config.loss_reduction, "dtype": config.dtype, "steps": longest})
+        + f"-f{records.FORMAT}"
     )
     store = RecordStore(pathlib.Path(workdir) / ".curves" / "sensitivity" / folder, CurveFamily.from_json)
     return FamilyRunner(

@@ -108,6 +108,7 @@ def test_every_rate_diverging_is_never_evidence(data_dir, tmp_path):
         ("near-zero init, depth 4 moves only late (paper: ~65K)", "INCONCLUSIVE"),
         ("identity init, depths 4 and 8 move at once", "INCONCLUSIVE"),
         ("identity init, deeper is faster", "INCONCLUSIVE"),
+        ("identity init, deeper is faster (speed-up)", "INCONCLUSIVE"),
     ]
     assert "every rate diverged" in rows[1]["measured"]
 

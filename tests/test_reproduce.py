@@ -46,6 +46,24 @@ def _speed(curve):
     return criteria.Speed(curve["iterations_to_level"], curve["final_relative_excess"])
 
 
+def _comparisons(summary, p):
+    """The criteria.Comparison records of a figure's JSON for the l_p panel."""
+    from tfovp.study.speedup import SpeedUp
+
+    out = []
+    for name, c in summary["speedup"].items():
+        if not name.endswith(f"(l{p:g})"):
+            continue
+        contender, baseline = name[: -len(f" (l{p:g})")].split(" vs ")
+        times = (
+            [(float("inf") if t is None else t) for t in c["baseline_time"]],
+            [(float("inf") if t is None else t) for t in c["contender_time"]],
+        )
+        speedups = tuple(SpeedUp(*row) for row in zip(c["levels"], *times, c["speedup"], c["kind"]))
+        out.append(criteria.Comparison(contender, baseline, speedups, c["budget"], c["any_all_diverged"]))
+    return out
+
+
 def _check_outputs(out, figure, n_claims):
     for suffix in ("csv", "json", "png", "pdf"):
         assert (out / f"{figure}.{suffix}").is_file()
@@ -63,20 +81,24 @@ def _check_outputs(out, figure, n_claims):
 
 def test_figure3_quick_run_and_its_verdicts(data_dir, tmp_path):
     _run(figure3, tmp_path, data_dir)
-    frame, summary = _check_outputs(tmp_path, "figure3", 2)
+    frame, summary = _check_outputs(tmp_path, "figure3", 4)
     assert summary["config"]["steps"] == 60 and set(frame["budget"]) == {60}
     assert summary["config"]["lrs"] == [1e-3, 1e-2, 1e-1]  # --quick's grid
     # The written verdicts are the criteria applied to the written measurements.
     speeds = {(n, p): _speed(summary["curves"][f"{figure3.label(n)} (l{p:g})"]) for n in (1, 2, 3) for p in (2, 4)}
-    expected = criteria.figure3(
-        speeds,
-        common.LinearConfig(
-            **{k: v for k, v in summary["config"].items() if k in common.LinearConfig.__dataclass_fields__}
-        ).setting_text(),
-    )
+    setting = summary["claims"][0]["setting"]
+    expected = criteria.figure3(speeds, setting) + [
+        criteria.speedup_claim("figure3", claim, _comparisons(summary, p), setting=setting, **kwargs)
+        for p, claim, kwargs in (
+            (2, "l2: deeper is not faster (slightly slower) (speed-up)", {"not_faster": True}),
+            (4, "l4: deeper is much faster (speed-up)", {"factor": 2.0}),
+        )
+    ]
     assert [(c.claim, c.measured, c.verdict) for c in expected] == [
         (c["claim"], c["measured"], c["verdict"]) for c in summary["claims"]
     ]
+    speedups = pd.read_csv(tmp_path / "figure3_speedup.csv")
+    assert set(speedups["comparison"]) == set(summary["speedup"]) and (tmp_path / "figure3_speedup.png").is_file()
     # The selected rate in the CSV is the JSON's best rate of each curve.
     for (label, p), rows in frame[frame["selected"]].groupby(["curve", "loss_p"]):
         assert rows["learning_rate"].unique().tolist() == [summary["curves"][f"{label} (l{p:g})"]["best_learning_rate"]]
@@ -86,8 +108,8 @@ def test_figure3_quick_run_and_its_verdicts(data_dir, tmp_path):
     "module, figure, extra, n_claims",
     [
         (figure2, "figure2", ["--widths", "1,10", "--losses", "4"], 4),
-        (figure4, "figure4", [], 2),
-        (figure5, "figure5", [], 4),
+        (figure4, "figure4", [], 4),
+        (figure5, "figure5", [], 5),
     ],
 )
 def test_quick_run_writes_every_output(module, figure, extra, n_claims, data_dir, tmp_path):
@@ -116,7 +138,7 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
     _run(figure5, tmp_path, data_dir, "--panels", "left")
     kept = json.loads((tmp_path / "claims.json").read_text())
     assert [r["claim"] for r in kept if r["claim"].startswith("MNIST")] == [r["claim"] for r in rows]
-    assert sum(r["figure"] == "figure5" for r in kept) == 6
+    assert sum(r["figure"] == "figure5" for r in kept) == 7
 
     flags = ["--quick", "--out", str(tmp_path)]
     appendix_c.main(flags)
@@ -369,3 +391,23 @@ def test_runner_reuses_a_stored_family_only_with_resume_or_within_one_command(tm
     assert trained == ["depth-2 net", "depth-2 net"]
     again = runner(True, Job("third")).family(spec)  # --resume: reused
     assert trained == ["depth-2 net", "depth-2 net"] and again.losses.shape == (11, 1)
+
+
+def test_theorem2_quick(data_dir, tmp_path):
+    from reproduce import theorem2
+
+    summary = theorem2.main(["--quick", "--out", str(tmp_path), "--data-dir", data_dir])
+    circulations = {int(k): v for k, v in summary["circulations"].items()}
+    assert abs(circulations[1]["values"][-1]) < 1e-9 and abs(circulations[3]["values"][-1]) > 1.0
+    assert [c["verdict"] for c in summary["claims"]] == ["PASS", "PASS"]
+    assert (tmp_path / "theorem2.png").is_file() and len(pd.read_csv(tmp_path / "theorem2.csv")) == 12
+
+
+def test_section7_quick(tmp_path):
+    from reproduce import section7
+
+    summary = section7.main(["--quick", "--out", str(tmp_path)])
+    runs = summary["runs"]
+    assert runs["end-to-end rule, N = 2"]["time_to_half_w2"][0] <= 3  # w1 in one step, then w2 at once
+    assert min(t for t in runs["GD on w"]["time_to_half_w2"] if t is not None) > 100
+    assert summary["claims"][0]["verdict"] == "PASS" and (tmp_path / "section7.png").is_file()

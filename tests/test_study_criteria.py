@@ -213,3 +213,24 @@ def test_appendix_c_claim_and_tail_loss():
     assert criteria.appendix_c(None, None)[0].verdict == "INCONCLUSIVE"
     assert criteria.tail_loss(np.arange(100.0), False) == pytest.approx(np.mean(np.arange(90.0, 100.0)))
     assert criteria.tail_loss([1.0, 2.0], True) == float("inf")
+
+
+def test_appendix_b_claims():
+    rows = criteria.appendix_b(7500.0, 2.0, 9000.0, 2500.0, 20000)
+    assert [r.verdict for r in rows] == ["PASS", "FAIL"] and "S = 3.75e+03" in rows[0].measured
+    # GD never gets half-way within the budget: a lower bound T_GD > 20,000 decides only if large enough.
+    assert criteria.appendix_b(float("inf"), 2.0, 50.0, 2500.0, 20000)[0].verdict == "PASS"
+    assert criteria.appendix_b(float("inf"), 2.0, 50.0, 2500.0, 20000)[1].verdict == "INCONCLUSIVE"
+    assert [r.verdict for r in criteria.appendix_b(None, 2.0, None, 2500.0, 100)] == ["INCONCLUSIVE"] * 2
+
+
+def test_theorem2_claims():
+    from tfovp.study.circulation import Circulation
+
+    def made(depth, values):
+        return Circulation(depth, 0.5, 1.0, (10, 20, 40), values, 3.0)
+
+    good = {1: made(1, (4e-6, 1e-6, 2.5e-7)), 3: made(3, (2.01, 2.0025, 2.0006)), 4: made(4, (5.0, 5.0, 5.0))}
+    assert [r.verdict for r in criteria.theorem2(good)] == ["PASS", "PASS"]
+    wrong = {1: made(1, (0.3, 0.3, 0.3)), 3: made(3, (2e-6, 5e-7, 1e-7))}  # N = 1 not zero, N = 3 at the error level
+    assert [r.verdict for r in criteria.theorem2(wrong)] == ["FAIL", "FAIL"]

@@ -312,3 +312,36 @@ def test_progress_callback_counts_every_step():
     done = []
     sweep(x, y, [0.01], 25, chunk_size=10, progress=done.append)
     assert done == [10, 10, 6]  # steps 0..25: 26 loss evaluations
+
+
+def test_window_maxima_and_last_exceedances_are_exact_at_every_step():
+    # Tracked inside the loop at every step, checked against a sweep recording every step.
+    x, y = _problem(k=1)
+    rates, steps = [1e-3, 2e-2, 30.0], 60  # a slow, a fast and a diverging rate
+    every = sweep(x, y, rates, steps, depth=2, hidden_widths=3, loss=4, dtype="float64")
+    thresholds = np.quantile(every.losses[np.isfinite(every.losses)], [0.2, 0.5, 0.8])
+    sparse = sweep(
+        x,
+        y,
+        rates,
+        steps,
+        depth=2,
+        hidden_widths=3,
+        loss=4,
+        dtype="float64",
+        record_steps=[0, 7, 20, 59],
+        record_window_max=True,
+        thresholds=thresholds,
+    )
+    np.testing.assert_array_equal(sparse.losses, every.losses[[0, 7, 20, 59]])  # tracking changes no number
+    bounds = [0, 7, 20, 59, steps + 1]
+    for c in range(len(rates)):
+        losses = np.where(np.isfinite(every.losses[:, c]), every.losses[:, c], np.inf)
+        expected = [losses[a:b].max() for a, b in zip(bounds[:-1], bounds[1:])]
+        np.testing.assert_array_equal(sparse.window_max[:, c], expected)
+        for j, threshold in enumerate(thresholds):
+            above = np.flatnonzero(np.isfinite(every.losses[:, c]) & (every.losses[:, c] > threshold))
+            assert sparse.last_above[c, j] == (above[-1] if above.size else -1)
+    assert sparse.diverged[2] and np.isinf(sparse.window_max[-1, 2])
+    with pytest.raises(ValueError, match="thresholds"):
+        sweep(x, y, rates, 3, thresholds=[np.nan])

@@ -62,6 +62,10 @@ class SweepResult:
         end_to_end: (R, C, d, k) recorded W_e (Keras orientation) or None.
         end_to_end_norm: (R, C) recorded ||W_e||_F.
         balancedness: (R, C, N-1) recorded ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F (Eq. 7) or None.
+        window_max: (R, C) largest loss over every step from recorded step r to the next
+            (to the end for the last), +inf from divergence on; or None.
+        last_above: (C, J) last step whose loss exceeded `thresholds[j]` (-1: never;
+            steps after divergence do not count); or None.
         elapsed: seconds spent, compilation included.
         seconds_per_step: steady-state time of one step of all copies, measured on the
             chunks after the first (which includes XLA compilation); NaN if one chunk.
@@ -78,6 +82,8 @@ class SweepResult:
     end_to_end: np.ndarray | None
     end_to_end_norm: np.ndarray
     balancedness: np.ndarray | None
+    window_max: np.ndarray | None
+    last_above: np.ndarray | None
     elapsed: float
     seconds_per_step: float
     config: dict
@@ -107,6 +113,8 @@ class SweepSpec:
     record_steps: np.ndarray  # steps whose values are kept
     record_end_to_end: bool
     record_balancedness: bool
+    record_window_max: bool  # keep the largest loss of every interval between recorded steps
+    thresholds: np.ndarray  # (J,) losses whose last exceedance step is tracked, maybe empty
     dtype: str  # "float32" or "float64"
     jit_compile: bool
 
@@ -201,6 +209,13 @@ def _check_record_steps(record_steps, steps):
     return record
 
 
+def _check_thresholds(thresholds):
+    values = np.asarray([] if thresholds is None else thresholds, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"`thresholds` must be finite losses. Received: thresholds={list(values)!r}")
+    return values
+
+
 def _check_grid(learning_rates):
     rates = np.asarray(list(learning_rates), dtype=np.float64).ravel()
     if rates.size == 0 or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
@@ -238,7 +253,13 @@ def _check_memory(spec, m, d, k):
         * sum(a * b for a, b in factor_shapes(d, k, spec.hidden_widths)),
         "records (recorded steps x copies)": rows
         * copies
-        * (2 + (d * k if spec.record_end_to_end else 0) + (spec.depth if spec.record_balancedness else 0)),
+        * (
+            2
+            + spec.record_window_max
+            + (d * k if spec.record_end_to_end else 0)
+            + (spec.depth if spec.record_balancedness else 0)
+        ),
+        "tracked thresholds": copies * spec.thresholds.size,
     }
     needed = item * sum(sizes.values())
     available = available_memory()
@@ -303,6 +324,14 @@ class _SweepProgram:
         self.trajectory = tf.Variable(tf.zeros((rows if spec.record_end_to_end else 1, copies, d, k), dtype))
         pairs = max(len(factors) - 1, 1)
         self.residuals = tf.Variable(tf.zeros((rows if self.record_balancedness else 1, copies, pairs), dtype))
+        # Every step, not only the recorded ones: the largest loss in each interval
+        # [record_i, record_{i+1}) (+inf once diverged), and per threshold the last step
+        # whose loss was above it.
+        self.window_max = tf.Variable(
+            tf.fill((rows if spec.record_window_max else 1, copies), tf.constant(-np.inf, dtype))
+        )
+        self.thresholds = tf.constant(np.reshape(spec.thresholds, (1, -1)), dtype)
+        self.last_above = tf.Variable(-tf.ones((copies, spec.thresholds.size), tf.int64))
         self.pointer = tf.Variable(tf.constant(0, tf.int64))
         self.run = tf.function(self._run, jit_compile=spec.jit_compile and not spec.needs_svd(d, k))
 
@@ -374,25 +403,41 @@ class _SweepProgram:
         self.alive.assign(alive)
         return alive
 
+    def _record(self, t, loss, alive, end_to_end, weights, state):
+        """The loop state after recording step t (see `__init__` for what is kept)."""
+        recording = tf.equal(t, self.record_at[state["pointer"]])
+        last_row = tf.cast(tf.shape(state["losses"])[0] - 1, tf.int64)
+        row = tf.where(recording, state["pointer"], last_row)
+        nan = tf.fill(tf.shape(loss), tf.constant(np.nan, loss.dtype))
+        state = dict(state)
+        state["losses"] = tf.tensor_scatter_nd_update(state["losses"], [[row]], [tf.where(alive, loss, nan)])
+        norm = tf.norm(end_to_end, axis=[-2, -1])
+        state["norms"] = tf.tensor_scatter_nd_update(state["norms"], [[row]], [tf.where(alive, norm, nan)])
+        if self.spec.record_end_to_end:
+            state["trajectory"] = tf.tensor_scatter_nd_update(state["trajectory"], [[row]], [end_to_end])
+        if self.record_balancedness:
+            state["residuals"] = tf.tensor_scatter_nd_update(state["residuals"], [[row]], [self.balancedness(weights)])
+        state["pointer"] = state["pointer"] + tf.cast(recording, tf.int64)
+        if self.spec.record_window_max:  # steps before the first record go to the spare last row
+            window = tf.where(state["pointer"] > 0, state["pointer"] - 1, last_row)
+            value = tf.where(alive, loss, tf.fill(tf.shape(loss), tf.constant(np.inf, loss.dtype)))
+            state["window_max"] = tf.tensor_scatter_nd_max(state["window_max"], [[window]], [value])
+        if self.spec.thresholds.size:
+            above = (loss[:, None] > self.thresholds) & alive[:, None]
+            state["last_above"] = tf.where(above, t, state["last_above"])
+        return state
+
     def _run(self, start, stop, last):
-        def body(t, losses, norms, trajectory, residuals, pointer):
+        names = ("losses", "norms", "trajectory", "residuals", "pointer", "window_max", "last_above")
+
+        def body(t, state):
             weights = [w.read_value() for w in self.weights]
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(weights)
                 end_to_end = product(weights, right_to_left=True)
             loss, grad_e = self.loss_and_gradient(end_to_end)
             alive = self._divergence(t, loss)
-            recording = tf.equal(t, self.record_at[pointer])
-            row = tf.where(recording, pointer, tf.cast(tf.shape(losses)[0] - 1, tf.int64))
-            nan = tf.fill(tf.shape(loss), tf.constant(np.nan, loss.dtype))
-            losses = tf.tensor_scatter_nd_update(losses, [[row]], [tf.where(alive, loss, nan)])
-            norm = tf.norm(end_to_end, axis=[-2, -1])
-            norms = tf.tensor_scatter_nd_update(norms, [[row]], [tf.where(alive, norm, nan)])
-            if self.spec.record_end_to_end:
-                trajectory = tf.tensor_scatter_nd_update(trajectory, [[row]], [end_to_end])
-            if self.record_balancedness:
-                residuals = tf.tensor_scatter_nd_update(residuals, [[row]], [self.balancedness(weights)])
-            pointer = pointer + tf.cast(recording, tf.int64)
+            state = self._record(t, loss, alive, end_to_end, weights, state)
 
             def update():
                 new = self._new_weights(weights, end_to_end, tape, grad_e)
@@ -402,28 +447,14 @@ class _SweepProgram:
                 return tf.constant(0)
 
             tf.cond(t < last, update, lambda: tf.constant(0))
-            return t + 1, losses, norms, trajectory, residuals, pointer
+            return t + 1, state
 
-        def keep_going(t, *_):
+        def keep_going(t, _):
             return (t < stop) & tf.reduce_any(self.alive)
 
-        t, losses, norms, trajectory, residuals, pointer = tf.while_loop(
-            keep_going,
-            body,
-            (
-                start,
-                self.losses.read_value(),
-                self.norms.read_value(),
-                self.trajectory.read_value(),
-                self.residuals.read_value(),
-                self.pointer.read_value(),
-            ),
-        )
-        self.losses.assign(losses)
-        self.norms.assign(norms)
-        self.trajectory.assign(trajectory)
-        self.residuals.assign(residuals)
-        self.pointer.assign(pointer)
+        t, state = tf.while_loop(keep_going, body, (start, {name: getattr(self, name).read_value() for name in names}))
+        for name in names:
+            getattr(self, name).assign(state[name])
         return t
 
     def train(self, chunk_size, progress):
@@ -459,6 +490,8 @@ class _SweepProgram:
             end_to_end=self.trajectory.numpy()[:rows] if spec.record_end_to_end else None,
             end_to_end_norm=self.norms.numpy()[:rows].astype(np.float64),
             balancedness=self.residuals.numpy()[:rows] if self.record_balancedness else None,
+            window_max=self.window_max.numpy()[:rows].astype(np.float64) if spec.record_window_max else None,
+            last_above=self.last_above.numpy() if spec.thresholds.size else None,
             elapsed=time.perf_counter() - started,
             seconds_per_step=seconds_per_step,
             config=spec.config(),
@@ -492,6 +525,8 @@ def sweep(
     record_steps=None,
     record_end_to_end=False,
     record_balancedness=False,
+    record_window_max=False,
+    thresholds=None,
     divergence_factor=1e3,
     dtype="float32",
     chunk_size=2000,
@@ -516,6 +551,11 @@ def sweep(
         record_steps: steps whose loss is kept (default every step).
         record_end_to_end: also keep W_e at those steps.
         record_balancedness: also keep the Eq. 7 residual of every factor pair.
+        record_window_max: also keep, for every recorded step, the largest loss from it
+            to the next recorded step, over every step (so that max_{s >= t} L(s) is
+            exact at the recorded steps).
+        thresholds: losses; for each, the last step whose loss exceeded it is tracked
+            over every step (so that "stays below from step t on" is exact).
         divergence_factor: a copy diverges when its loss exceeds this multiple of its
             initial loss (None: only non-finite losses count).
         dtype: "float32" or "float64"; the data must be finite in it.
@@ -563,6 +603,8 @@ def sweep(
         record_steps=_check_record_steps(record_steps, steps),
         record_end_to_end=bool(record_end_to_end),
         record_balancedness=bool(record_balancedness),
+        record_window_max=bool(record_window_max),
+        thresholds=_check_thresholds(thresholds),
         dtype=dtype,
         jit_compile=bool(jit_compile),
     )

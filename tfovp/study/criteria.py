@@ -19,6 +19,7 @@ import dataclasses
 
 import numpy as np
 
+from tfovp.study import speedup as speedup_module
 from tfovp.study.claims import Claim, fmt_iterations, verdict
 
 # Figure 2: the end-to-end rule tracks GD on a depth-N net when, for every depth and
@@ -51,6 +52,13 @@ REACH_FRACTION = 0.75
 TUTORIAL_TEST_ERROR_LIMIT = 1.5
 # Appendix C: speed of an MNIST run = mean minibatch loss over this last fraction of it.
 TAIL_FRACTION = 0.1
+# Speed-up verdicts (`tfovp.study.speedup`), judged at the tightest level either family
+# reaches: a contender is "faster" when S >= FASTER_FACTOR there (or its lower bound
+# is), "an order of magnitude faster" at ORDER_OF_MAGNITUDE, and "not faster" (l2)
+# when S <= NOT_FASTER_SPEEDUP = 1/NOT_FASTER_FRACTION, the threshold criterion's.
+FASTER_FACTOR = 2.0
+ORDER_OF_MAGNITUDE = 10.0
+NOT_FASTER_SPEEDUP = 1 / NOT_FASTER_FRACTION
 
 
 @dataclasses.dataclass(frozen=True)
@@ -417,4 +425,163 @@ def appendix_c(best_original, best_overparameterized, setting=""):
             holds,
             setting,
         )
+    ]
+
+
+# ---------------------------------------------------------------------------- speed-up
+
+
+def speedup_holds(speedups, factor):
+    """S >= factor at the tightest level either family reaches: True, False, or None
+    (no level reached, or only a bound that does not decide)."""
+    tightest = speedup_module.tightest(speedups)
+    return None if tightest is None else tightest.at_least(factor)
+
+
+def speedup_not_faster(speedups, limit=None):
+    """S <= limit (default NOT_FASTER_SPEEDUP) at the tightest level: True/False/None."""
+    tightest = speedup_module.tightest(speedups)
+    return None if tightest is None else tightest.at_most(NOT_FASTER_SPEEDUP if limit is None else limit)
+
+
+def fmt_speedup(s):
+    """'S = 3.2 at e = 0.01 (T_B 3,000, T_C 940)', with > / < for bounds."""
+    if s is None:
+        return "no level reached by either"
+    sign = {speedup_module.EXACT: "=", speedup_module.LOWER: ">", speedup_module.UPPER: "<"}[s.kind]
+    return (
+        f"S {sign} {s.value:.3g} at e = {s.level:.3g} (T_B {fmt_time(s.baseline_time)}, "
+        f"T_C {fmt_time(s.contender_time)})"
+    )
+
+
+def fmt_time(value):
+    return "not reached" if not np.isfinite(value) else f"{int(value):,}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """One contender family against one baseline family: the speed-ups at every level,
+    the budget they were measured with, and whether either diverged at every rate."""
+
+    contender: str
+    baseline: str
+    speedups: tuple
+    budget: int
+    any_all_diverged: bool
+
+
+def speedup_claim(figure, claim, comparisons, factor=None, setting="", not_faster=False):
+    """One claim row over several comparisons: every contender faster than its baseline
+    by `factor` (or, with `not_faster`, none faster than NOT_FASTER_SPEEDUP) at the
+    tightest level either reaches; INCONCLUSIVE where a family diverged at every rate."""
+    holds = []
+    for c in comparisons:
+        if c.any_all_diverged:
+            holds.append(None)
+        elif not_faster:
+            holds.append(speedup_not_faster(c.speedups))
+        else:
+            holds.append(speedup_holds(c.speedups, factor))
+    rule = f"S <= {NOT_FASTER_SPEEDUP:.3g}" if not_faster else f"S >= {factor:g}"
+    budget = comparisons[0].budget if comparisons else 0
+    criterion = (
+        f"speed-up S = T_baseline / T_contender at the tightest level e of relative excess "
+        f"(L - L*)/(L(W=0) - L*) either family settles below within {budget:,} iterations (best rate per "
+        f"level): {rule} (a bound counts when it decides; INCONCLUSIVE if no level is reached or a family "
+        "diverged at every rate)"
+    )
+    measured = "; ".join(
+        f"{c.contender} vs {c.baseline}: "
+        + (
+            "a family diverged at every rate"
+            if c.any_all_diverged
+            else fmt_speedup(speedup_module.tightest(c.speedups))
+        )
+        for c in comparisons
+    )
+    return _setting_row(figure, claim, criterion, measured, _all(holds) if comparisons else None, setting)
+
+
+# ---------------------------------------------------------------------------- Theorem 2
+
+# Theorem 2: the depth-N field is not a gradient when its circulation around Gamma_{r,R}
+# is at least this many times the quadrature error; a gradient field (N = 1) has a
+# circulation within GRADIENT_TOLERANCE times the quadrature error (plus round-off,
+# 1e-12 of the scale ||grad L(0)|| pi R).
+CIRCULATION_MARGIN = 100.0
+GRADIENT_TOLERANCE = 2.0
+
+
+def theorem2(circulations, setting=""):
+    """Claims from {depth: circulation.Circulation}: N = 1 has zero circulation (a gradient
+    field; the check of the method), every N >= 3 a non-zero one; N = 2 is reported in
+    the measurement only (the paper's footnote: it needs extra assumptions)."""
+
+    def text(c):
+        return f"N={c.depth}: {c.value:.3g} (quadrature error {c.error:.2g}, r={c.inner:.3g}, R={c.outer:.3g})"
+
+    rows = []
+    if 1 in circulations:
+        c = circulations[1]
+        rows.append(
+            _setting_row(
+                "theorem2",
+                "N = 1 (plain gradient): zero circulation, the check of the measurement",
+                f"|circulation| <= {GRADIENT_TOLERANCE:g} x the Richardson estimate of the quadrature error "
+                "(+ 1e-12 x ||grad L(0)|| pi R)",
+                text(c),
+                abs(c.value) <= GRADIENT_TOLERANCE * c.error + 1e-12 * c.scale,
+                setting,
+            )
+        )
+    deep = [c for depth, c in sorted(circulations.items()) if depth >= 3]
+    if deep:
+        rows.append(
+            _setting_row(
+                "theorem2",
+                "N >= 3: the end-to-end field is not a gradient field (no regularizer reproduces it)",
+                f"|circulation| >= {CIRCULATION_MARGIN:g} x the quadrature error for every N >= 3 "
+                "(N = 2 reported only)",
+                "; ".join(text(c) for depth, c in sorted(circulations.items()) if depth >= 2),
+                all(abs(c.value) >= CIRCULATION_MARGIN * c.error for c in deep),
+                setting,
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------- Section 7 / App. B
+
+
+def appendix_b(gd_time, rule_time, net_time, bound, budget, setting=""):
+    """Claims of Sec. 7 / App. B from the iterations until |w2 - y2| <= y2 / 2 of GD at
+    its stability limit, the end-to-end rule (N = 2) and a real depth-2 net (None: every
+    rate diverged; inf: not within `budget`). The speed-up T_GD / T is compared with the
+    appendix's bound y1 / (4 eps1); if GD does not get there, T_GD > budget gives a lower
+    bound."""
+
+    def row(claim, contender_time):
+        if gd_time is None or contender_time is None:
+            return _setting_row(
+                "section7", claim, criterion, "every learning rate of a compared run diverged", None, setting
+            )
+        values = speedup_module.speedups([gd_time], [contender_time], budget, levels=[0.5])[0]
+        measured = (
+            f"T_GD {fmt_time(gd_time)}, T {fmt_time(contender_time)}: "
+            + fmt_speedup(values).split(" at e")[0]
+            + f" (bound y1/(4 eps1) = {bound:.4g})"
+        )
+        return _setting_row("section7", claim, criterion, measured, values.at_least(bound), setting)
+
+    criterion = (
+        "iterations until |w2 - y2| <= y2/2, GD at the fastest stable rate up to its bound 2/y1^2: "
+        "speed-up T_GD / T >= y1 / (4 eps1) (a lower bound counts if GD does not get there)"
+    )
+    return [
+        row("App. B: the end-to-end rule (N = 2, eta = 1/(2 eps1 y1^2)) beats GD by more than y1/(4 eps1)", rule_time),
+        row(
+            "App. B: a real depth-2 net under GD (balanced init, fastest stable eta up to the rule's) does too",
+            net_time,
+        ),
     ]

@@ -68,3 +68,36 @@ def family_summary(family, level, seed=None):
     if family.extended is not None:
         out["extended_grid"] = family_summary(family.extended, level, seed)
     return out
+
+
+def speedup_table(comparisons, crossovers):
+    """Rows of every comparison at every level (for <figure>_speedup.csv) and the JSON
+    summary {"<contender> vs <baseline> (lp)": {...}}; `comparisons` maps a key (the
+    JSON name) to a `criteria.Comparison`, `crossovers` the same key to t_x or None."""
+    rows, summary = [], {}
+    for name, c in comparisons.items():
+        for s in c.speedups:
+            rows.append(
+                {
+                    "comparison": name,
+                    "contender": c.contender,
+                    "baseline": c.baseline,
+                    "budget": c.budget,
+                    "level": s.level,
+                    "baseline_time": s.baseline_time,
+                    "contender_time": s.contender_time,
+                    "speedup": s.value,
+                    "kind": s.kind,
+                }
+            )
+        summary[name] = {
+            "budget": c.budget,
+            "crossover": crossovers[name],
+            "any_all_diverged": c.any_all_diverged,
+            "levels": [s.level for s in c.speedups],
+            "speedup": [s.value for s in c.speedups],
+            "kind": [s.kind for s in c.speedups],
+            "baseline_time": [None if s.baseline_time == float("inf") else s.baseline_time for s in c.speedups],
+            "contender_time": [None if s.contender_time == float("inf") else s.contender_time for s in c.speedups],
+        }
+    return rows, summary

@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from tfovp._files import atomic_writer
 from tfovp.study.criteria import smooth
@@ -121,5 +122,50 @@ def plot_panels(panels, path_stem, title=None, log_x=False):
             _loss_panel(axes[0, col], axes[1, col], panel, log_x)
     if title:
         figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    return save(figure, path_stem)
+
+
+def plot_speedups(comparisons, path_stem, title):
+    """S(e) against the level e (log-log, tighter levels to the right), one line per
+    comparison; lower bounds as upward and upper bounds as downward triangles; the
+    lines S = 1, 2 and 10 for reference. `comparisons` maps a legend label to a
+    `criteria.Comparison`. Writes `path_stem`.png and .pdf."""
+    figure = Figure(figsize=(10, 5))
+    axis = figure.subplots()
+    markers = {"lower bound": "^", "upper bound": "v"}
+    for label, c in comparisons.items():
+        exact = [(s.level, s.value) for s in c.speedups if s.kind == "exact"]
+        xs, ys = zip(*exact) if exact else ((), ())
+        (line,) = axis.plot(xs, ys, marker="o", ms=3, lw=1.4, label=label)
+        for kind, marker in markers.items():
+            bounds = [(s.level, s.value) for s in c.speedups if s.kind == kind]
+            if bounds:
+                axis.plot(*zip(*bounds), ls="none", marker=marker, ms=6, color=line.get_color())
+    for value, style in ((1, "-"), (2, "--"), (10, ":")):
+        axis.axhline(value, color="gray", lw=0.8, ls=style)
+    levels = [s.level for c in comparisons.values() for s in c.speedups]
+    values = [s.value for c in comparisons.values() for s in c.speedups if s.value]
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    if levels:  # also when nothing was reached: the axes still show the levels measured
+        axis.set_xlim(max(levels) * 1.3, min(levels) / 1.3)  # tighter levels to the right
+    if not values:
+        axis.set_ylim(0.1, 20)
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    for ticks in (axis.xaxis, axis.yaxis):
+        ticks.set_major_formatter(plain)
+        ticks.set_minor_formatter(NullFormatter())
+    axis.set_xlabel("level e of relative excess (L - L*) / (L(W=0) - L*)  (tighter to the right)")
+    axis.set_ylabel("speed-up S = T_baseline / T_contender")
+    axis.set_title(title, fontsize=10)
+    axis.grid(alpha=0.3, which="both", lw=0.5)
+    axis.legend(
+        fontsize=7,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        title="^ / v: lower / upper bound\nlines: S = 1, 2 (--), 10 (:)",
+        title_fontsize=7,
+    )
     figure.tight_layout()
     return save(figure, path_stem)

@@ -14,7 +14,7 @@ import numpy as np
 
 from tfovp.study import convergence
 
-FORMAT = 2  # version of the JSON layout written by `CurveFamily.to_json`
+FORMAT = 3  # version of the JSON layout written by `CurveFamily.to_json`; stores are kept per format
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +87,14 @@ class CurveFamily:
         seconds_per_step: steady-state time of one step of all copies.
         extended: the same family on a grid extended past an edge where the best rate
             of some seed sat (see `tfovp.study.runs`), or None.
+        reference_loss: L_ref = L^1(W = 0) of the problem, shared by every family it is
+            compared with (`tfovp.study.speedup`), or None.
+        levels: (J,) relative excess levels e whose loss thresholds L* + e (L_ref - L*)
+            were tracked at every step, or None.
+        last_above: (C, J) last step whose loss exceeded each level's threshold (-1:
+            never), or None.
+        window_max: (R, C) largest loss from each recorded step to the next, over every
+            step (+inf from divergence on), or None.
     """
 
     spec: CurveSpec
@@ -102,6 +110,10 @@ class CurveFamily:
     elapsed_seconds: float = 0.0
     seconds_per_step: float = float("nan")
     extended: "CurveFamily | None" = None
+    reference_loss: float | None = None
+    levels: np.ndarray | None = None
+    last_above: np.ndarray | None = None
+    window_max: np.ndarray | None = None
 
     # ------------------------------------------------------------------ views
 
@@ -157,7 +169,11 @@ class CurveFamily:
 
     def truncated(self, budget):
         """The family as a run of `budget` iterations would have recorded it (the steps
-        up to `budget`, divergence only if it happened by then; the same trajectory)."""
+        up to `budget`, divergence only if it happened by then; the same trajectory).
+        What was tracked at every step (`last_above`, `window_max`) is dropped unless the
+        budget covers the whole run: it cannot be cut at an arbitrary step."""
+        if budget >= self.steps[-1]:
+            return self
         keep = self.steps <= budget
         diverged_at = np.where((self.diverged_at >= 0) & (self.diverged_at <= budget), self.diverged_at, -1)
 
@@ -173,6 +189,8 @@ class CurveFamily:
             end_to_end=cut(self.end_to_end),
             balancedness=cut(self.balancedness),
             extended=None if self.extended is None else self.extended.truncated(budget),
+            last_above=None,
+            window_max=None,
         )
 
     # ------------------------------------------------------------------ JSON
@@ -195,6 +213,10 @@ class CurveFamily:
             "elapsed_seconds": float(self.elapsed_seconds),
             "seconds_per_step": None if not np.isfinite(self.seconds_per_step) else float(self.seconds_per_step),
             "extended": None if self.extended is None else self.extended.to_json(),
+            "reference_loss": self.reference_loss,
+            "levels": None if self.levels is None else self.levels.tolist(),
+            "last_above": None if self.last_above is None else self.last_above.tolist(),
+            "window_max": None if self.window_max is None else _floats(self.window_max),
         }
 
     @classmethod
@@ -216,6 +238,10 @@ class CurveFamily:
             elapsed_seconds=float(data["elapsed_seconds"]),
             seconds_per_step=float("nan") if data["seconds_per_step"] is None else float(data["seconds_per_step"]),
             extended=None if data["extended"] is None else cls.from_json(data["extended"]),
+            reference_loss=data.get("reference_loss"),
+            levels=_array(data.get("levels")),
+            last_above=_array(data.get("last_above"), np.int64),
+            window_max=_array(data.get("window_max")),
         )
         rows, copies = family.steps.size, family.learning_rates.size
         if family.losses.shape != (rows, copies) or family.seeds.shape != (copies,):

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from tfovp.study import convergence
+from tfovp.study import convergence, speedup
 from tfovp.study.claims import fmt_iterations
 from tfovp.study.progress import Job, copy_step_work, sweep_work
 from tfovp.study.records import CurveFamily
@@ -27,13 +27,16 @@ def record_steps(steps, points=160):
     return np.unique(np.concatenate([dense, logs, linear, [steps]]))
 
 
-def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress=None):
+def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress=None, levels=speedup.LEVELS):
     """Sweep `spec` on `problem` (a `tfovp.study.problem.Problem`) over its learning rates
-    (the spec's, else `grid`) x `seeds` for `steps` iterations; returns a CurveFamily."""
+    (the spec's, else `grid`) x `seeds` for `steps` iterations; returns a CurveFamily.
+    For the speed-up measures, the loss thresholds of `levels` and the largest loss
+    between recorded steps are tracked at every step."""
     from tfovp.sweep import sweep  # TensorFlow is imported only when something trains
 
     rates = list(spec.learning_rates or grid)
     recorded = record_steps(steps)
+    levels = np.asarray(levels, dtype=np.float64)
     result = sweep(
         problem.x,
         problem.y,
@@ -49,6 +52,8 @@ def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress
         record_steps=recorded,
         record_end_to_end=spec.record_end_to_end,
         record_balancedness=spec.depth > 1 and spec.update != "end_to_end",
+        record_window_max=True,
+        thresholds=problem.thresholds(spec.loss, levels),
         dtype=dtype,
         progress=progress,
     )
@@ -65,6 +70,10 @@ def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress
         balancedness=None if result.balancedness is None else result.balancedness.max(axis=-1).astype(np.float64),
         elapsed_seconds=result.elapsed,
         seconds_per_step=result.seconds_per_step,
+        reference_loss=problem.reference_loss(spec.loss),
+        levels=levels,
+        last_above=result.last_above,
+        window_max=result.window_max,
     )
 
 

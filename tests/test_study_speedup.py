@@ -1,0 +1,129 @@
+"""Speed-up curves on hand-made loss curves whose answers are known: times to levels,
+one-sided bounds, a late-diverging rate, the crossover, and the claim rule."""
+
+import numpy as np
+import pytest
+
+from tfovp.study import criteria, speedup
+from tfovp.study.records import CurveFamily, CurveSpec
+
+LEVELS = np.array([0.5, 0.1, 0.01])
+
+
+def _family(curves, seeds=None, rates=None, record=None, label="x"):
+    """A CurveFamily from relative-excess curves given at every step (optimum 0, L_ref 1):
+    columns are copies; NaN from a copy's divergence on. Tracked quantities are computed
+    here from the full curves, as the sweep does in its loop."""
+    curves = np.asarray(curves, dtype=np.float64)
+    steps_all = np.arange(curves.shape[0])
+    copies = curves.shape[1]
+    seeds = np.zeros(copies, np.int64) if seeds is None else np.asarray(seeds)
+    rates = np.arange(1, copies + 1) * 1e-3 if rates is None else np.asarray(rates, np.float64)
+    diverged_at = np.array([np.flatnonzero(np.isnan(c))[0] if np.isnan(c).any() else -1 for c in curves.T])
+    record = steps_all if record is None else np.asarray(record)
+    bounds = [*record, len(steps_all)]
+    finite = np.where(np.isnan(curves), np.inf, curves)
+    window = np.array([finite[a:b].max(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
+    last = np.full((copies, LEVELS.size), -1)
+    for c in range(copies):
+        for j, level in enumerate(LEVELS):
+            above = np.flatnonzero(np.isfinite(curves[:, c]) & (curves[:, c] > level))
+            last[c, j] = above[-1] if above.size else -1
+    return CurveFamily(
+        CurveSpec(label),
+        0.0,
+        record,
+        rates,
+        seeds,
+        curves[record],
+        diverged_at,
+        np.zeros((record.size, copies)),
+        reference_loss=1.0,
+        levels=LEVELS,
+        last_above=last,
+        window_max=window,
+    )
+
+
+def _decay(rate, steps=101, floor=0.0):
+    return floor + (1 - floor) * np.exp(-rate * np.arange(steps))
+
+
+def test_times_are_the_first_step_from_which_the_curve_stays_below():
+    bumpy = _decay(0.1)
+    bumpy[30] = 0.6  # back above 0.5 once: the 0.5 level is settled only at step 31
+    family = _family(np.column_stack([bumpy]))
+    expected = [31, 31, np.ceil(np.log(100) / 0.1)]  # the bump also unsettles 0.1
+    np.testing.assert_array_equal(speedup.family_times(family), expected)
+    slow_floor = _family(np.column_stack([_decay(0.1, floor=0.05)]))  # never below 0.01
+    assert np.isinf(speedup.family_times(slow_floor)[2])
+
+
+def test_best_rate_per_level_median_over_seeds_and_divergence():
+    fast, slow = _decay(0.2), _decay(0.05)
+    late = _decay(0.4)
+    late[90:] = np.nan  # the fastest rate diverges late: it counts as never reaching any level
+    family = _family(
+        np.column_stack([slow, fast, late, slow, fast, late]), seeds=[0, 0, 0, 1, 1, 1], rates=[1e-3, 1e-2, 1e-1] * 2
+    )
+    np.testing.assert_array_equal(speedup.family_times(family), _family(np.column_stack([fast])).last_above[0] + 1)
+    per_seed, rates = speedup.rate_times(family)
+    assert per_seed.shape == (3, 2, 3) and np.isinf(per_seed[2]).all() and list(rates) == [1e-3, 1e-2, 1e-1]
+
+
+def test_speedups_exact_and_one_sided():
+    baseline = np.array([10.0, 100.0, np.inf, np.inf])
+    contender = np.array([5.0, 10.0, 50.0, np.inf])
+    result = speedup.speedups(baseline, contender, budget=1000, levels=[0.5, 0.1, 0.01, 0.001])
+    assert [(s.value, s.kind) for s in result] == [
+        (2.0, "exact"),
+        (10.0, "exact"),
+        (20.0, "lower bound"),
+        (None, "no data"),
+    ]
+    assert speedup.tightest(result).level == 0.01
+    reverse = speedup.speedups(contender, baseline, budget=1000, levels=[0.5, 0.1, 0.01, 0.001])
+    assert (reverse[2].value, reverse[2].kind) == (0.05, "upper bound")
+    assert result[2].at_least(10) is True and reverse[2].at_least(2) is False and result[0].at_least(3) is False
+    weak_lower = speedup.SpeedUp(0.01, np.inf, 800.0, 1.25, "lower bound")
+    assert weak_lower.at_least(2) is None and weak_lower.at_most(1.1) is False
+
+
+def test_crossover_and_speedup_at_least_one_below_it():
+    # The contender starts slower (a plateau) and overtakes the baseline at step 40.
+    baseline = _decay(0.05)
+    contender = np.where(np.arange(101) < 30, 1.0, np.exp(-0.3 * (np.arange(101) - 30)))
+    families = [_family(np.column_stack([c])) for c in (baseline, contender)]
+    envelopes = [speedup.envelope(f) for f in families]
+    cross = speedup.crossover(families[0].steps, *envelopes)
+    assert 30 < cross < 40
+    times = [speedup.family_times(f) for f in families]
+    result = speedup.speedups(*times, budget=100, levels=LEVELS)
+    below = envelopes[1][cross]  # every level the contender reaches after the crossover
+    assert all(s.value >= 1 for s in result if s.level < below and s.kind != "no data")
+    assert result[0].value < 1  # above the crossover the baseline is ahead
+    assert speedup.crossover(families[0].steps, envelopes[1], envelopes[0]) is None
+
+
+def test_envelope_is_exact_at_recorded_steps_of_a_sparse_grid():
+    curve = _decay(0.1)
+    curve[55] = 0.9  # a spike between recorded steps
+    sparse = _family(np.column_stack([curve]), record=[0, 10, 50, 60, 100])
+    np.testing.assert_allclose(speedup.envelope(sparse), [1.0, 0.9, 0.9, np.exp(-6.0), np.exp(-10.0)])
+
+
+@pytest.mark.parametrize(
+    "baseline, contender, expected",
+    [
+        ([100, 1000, np.inf], [50, 100, 400], "PASS"),  # at 0.01 only the contender: S > 1000/400 = 2.5
+        ([100, 1000, 5000], [80, 900, 4000], "FAIL"),  # S = 1.25 at the tightest level
+        ([100, 1000, np.inf], [80, 900, 800], "INCONCLUSIVE"),  # only a lower bound of 1.25
+        ([np.inf] * 3, [np.inf] * 3, "INCONCLUSIVE"),
+    ],
+)
+def test_speedup_claim_rule(baseline, contender, expected):
+    result = speedup.speedups(np.array(baseline, float), np.array(contender, float), budget=1000, levels=LEVELS)
+    assert (
+        criteria.speedup_holds(result, criteria.FASTER_FACTOR)
+        == {"PASS": True, "FAIL": False, "INCONCLUSIVE": None}[expected]
+    )
