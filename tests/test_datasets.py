@@ -358,6 +358,16 @@ def test_preprocessing_options():
     np.testing.assert_array_equal(scale(x, "none"), x)
     with pytest.raises(ValueError, match="preprocessing='zscore'"):
         preprocess(x, y, "zscore")
+    # Composite specs: per-example unit norm, a centred target, log1p before scaling.
+    xs, ys = preprocess(x, y, "unit-norm:center:log1p")
+    np.testing.assert_allclose(np.linalg.norm(xs, axis=1), 1.0)
+    np.testing.assert_allclose(ys, np.log1p(y) - np.log1p(y).mean())
+    _, ys = preprocess(x, y, "none:none")
+    np.testing.assert_array_equal(ys, y)
+    with pytest.raises(ValueError, match="preprocessing target"):
+        preprocess(x, y, "standardize:unit-norm")
+    with pytest.raises(ValueError, match="preprocessing transform"):
+        preprocess(x, y, "standardize:center:sqrt")
     with pytest.raises(ValueError, match="dataset='iris'"):
         datasets.load_regression("iris")
 

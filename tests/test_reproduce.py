@@ -411,3 +411,42 @@ def test_section7_quick(tmp_path):
     assert runs["end-to-end rule, N = 2"]["time_to_half_w2"][0] <= 3  # w1 in one step, then w2 at once
     assert min(t for t in runs["GD on w"]["time_to_half_w2"] if t is not None) > 100
     assert summary["claims"][0]["verdict"] == "PASS" and (tmp_path / "section7.png").is_file()
+
+
+def test_blog_l4_quick(data_dir, tmp_path):
+    from reproduce import blog_l4
+
+    summary = blog_l4.main(["--quick", "--out", str(tmp_path), "--data-dir", data_dir])
+    table = pd.read_csv(tmp_path / "blog_l4.csv")
+    assert len(table) == 2 and summary["screened"] == 2
+    # Per-example unit norm can fit below the figure's lowest point (0.008); standardized features cannot.
+    plausible = dict(zip(table["features"], table["plausible"]))
+    assert plausible == {"standardize": False, "unit-norm": True}
+    assert summary["closest"]["setting"] == "unit-norm:minmax:none, sum" and (tmp_path / "blog_l4.png").is_file()
+    assert blog_l4.distance({m: ([0, 10], [5.0, 1.0], 0.1) for m in blog_l4.PUBLISHED}, [0]) == 0.0
+
+
+def test_acceleration_quick(data_dir, tmp_path):
+    from reproduce import acceleration
+
+    summary = acceleration.main(["--quick", "--out", str(tmp_path), "--data-dir", data_dir])
+    table = pd.read_csv(tmp_path / "acceleration.csv")
+    assert set(table["setting"]) == {"default", "p2", "synthetic-2dec"} and set(table["depth"]) == {2, 3, 4}
+    assert summary["settings"]["synthetic-2dec"]["optimum"] == 0.0  # exactly solvable: L* = 0
+    assert np.isinf(summary["settings"]["synthetic-2dec"]["initial_over_optimum"])
+    assert (tmp_path / "acceleration.png").is_file() and (tmp_path / "acceleration_profiles.png").is_file()
+
+
+def test_profiles_on_known_times():
+    from reproduce import acceleration
+
+    def made(times):  # depth -> (J,) times at three levels
+        return acceleration.Measured(acceleration.SETTINGS["default"], 1.0, 0.1, times, {}, {}, {})
+
+    measured = [
+        made({1: np.array([100.0]), 2: np.array([50.0]), 3: np.array([np.inf]), 4: np.array([400.0])}),
+        made({1: np.array([10.0]), 2: np.array([20.0]), 3: np.array([5.0]), 4: np.array([np.inf])}),
+    ]
+    data, performance = acceleration.profiles(measured, 0)
+    assert list(data[1]) == [10.0, 100.0] and list(data[3]) == [5.0, np.inf]
+    assert list(performance[2]) == [1.0, 4.0] and list(performance[4]) == [8.0, np.inf]

@@ -80,3 +80,10 @@ def test_lp_optimum_is_stationary_and_minimal(p):
         assert lp_objective(x, y, w + 1e-3 * rng.normal(size=w.shape), p) > value
     with pytest.raises(ValueError, match="p=0.5"):
         optimal_loss(x, y, 0.5)
+
+
+def test_an_exactly_solvable_problem_has_optimum_zero_for_every_p():
+    x, y = np.eye(4), np.logspace(0, -3, 4)[:, None]
+    for p in (2.0, 4.0, 6.0):
+        value, w = optimal_loss(x, y, p)
+        assert value == 0.0 and np.allclose(w, y)

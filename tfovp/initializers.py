@@ -141,21 +141,26 @@ class Balanced(FactorInitializer):
             random one: the product of near-zero factors N(0, stddev^2), i.e. the W_e(0)
             of the paper's initialization, rebalanced.
         stddev: entry scale of the random factors when `end_to_end` is None.
+        from_linear: with `end_to_end` None, draw the target as the linear model's
+            near-zero kernel (one d x k draw of N(0, stddev^2), the W(0) of depth 1 with
+            this seed) instead of a product of near-zero factors.
         seed: int or None.
     """
 
-    def __init__(self, end_to_end=None, stddev=0.01, *, seed):
+    def __init__(self, end_to_end=None, stddev=0.01, *, seed, from_linear=False):
         self.end_to_end = None if end_to_end is None else np.asarray(end_to_end, np.float64)
         if self.end_to_end is not None and self.end_to_end.ndim != 2:
             raise ValueError(f"`end_to_end` must be a 2-D matrix. Received: end_to_end.shape={self.end_to_end.shape}")
         self.stddev = check_real("stddev", stddev, minimum=0.0)
         self.seed = _check_seed(seed)
+        self.from_linear = bool(from_linear)
 
     def draw(self, shapes):
         shapes = [tuple(s) for s in shapes]
         outer = (shapes[0][0], shapes[-1][1])
         if self.end_to_end is None:
-            target = product(NearZero(self.stddev, seed=self.seed).draw(shapes))
+            drawn = NearZero(self.stddev, seed=self.seed).draw([outer] if self.from_linear else shapes)
+            target = product(drawn)
         elif self.end_to_end.shape != outer:
             raise ValueError(f"`end_to_end` has shape {self.end_to_end.shape} but the factors need {outer}.")
         else:
@@ -167,7 +172,7 @@ class Balanced(FactorInitializer):
 
     def get_config(self):
         target = None if self.end_to_end is None else self.end_to_end.tolist()
-        return {"end_to_end": target, "stddev": self.stddev, "seed": self.seed}
+        return {"end_to_end": target, "stddev": self.stddev, "seed": self.seed, "from_linear": self.from_linear}
 
 
 ALIASES = {"near_zero": NearZero, "identity": Identity, "balanced": Balanced}

@@ -6,13 +6,23 @@ Per array (features column-wise, target as a whole column):
   "standardize" (x - mean) / std          (z-score; constant columns are only centred)
   "minmax"      (x - min) / (max - min)   (to [0, 1])
   "maxabs"      x / max|x|                (for the positive target: x / max)
+  "center"      x - mean                  (no rescaling)
+  "unit-norm"   x_i / ||x_i||             (features only: each example to unit length)
+
+A target transform applied before the target's scaling:
+  "none" or "log1p"                       (log(1 + y), for the positive concentration)
+
+A preprocessing is a preset name (PRESETS) or "features:target[:transform]", e.g.
+"unit-norm:center:log1p".
 """
 
 import numpy as np
 
 from tfovp._checks import check_choice
 
-SCALINGS = ("none", "standardize", "minmax", "maxabs")
+SCALINGS = ("none", "standardize", "minmax", "maxabs", "center")
+FEATURE_SCALINGS = (*SCALINGS, "unit-norm")
+TRANSFORMS = ("none", "log1p")
 # Named (features, target) combinations used by the reproduction scripts.
 PRESETS = {
     "standardize": ("standardize", "standardize"),
@@ -25,33 +35,54 @@ PRESETS = {
 
 def scale(values, how):
     """Scale the columns of `values` (float64) as named by `how` (see module docstring)."""
-    check_choice("how", how, SCALINGS)
+    check_choice("how", how, FEATURE_SCALINGS)
     values = np.asarray(values, dtype=np.float64)
     if how == "none":
         return values.copy()
+    if how == "unit-norm":
+        norms = np.linalg.norm(values, axis=1, keepdims=True)
+        return values / np.where(norms > 0, norms, 1.0)
     if how == "standardize":
         center, spread = values.mean(axis=0), values.std(axis=0)
     elif how == "minmax":
         center, spread = values.min(axis=0), values.max(axis=0) - values.min(axis=0)
+    elif how == "center":
+        center, spread = values.mean(axis=0), np.ones(values.shape[1:])
     else:
         center, spread = 0.0, np.abs(values).max(axis=0)
     spread = np.where(spread > 0, spread, 1.0)
     return (values - center) / spread
 
 
+def parse(preprocessing):
+    """(features, target, transform) of a preset name, a "features:target[:transform]"
+    string or a (features, target[, transform]) tuple; ValueError for anything else."""
+    if isinstance(preprocessing, str) and preprocessing in PRESETS:
+        return (*PRESETS[preprocessing], "none")
+    parts = preprocessing.split(":") if isinstance(preprocessing, str) else list(preprocessing)
+    if len(parts) not in (2, 3):
+        raise ValueError(
+            f"`preprocessing` must be one of {sorted(PRESETS)} or 'features:target[:transform]'. "
+            f"Received: preprocessing={preprocessing!r}"
+        )
+    features, target, transform = (*parts, "none")[:3]
+    check_choice("preprocessing features", features, FEATURE_SCALINGS)
+    check_choice("preprocessing target", target, SCALINGS)
+    check_choice("preprocessing transform", transform, TRANSFORMS)
+    return features, target, transform
+
+
 def preprocess(x, y, preprocessing="standardize", dtype="float64"):
-    """Apply a preset name (see PRESETS) or a (features, target) pair of scalings.
+    """Apply a preprocessing (see the module docstring) to features x and target y.
 
     Returns (x, y) as `dtype` arrays; y keeps its shape.
     """
-    if isinstance(preprocessing, str):
-        check_choice("preprocessing", preprocessing, PRESETS)
-        features, target = PRESETS[preprocessing]
-    else:
-        features, target = preprocessing
-        check_choice("preprocessing", features, SCALINGS)
-        check_choice("preprocessing", target, SCALINGS)
+    features, target, transform = parse(preprocessing)
     y = np.asarray(y, dtype=np.float64)
+    if transform == "log1p":
+        if np.any(y <= -1):
+            raise ValueError("`preprocessing` transform log1p needs a target > -1 everywhere.")
+        y = np.log1p(y)
     column = y.reshape(len(y), -1)
     scaled_y = scale(column, target).reshape(y.shape)
     return scale(x, features).astype(dtype), scaled_y.astype(dtype)

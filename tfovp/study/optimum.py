@@ -30,6 +30,8 @@ def optimal_loss(x, y, p, reduction="mean", tol=1e-13, max_iter=200):
         raise ValueError("optimal_loss needs p > 1 for Newton's method. Received: p=1")
     scale = 1.0 / len(x) if reduction == "mean" else 1.0
     value = lp_objective(x, y, w, p, reduction)
+    if value <= np.finfo(float).tiny:  # the least-squares fit is exact: L* = 0 for every p
+        return value, w
     for _ in range(max_iter):
         r = x @ w - y
         grad = scale * x.T @ (np.sign(r) * np.abs(r) ** (p - 1))

@@ -23,8 +23,19 @@ class CurveSpec:
 
     update: "gd" (Eq. 4 on the factors), "end_to_end" (Eq. 10 on a linear model) or a
     Keras optimizer name ("adagrad", "adadelta", "adam", "sgd").
+    initializer: "near_zero", "identity", "balanced" (a random W_e(0), rebalanced) or
+    "balanced-linear" (the linear model's near-zero W(0), factored exactly balanced).
     learning_rates: None means the configured grid (best rate selected).
     """
+
+    def make_initializer(self):
+        """The tfovp initializer of the spec (seeded per copy by the sweep)."""
+        from tfovp import initializers
+
+        std = 0.01 if self.init_std is None else self.init_std
+        if self.initializer == "balanced-linear":
+            return initializers.Balanced(stddev=std, seed=None, from_linear=True)
+        return initializers.ALIASES[self.initializer](stddev=std, seed=None)
 
     label: str
     depth: int = 1
@@ -34,10 +45,13 @@ class CurveSpec:
     loss: float = 2.0
     learning_rates: tuple | None = None
     record_end_to_end: bool = False
+    init_std: float | None = None  # stddev of the initializer's draws; None: its default (0.01)
 
     def key(self):
-        """A file-name-safe key: the label's slug and a hash of every field."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """A file-name-safe key: the label's slug and a hash of every field (a field at its
+        default is left out, so that adding fields keeps the keys of earlier specs)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        text = json.dumps({k: v for k, v in fields.items() if not (k == "init_std" and v is None)}, sort_keys=True)
         slug = "".join(c if c.isalnum() else "-" for c in self.label).strip("-").lower()
         return f"{slug}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
