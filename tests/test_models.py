@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfovp import end_to_end, initializers
 from tfovp.layers import DeepLinear
@@ -19,8 +20,12 @@ def _problem(m=64, d=5, k=3, seed=0):
 
 
 def _fit(model, x, y, eta, steps):
-    model.compile(optimizer=keras.optimizers.SGD(eta), loss=LpLoss(2, dtype="float64"))
-    model.fit(x, y, batch_size=len(x), epochs=steps, shuffle=False, verbose=0)
+    """`steps` full-batch SGD updates in one epoch of the batch repeated (as many epochs
+    of one batch, without the per-epoch overhead)."""
+    model.compile(
+        optimizer=keras.optimizers.SGD(eta), loss=LpLoss(2, dtype="float64"), steps_per_execution=min(steps, 50)
+    )
+    model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(steps), epochs=1, shuffle=False, verbose=0)
     return model
 
 

@@ -193,29 +193,29 @@ def test_resume_after_interruption_gives_identical_outputs(data_dir, tmp_path, m
         return real(spec, *args, **kwargs)
 
     monkeypatch.setattr(runs, "train_family", counted)
-    _run(figure3, tmp_path / "whole", data_dir)
-    whole = len(calls)  # the six curves and the grid extensions they needed
+    _run(figure3, tmp_path / "whole", data_dir, "--losses", "4")
+    whole = len(calls)  # the three l4 curves and the grid extensions they needed
 
     def interrupted(spec, *args, **kwargs):
-        if len(calls) == 3:
+        if len(calls) == 2:
             raise KeyboardInterrupt
         return counted(spec, *args, **kwargs)
 
     calls.clear()
     monkeypatch.setattr(runs, "train_family", interrupted)
     with pytest.raises(SystemExit) as stopped:
-        _run(figure3, tmp_path / "cut", data_dir)
+        _run(figure3, tmp_path / "cut", data_dir, "--losses", "4")
     assert stopped.value.code == 130
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert "interrupted" in message and "--resume" in message
     finished = list((tmp_path / "cut" / ".curves").rglob("*.json"))
-    assert 1 <= len(finished) <= 3 and not (tmp_path / "cut" / "figure3.csv").exists()
+    assert 1 <= len(finished) <= 2 and not (tmp_path / "cut" / "figure3.csv").exists()
     calls.clear()
     monkeypatch.setattr(runs, "train_family", counted)
-    _run(figure3, tmp_path / "cut", data_dir, "--resume")
+    _run(figure3, tmp_path / "cut", data_dir, "--losses", "4", "--resume")
     # Only what had not finished ran again (a curve whose grid extension was interrupted
     # is trained again in full).
-    assert whole - 3 <= len(calls) <= whole - 2
+    assert whole - 2 <= len(calls) <= whole - 1
     assert capsys.readouterr().err.count("finished earlier, reused") == len(finished)
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "whole" / "figure3.csv"), pd.read_csv(tmp_path / "cut" / "figure3.csv")
@@ -429,9 +429,21 @@ def test_blog_l4_quick(data_dir, tmp_path):
 def test_acceleration_quick(data_dir, tmp_path):
     from reproduce import acceleration
 
-    summary = acceleration.main(["--quick", "--out", str(tmp_path), "--data-dir", data_dir])
+    summary = acceleration.main(
+        [
+            "--quick",
+            "--settings",
+            "default,synthetic-2dec",
+            "--steps",
+            "100",
+            "--out",
+            str(tmp_path),
+            "--data-dir",
+            data_dir,
+        ]
+    )
     table = pd.read_csv(tmp_path / "acceleration.csv")
-    assert set(table["setting"]) == {"default", "p2", "synthetic-2dec"} and set(table["depth"]) == {2, 3, 4}
+    assert set(table["setting"]) == {"default", "synthetic-2dec"} and set(table["depth"]) == {2, 3, 4}
     assert summary["settings"]["synthetic-2dec"]["optimum"] == 0.0  # exactly solvable: L* = 0
     assert np.isinf(summary["settings"]["synthetic-2dec"]["initial_over_optimum"])
     assert (tmp_path / "acceleration.png").is_file() and (tmp_path / "acceleration_profiles.png").is_file()
