@@ -34,7 +34,7 @@ from tfovp._cli import ArgumentParser, add_config_flags, check, config_from, set
 IMAGE_SIZE, NUM_CHANNELS, PIXEL_DEPTH, NUM_LABELS = 28, 1, 255, 10
 VALIDATION_SIZE, SEED, BATCH_SIZE, EVAL_BATCH_SIZE, EVAL_FREQUENCY = 5000, 66478, 64, 64, 100
 DIVERGENCE_FACTOR = 1000  # a minibatch loss above this multiple of the first one (or not finite) = diverged
-L2_CHOICES = ("product", "factors")
+L2_CHOICES = ("product", "factors", "none")
 STRATEGIES = ("default", "mirrored")
 
 
@@ -43,8 +43,14 @@ class Config:
     overparameterize: bool = setting(False, "factor fc1 and fc2 (3136x512 . 512x512, 512x10 . 10x10; PAPER Fig. 5)")
     l2_on: str = setting(
         "product",
-        "what the 5e-4 L2 term penalizes in the factored model: the product kernels or every factor",
+        "what the 5e-4 L2 term penalizes of the dense kernels: the product kernels, every factor of the "
+        "factored model, or none (the biases are penalized in every case)",
         L2_CHOICES,
+    )
+    preconditioned: bool = setting(
+        False,
+        "the original architecture with its dense kernels started from the factored model's initial products "
+        "and trained with the end-to-end preconditioner of Eq. 10 (N = 2) on their whole gradient",
     )
     overparam_init_std: float = setting(0.1, "std of the new factors' truncated normal (> 0; the tutorial's 0.1)")
     base_lr: float = setting(0.01, "base learning rate (> 0), times 0.95 after every epoch")
@@ -61,6 +67,8 @@ class Config:
     strategy: str = setting("default", "one device, or data-parallel over the visible devices", STRATEGIES)
     dropout_rate: float = setting(0.5, "dropout rate in [0, 1) (the tutorial's 0.5)")
     quiet: bool = setting(False, "no printing every 100 steps")
+    checkpoint: str | None = setting(None, "file to save the run to every --checkpoint-every steps and resume from")
+    checkpoint_every: int = setting(500, "steps between checkpoints (>= 1)")
 
     def validate(self):
         """Raise ValueError naming the flag for a value the tutorial cannot use."""
@@ -70,6 +78,11 @@ class Config:
             value = getattr(self, name)
             check(math.isfinite(value) and value > 0, f"--{name.replace('_', '-')} {value:g}: expected a number > 0")
         check(self.steps is None or self.steps >= 1, f"--steps {self.steps}: expected an integer >= 1")
+        check(self.checkpoint_every >= 1, f"--checkpoint-every {self.checkpoint_every}: expected an integer >= 1")
+        check(
+            not (self.preconditioned and self.overparameterize),
+            "--preconditioned: trains the original architecture; it cannot be combined with --overparameterize",
+        )
         check(self.seed >= 0, f"--seed {self.seed}: expected an integer >= 0")
         check(0 <= self.dropout_rate < 1, f"--dropout-rate {self.dropout_rate:g}: expected a number in [0, 1)")
         check(
@@ -104,10 +117,9 @@ class TrainingResult:
 
     @classmethod
     def from_json(cls, data):
-        history = {
-            key: list(data["history"][key])
-            for key in ("step", "minibatch_loss", "learning_rate", "minibatch_error", "validation_error")
-        }
+        history = {key: list(values) for key, values in data["history"].items()}
+        if not {"step", "minibatch_loss", "validation_error"} <= set(history):
+            raise ValueError("stored MNIST history lacks step, minibatch_loss or validation_error")
         if len({len(v) for v in history.values()}) != 1:
             raise ValueError("stored MNIST history has columns of different lengths")
         test_error = float("nan") if data["test_error"] is None else float(data["test_error"])

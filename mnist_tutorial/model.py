@@ -87,14 +87,15 @@ def build_model(overparameterize=False, overparam_init_std=0.1, seed=SEED, dropo
 
 
 def l2_tensors(model, l2_on="product"):
-    """What the 5e-4 L2 term covers: fc1/fc2 kernels (product or factors) and biases."""
+    """What the 5e-4 L2 term covers: the fc1/fc2 kernels (the product kernels, every
+    factor of a factored layer, or none of them with "none") and their biases."""
     check_choice("l2_on", l2_on, L2_CHOICES)
     tensors = []
     for name in ("fc1", "fc2"):
         layer = model.get_layer(name)
         if isinstance(layer, FactoredDense) and l2_on == "factors":
             tensors += list(layer.factors)
-        else:
+        elif l2_on != "none":
             tensors.append(layer.kernel)
         tensors.append(layer.bias)
     return tensors

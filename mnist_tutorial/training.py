@@ -3,7 +3,10 @@ training images for validation, batches of 64 in order, one compiled step per ba
 evaluation every 100 steps, the test error at the end; per-step history, optional CSV
 and TensorBoard. `mnist_tutorial.convolutional.train` is the entry point."""
 
+import dataclasses
+import json
 import os
+import pathlib
 import time
 
 import keras
@@ -24,6 +27,15 @@ from mnist_tutorial.convolutional import (
     write_history_csv,
 )
 from mnist_tutorial.model import TF1Momentum, TutorialDecay, build_model, l2_tensors
+from tfovp._files import atomic_writer
+from tfovp.end_to_end import precondition
+from tfovp.layers import FactoredDense
+
+DENSE_LAYERS = ("fc1", "fc2")
+# Per-step columns of the history (the kernel norms of `kernel_norms` follow, every
+# EVAL_FREQUENCY steps like the validation error); minibatch_loss, the loss the tutorial
+# prints, is cross_entropy + l2_term.
+HISTORY = ("step", "minibatch_loss", "cross_entropy", "l2_term", "learning_rate", "minibatch_error", "validation_error")
 
 
 def fake_data(num_images):
@@ -70,28 +82,40 @@ class Trainer:
             self.model = build_model(
                 config.overparameterize, config.overparam_init_std, config.seed, config.dropout_rate
             )
+            if config.preconditioned:
+                _start_from_products(self.model, config)
             self.schedule = TutorialDecay(config.base_lr, BATCH_SIZE, train_size)
             self.optimizer = TF1Momentum(self.schedule, 0.9)
             self.optimizer.build(self.model.trainable_variables)
+        kernels = {id(self.model.get_layer(name).kernel) for name in DENSE_LAYERS}
+        self.preconditioned = [config.preconditioned and id(v) in kernels for v in self.model.trainable_variables]
         self.train_step = tf.function(self._train_step)
         self.predict_step = tf.function(lambda x: tf.nn.softmax(tf.cast(self.model(x, training=False), tf.float32)))
 
     def loss(self, logits, labels, global_batch):
+        """(printed loss, mean cross-entropy, L2 term, per-example cross-entropy): the
+        tutorial's loss is the cross-entropy plus 5e-4 * sum of l2_loss over `l2_tensors`."""
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(logits, tf.float32))
         data = tf.reduce_sum(per_example) / global_batch
         l2 = tf.add_n([tf.nn.l2_loss(tf.cast(t, tf.float32)) for t in l2_tensors(self.model, self.config.l2_on)])
-        return data + 5e-4 * l2 / self.strategy.num_replicas_in_sync, per_example
+        l2_term = 5e-4 * l2 / self.strategy.num_replicas_in_sync
+        return data + l2_term, data, l2_term, per_example
 
     def _replica_step(self, images, labels):
         with tf.GradientTape() as tape:
             logits = self.model(images, training=True)
-            loss, _ = self.loss(logits, labels, BATCH_SIZE)
+            loss, data, l2_term, _ = self.loss(logits, labels, BATCH_SIZE)
         grads = tape.gradient(loss, self.model.trainable_variables)
+        grads = [
+            _precondition(v, g) if p else g
+            for v, g, p in zip(self.model.trainable_variables, grads, self.preconditioned)
+        ]
         self.optimizer.apply(grads, self.model.trainable_variables)
         wrong = tf.reduce_sum(tf.cast(tf.not_equal(tf.argmax(logits, 1), labels), tf.float32))
-        return loss, wrong
+        return loss, wrong, data, l2_term
 
     def _train_step(self, images, labels):
+        """(printed loss, wrong predictions, cross-entropy, L2 term) of one batch."""
         if self.strategy.num_replicas_in_sync == 1:
             return self._replica_step(images, labels)
         per = BATCH_SIZE // self.strategy.num_replicas_in_sync
@@ -101,9 +125,8 @@ class Trainer:
                 labels[ctx.replica_id_in_sync_group * per : (ctx.replica_id_in_sync_group + 1) * per],
             )
         )
-        loss, wrong = self.strategy.run(lambda pair: self._replica_step(*pair), args=(shard,))
-        reduce = tf.distribute.ReduceOp.SUM
-        return self.strategy.reduce(reduce, loss, axis=None), self.strategy.reduce(reduce, wrong, axis=None)
+        values = self.strategy.run(lambda pair: self._replica_step(*pair), args=(shard,))
+        return tuple(self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in values)
 
     def error_rate(self, images, labels):
         """Percent of wrong predictions, evaluated in batches of EVAL_BATCH_SIZE."""
@@ -112,6 +135,73 @@ class Trainer:
             probabilities = self.predict_step(tf.constant(images[begin : begin + EVAL_BATCH_SIZE]))
             wrong += int(np.sum(np.argmax(probabilities, 1) != labels[begin : begin + EVAL_BATCH_SIZE]))
         return 100.0 * wrong / len(images)
+
+
+def _start_from_products(model, config):
+    """Set the dense kernels of the original model to the initial product kernels of the
+    factored model with the same seed and init std (everything else is the same draw)."""
+    factored = build_model(True, config.overparam_init_std, config.seed, config.dropout_rate)
+    for name in DENSE_LAYERS:
+        model.get_layer(name).kernel.assign(factored.get_layer(name).kernel)
+
+
+def _precondition(kernel, gradient):
+    """P_W(G) of Eq. 10 with N = 2, through the small Gram matrix, in float64."""
+    direction = precondition(tf.cast(kernel, tf.float64), tf.cast(gradient, tf.float64), 2, method="gram")
+    return tf.cast(direction, gradient.dtype)
+
+
+def kernel_norms(model):
+    """Frobenius and spectral norm of every dense kernel (the product kernel of a factored
+    layer, and each of its factors): {"fc1_frobenius": ..., "fc1_factor0_spectral": ...}."""
+    out = {}
+    for name in DENSE_LAYERS:
+        layer = model.get_layer(name)
+        matrices = [("", layer.kernel)]
+        if isinstance(layer, FactoredDense):
+            matrices += [(f"_factor{j}", f) for j, f in enumerate(layer.factors)]
+        for suffix, matrix in matrices:
+            w = np.asarray(matrix, dtype=np.float64)
+            gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T  # the smaller Gram matrix
+            out[f"{name}{suffix}_frobenius"] = float(np.sqrt(np.trace(gram)))
+            out[f"{name}{suffix}_spectral"] = float(np.sqrt(max(np.linalg.eigvalsh(gram)[-1], 0.0)))
+    return out
+
+
+class Checkpoint:
+    """The state of a run in one .npz file, written atomically every `every` steps: every
+    variable of the model (the dropout seed included) and of the optimizer (its step and
+    momentum), the history and the seconds spent. A file of other settings is ignored."""
+
+    def __init__(self, path, trainer, fingerprint, every):
+        self.path, self.trainer, self.fingerprint, self.every = path, trainer, fingerprint, every
+
+    def _variables(self):
+        return list(self.trainer.model.variables) + list(self.trainer.optimizer.variables)
+
+    def save(self, next_step, history, seconds):
+        arrays = {f"v{i}": np.asarray(v) for i, v in enumerate(self._variables())}
+        state = {"fingerprint": self.fingerprint, "next_step": next_step, "history": history, "seconds": seconds}
+        with atomic_writer(self.path, "wb") as handle:
+            np.savez(handle, state=np.array(json.dumps(state)), **arrays)
+
+    def restore(self):
+        """(next step, history, seconds) of the saved run, or None."""
+        if not self.path or not pathlib.Path(self.path).is_file():
+            return None
+        with np.load(self.path) as saved:
+            state = json.loads(str(saved["state"]))
+            if state["fingerprint"] != self.fingerprint:
+                return None
+            for i, variable in enumerate(self._variables()):
+                variable.assign(saved[f"v{i}"])
+        return state["next_step"], state["history"], state["seconds"]
+
+
+def _fingerprint(config):
+    """What identifies a run's trajectory (not where its files go)."""
+    ignored = {"data_dir", "tensorboard", "out", "quiet", "checkpoint", "checkpoint_every"}
+    return json.dumps({k: v for k, v in dataclasses.asdict(config).items() if k not in ignored}, sort_keys=True)
 
 
 def make_strategy(name):
@@ -127,7 +217,9 @@ def make_strategy(name):
 
 def train(config, progress=None):
     """Train as the tutorial does; returns a TrainingResult. `progress(steps)` is called
-    every EVAL_FREQUENCY steps and at the end with the steps done since its last call."""
+    every EVAL_FREQUENCY steps and at the end with the steps done since its last call.
+    With `config.checkpoint`, the run is saved every `config.checkpoint_every` steps and
+    resumed from there: the result is the same as without the interruption."""
     if config.use_fp16:
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(config.seed)
@@ -135,26 +227,41 @@ def train(config, progress=None):
     train_size = len(train_x)
     num_steps = planned_steps(config)
     trainer = Trainer(config, train_size, make_strategy(config.strategy))
+    checkpoint = (
+        Checkpoint(config.checkpoint, trainer, _fingerprint(config), config.checkpoint_every)
+        if config.checkpoint
+        else None
+    )
+    restored = checkpoint.restore() if checkpoint else None
+    first, history, spent = restored or (0, {key: [] for key in (*HISTORY, *kernel_norms(trainer.model))}, 0.0)
+    if first and not config.quiet:
+        print(f"Resumed at step {first} from {config.checkpoint}")
     monitor = _tensorboard(config, trainer.model)
-    history = {"step": [], "minibatch_loss": [], "learning_rate": [], "minibatch_error": [], "validation_error": []}
     started = start = time.time()
     diverged_at, reported = None, 0
-    for step in range(num_steps):
+    for step in range(first, num_steps):
         offset = batch_offset(step, train_size)
-        loss, wrong = trainer.train_step(
-            tf.constant(train_x[offset : offset + BATCH_SIZE]), tf.constant(train_y[offset : offset + BATCH_SIZE])
+        loss, wrong, data_term, l2_term = (
+            float(v)
+            for v in trainer.train_step(
+                tf.constant(train_x[offset : offset + BATCH_SIZE]), tf.constant(train_y[offset : offset + BATCH_SIZE])
+            )
         )
         rate = float(trainer.schedule(step))
-        history["step"].append(step)
-        history["minibatch_loss"].append(float(loss))
-        history["learning_rate"].append(rate)
-        history["minibatch_error"].append(100.0 * float(wrong) / BATCH_SIZE)
-        history["validation_error"].append(None)
-        if not np.isfinite(float(loss)) or float(loss) > DIVERGENCE_FACTOR * history["minibatch_loss"][0]:
+        _append(
+            history,
+            step=step,
+            minibatch_loss=loss,
+            cross_entropy=data_term,
+            l2_term=l2_term,
+            learning_rate=rate,
+            minibatch_error=100.0 * wrong / BATCH_SIZE,
+        )
+        if not np.isfinite(loss) or loss > DIVERGENCE_FACTOR * history["minibatch_loss"][0]:
             diverged_at = step
             if not config.quiet:
                 print(
-                    f"Step {step}: the minibatch loss is {float(loss):.4g} (first step: "
+                    f"Step {step}: the minibatch loss is {loss:.4g} (first step: "
                     f"{history['minibatch_loss'][0]:.4g}); training diverged and stops."
                 )
             break
@@ -162,23 +269,27 @@ def train(config, progress=None):
             elapsed = time.time() - start
             start = time.time()
             history["validation_error"][-1] = trainer.error_rate(val_x, val_y)
+            for key, value in kernel_norms(trainer.model).items():
+                history[key][-1] = value
             if not config.quiet:
                 print(
                     f"Step {step} (epoch {step * BATCH_SIZE / train_size:.2f}), "
                     f"{1000 * elapsed / EVAL_FREQUENCY:.1f} ms"
                 )
-                print(f"Minibatch loss: {float(loss):.3f}, learning rate: {rate:.6f}")
+                print(f"Minibatch loss: {loss:.3f}, learning rate: {rate:.6f}")
                 print(f"Minibatch error: {history['minibatch_error'][-1]:.1f}%")
                 print(f"Validation error: {history['validation_error'][-1]:.1f}%", flush=True)
             if monitor is not None:
                 monitor(step, history)
             if progress is not None:
-                progress(step + 1 - reported)
-                reported = step + 1
-    seconds = time.time() - started
+                progress(step + 1 - first - reported)
+                reported = step + 1 - first
+        if checkpoint and (step + 1) % config.checkpoint_every == 0 and step + 1 < num_steps:
+            checkpoint.save(step + 1, history, spent + time.time() - started)
+    seconds = spent + time.time() - started
     test_error = trainer.error_rate(test_x, test_y) if diverged_at is None else float("nan")
     if progress is not None:
-        progress(num_steps - reported)
+        progress(num_steps - first - reported)
     if not config.quiet:
         print(f"Test error: {test_error:.1f}%")
     if config.out:
@@ -194,6 +305,13 @@ def train(config, progress=None):
     )
 
 
+def _append(history, **values):
+    """One step's row: the given values, None in every other column (evaluated later or
+    only every EVAL_FREQUENCY steps)."""
+    for key, column in history.items():
+        column.append(values.get(key))
+
+
 def _tensorboard(config, model):
     if not config.tensorboard:
         return None
@@ -206,8 +324,9 @@ def _tensorboard(config, model):
 
     def log(step, history):
         with writer.as_default(step=step):
-            for key in ("minibatch_loss", "learning_rate", "minibatch_error", "validation_error"):
-                tf.summary.scalar(key, history[key][-1])
+            for key, column in history.items():
+                if key != "step" and column[-1] is not None:
+                    tf.summary.scalar(key, column[-1])
         writer.flush()
         weights.write(step)
 

@@ -59,7 +59,8 @@ def run(config, workdir, job=None):
         for name, figure_config in plans.items():  # the whole command's plan, for one progress bar
             common.plan(job, name, figure_config, MODULES[name.split("-")[0]].planned(figure_config))
         if "right" in plans["figure5"].panel_list():
-            mnist_panel.expect(job, "figure5-mnist", list(mnist_panel.configs(plans["figure5"]).values()))
+            runs = mnist_panel.configs(plans["figure5"]).values()
+            mnist_panel.expect(job, "figure5-mnist", [c for seeds in runs for c in seeds])
         results = {}
         for name, figure_config in plans.items():
             results[name] = MODULES[name.split("-")[0]].run(figure_config, workdir, job)

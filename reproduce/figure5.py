@@ -11,10 +11,14 @@ from identity init both move at once, and deeper is faster.
 
 The right panel trains TensorFlow's MNIST tutorial, original and overparameterized,
 with `mnist_tutorial.convolutional` (see reproduce/mnist_panel.py) for the tutorial's
-10 epochs: 54 minutes measured on 2 shared CPU cores (about 30 on idle ones, estimated
-from bench/mnist_speed.py). `--panels left` skips it (and is what `--quick` does unless
-`--panels` is given); `--resume` keeps a finished model. A run of one panel keeps the
-other panel's claim rows.
+10 epochs, for three seeds (the tutorial's 66478, 1 and 2), and with
+`--mnist-variants` the factored model with the L2 term elsewhere and the preconditioned
+original; it records the loss's cross-entropy and L2 parts and the kernel norms
+(figure5_mnist*.png). About 8 and 11.5 minutes per seed for the two models on this
+project's 2 CPU cores (results/README.md). `--panels left` skips it (and is what
+`--quick` does unless `--panels` is given); `--resume` keeps finished runs and continues
+an interrupted one from its last checkpoint. A run of one panel keeps the other panel's
+claim rows.
 
     python -m reproduce.figure5 [--quick] [--steps N] [--losses 2] [--panels left] [--resume] ...
 """
@@ -45,7 +49,12 @@ class Config(common.LinearConfig):
     )
     mnist_epochs: float = cli.setting(10.0, "right panel: epochs per model (> 0; the tutorial's 10)")
     mnist_steps: int = cli.setting(0, "right panel: stop after this many steps instead (>= 0; 0: use the epochs)")
-    mnist_seed: int = cli.setting(SEED, "right panel: the tutorial's graph seed (>= 0)")
+    mnist_seeds: tuple[int, ...] = cli.setting(
+        (SEED, 1, 2), "right panel: graph seeds of both models (>= 0; the tutorial's 66478 first)"
+    )
+    mnist_variants: bool = cli.setting(
+        False, "right panel: also the other --l2-on choices and the preconditioned original, first seed only"
+    )
     l2_on: str = cli.setting(
         "product", "right panel: the L2 term on the product kernels or on every factor", L2_CHOICES
     )
@@ -62,7 +71,7 @@ class Config(common.LinearConfig):
         )
         cli.check(self.mnist_epochs > 0, f"--mnist-epochs {self.mnist_epochs:g}: expected a number > 0")
         cli.check(self.mnist_steps >= 0, f"--mnist-steps {self.mnist_steps}: expected an integer >= 0")
-        cli.check(self.mnist_seed >= 0, f"--mnist-seed {self.mnist_seed}: expected an integer >= 0")
+        cli.check_values("mnist-seeds", self.mnist_seeds, lambda seed: seed >= 0, "integers >= 0")
         cli.check(self.l2_on in L2_CHOICES, f"--l2-on {self.l2_on}: expected one of {', '.join(L2_CHOICES)}")
 
     def panel_list(self):
@@ -85,7 +94,9 @@ def run(config, workdir, job=None):
         if "left" in chosen:
             figure.expect(planned(config))
         if "right" in chosen:
-            mnist_panel.expect(figure.job, "figure5-mnist", list(mnist_panel.configs(config).values()))
+            mnist_panel.expect(
+                figure.job, "figure5-mnist", [c for runs in mnist_panel.configs(config).values() for c in runs]
+            )
         claims, panels, extra = [], [], {}
         for p in config.losses if "left" in chosen else ():
             for spec in specs(p):
@@ -120,15 +131,14 @@ def run(config, workdir, job=None):
                 )
             )
         if "right" in chosen:
-            results = mnist_panel.train_both(config, workdir, figure.job)
+            results = mnist_panel.train_all(config, workdir, figure.job)
             panels.append(mnist_panel.panel(results))
-            budget = results["original"].steps
-            setting = f"MNIST tutorial, {budget:,} steps, L2 on {config.l2_on}, seed {config.mnist_seed}"
+            mnist_panel.figures(results, workdir)
+            budget = results["original"][0].steps
+            seeds = ", ".join(str(s) for s in config.mnist_seeds)
+            setting = f"MNIST tutorial, {budget:,} steps, L2 on {config.l2_on}, seeds {seeds}"
             claims += [dataclasses.replace(c, panel="right") for c in mnist_panel.claims(results, setting)]
-            extra["mnist"] = {
-                name: {"parameters": r.parameters, "test_error": r.test_error, "steps": r.steps, "seconds": r.seconds}
-                for name, r in results.items()
-            }
+            extra["mnist"] = mnist_panel.summary(results)
         return figure.write(panels, claims, extra, panels_run=chosen)
 
     return common.run_figure("figure5", config, workdir, job, body)

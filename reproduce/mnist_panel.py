@@ -1,13 +1,28 @@
-"""Figure 5 (right): the MNIST tutorial, original vs. overparameterized (PAPER Sec. 5).
+"""Figure 5 (right): the MNIST tutorial, original vs. overparameterized (PAPER Sec. 5),
+and what the plotted loss is made of.
 
-Both models are trained by `mnist_tutorial.convolutional` with the tutorial's settings;
-the panel shows the minibatch loss (raw and a 100-step moving average) and the
-validation error. Claims (`tfovp.study.criteria.mnist`): the overparameterized model
-converges considerably faster; both reach the tutorial's test error.
+Both models are trained by `mnist_tutorial.convolutional` with the tutorial's settings,
+for every seed of `--mnist-seeds`; with the first seed only, the variants: the factored
+model with the L2 term on its factors or on no kernel (the other `--l2-on` choices), and
+the original architecture trained with the end-to-end preconditioner (Eq. 10, N = 2)
+from the factored model's initial products ("preconditioned"). Every run records the
+printed loss, its cross-entropy and L2 parts at every step, and the Frobenius and
+spectral norms of the dense kernels (product and factors) every 100 steps.
 
-Each finished run is stored under `<workdir>/.curves/mnist`, so that `--resume` after an
-interruption retrains only what had not finished (Figure 5 and Appendix C share it).
+Figure 5's right panel shows the first seed as the paper does (raw loss and a trailing
+100-step mean, the claims' smoothing); figure5_mnist.png the decomposition (printed
+loss, cross-entropy, L2 term, validation error; mean over seeds with the min-max band,
+smoothed with a centred window so that the line does not lag); figure5_mnist_norms.png
+the kernel norms. Claims: `tfovp.study.criteria.mnist` and `mnist_tracking`.
+
+Each finished run is stored under `<workdir>/.curves/mnist` and a run in progress saves
+a checkpoint there every 500 steps, so that `--resume` after an interruption retrains
+only what had not finished, from its last checkpoint (Figure 5 and Appendix C share it).
 """
+
+import dataclasses
+import pathlib
+import re
 
 import numpy as np
 
@@ -19,7 +34,9 @@ from tfovp.study.provenance import settings_key
 from tfovp.study.store import RecordStore
 
 MODELS = {"original": False, "overparameterized": True}
-IGNORED = ("data_dir", "out", "tensorboard", "quiet")  # tutorial settings that change no result
+PRECONDITIONED = "original, preconditioned (Eq. 10, N = 2)"
+IGNORED = ("data_dir", "out", "tensorboard", "quiet", "checkpoint", "checkpoint_every")  # change no result
+CHECKPOINT_EVERY = 500
 
 
 def store(workdir):
@@ -33,70 +50,236 @@ def expect(job, name, configs):
 
 def train_stored(config, runs, resume, label, job):
     """tutorial.train(config), kept in `runs` (a RecordStore); a run finished earlier with
-    the same settings is reused with `resume`, or when this command trained it."""
-    key = f"{label}-{settings_key(config, ignore=IGNORED)}"
+    the same settings is reused with `resume`, or when this command trained it; a run in
+    progress checkpoints next to the store and, with `resume`, continues from there."""
+    key = f"{label.split(',')[0]}-{settings_key(config, ignore=IGNORED)}"
     result = runs.get(key) if resume or runs.path(key) in job.written else None
     steps = tutorial.planned_steps(config)
-    name = f"MNIST tutorial, {label} model"
+    name = f"MNIST tutorial, {label} model, seed {config.seed}"
     if result is not None:
         job.reuse(f"{name}: finished earlier, reused", steps * MNIST_STEP)
         return result
+    checkpoint = runs.folder / f"{key}.checkpoint.npz"
+    if not resume:
+        checkpoint.unlink(missing_ok=True)
     task = job.start(f"{name}: {steps:,} steps of 64 images", steps, MNIST_STEP)
-    result = tutorial.train(config, progress=task.advance)
+    checkpointed = dataclasses.replace(config, checkpoint=str(checkpoint), checkpoint_every=CHECKPOINT_EVERY)
+    result = tutorial.train(checkpointed, progress=task.advance)
     task.done(name)
     job.written.add(runs.put(key, result))
+    checkpoint.unlink(missing_ok=True)
     return result
 
 
+def _model_config(config, seed, **changes):
+    return tutorial.Config(
+        epochs=config.mnist_epochs,
+        steps=config.mnist_steps or None,
+        data_dir=config.data_dir,
+        l2_on=config.l2_on,
+        seed=seed,
+        self_test=config.self_test,
+        quiet=True,
+        **changes,
+    )
+
+
 def configs(config):
-    """{model name: tutorial.Config} of the two models of Figure 5 (right)."""
-    return {
-        name: tutorial.Config(
-            overparameterize=factored,
-            epochs=config.mnist_epochs,
-            steps=config.mnist_steps or None,
-            data_dir=config.data_dir,
-            l2_on=config.l2_on,
-            seed=config.mnist_seed,
-            self_test=config.self_test,
-            quiet=True,
-        )
+    """{run name: [tutorial.Config per seed]}: both models for every seed, then the
+    variants for the first seed."""
+    out = {
+        name: [_model_config(config, seed, overparameterize=factored) for seed in config.mnist_seeds]
         for name, factored in MODELS.items()
     }
+    if config.mnist_variants:
+        first = config.mnist_seeds[0]
+        for l2_on in tutorial.L2_CHOICES:
+            if l2_on != config.l2_on:
+                label = f"overparameterized, L2 on {'no kernel' if l2_on == 'none' else l2_on}"
+                out[label] = [dataclasses.replace(_model_config(config, first, overparameterize=True), l2_on=l2_on)]
+        out[PRECONDITIONED] = [_model_config(config, first, preconditioned=True)]
+    return out
 
 
-def train_both(config, workdir, job):
-    """{name: TrainingResult} for both models; their per-step CSVs in `workdir`."""
-    results, runs = {}, store(workdir)
-    for name, run_config in configs(config).items():
-        results[name] = train_stored(run_config, runs, config.resume, name, job)
-        tutorial.write_history_csv(f"{workdir}/figure5_mnist_{name}.csv", results[name].history)
+def csv_name(name, seed, first_seed):
+    """figure5_mnist_<run>[_seed<k>].csv (the first seed of the two models keeps the
+    paper's names)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+    return f"figure5_mnist_{slug}" + ("" if seed == first_seed else f"_seed{seed}") + ".csv"
+
+
+def train_all(config, workdir, job):
+    """{run name: [TrainingResult per seed]}; every run's per-step CSV in `workdir`."""
+    runs, results = store(workdir), {}
+    for name, run_configs in configs(config).items():
+        results[name] = []
+        for run_config in run_configs:
+            result = train_stored(run_config, runs, config.resume, name, job)
+            results[name].append(result)
+            tutorial.write_history_csv(
+                pathlib.Path(workdir) / csv_name(name, run_config.seed, config.mnist_seeds[0]), result.history
+            )
     return results
 
 
-def _errors(history):
-    return np.array([np.nan if e is None else e for e in history["validation_error"]], dtype=float)
+def _series(history, key):
+    return np.array([np.nan if v is None else v for v in history[key]], dtype=float)
 
 
 def panel(results):
+    """The paper's panel: the first seed of both models."""
     curves = [
         MinibatchCurve(
-            f"{name} ({r.parameters:,} parameters, test error {r.test_error:.2f}%)",
-            np.asarray(r.history["step"]),
-            np.asarray(r.history["minibatch_loss"], dtype=float),
-            _errors(r.history),
+            f"{name} ({runs[0].parameters:,} parameters, test error {runs[0].test_error:.2f}%)",
+            np.asarray(runs[0].history["step"]),
+            _series(runs[0].history, "minibatch_loss"),
+            _series(runs[0].history, "validation_error"),
         )
-        for name, r in results.items()
+        for name, runs in results.items()
+        if name in MODELS
     ]
     return MinibatchPanel("right: MNIST tutorial, original vs. overparameterized", criteria.SMOOTHING_WINDOW, curves)
 
 
 def outcome(result):
     """What the MNIST criteria need of a TrainingResult."""
+    history = result.history
+    evaluated = [v for v in history["validation_error"] if v is not None]
+    cross_entropy = _series(history, "cross_entropy") if "cross_entropy" in history else None
     return criteria.MnistOutcome(
-        np.asarray(result.history["minibatch_loss"], dtype=float), result.test_error, result.diverged_at is not None
+        _series(history, "minibatch_loss"),
+        result.test_error,
+        result.diverged_at is not None,
+        cross_entropy,
+        np.asarray(evaluated, dtype=float),
     )
 
 
 def claims(results, setting):
-    return criteria.mnist(outcome(results["original"]), outcome(results["overparameterized"]), setting)
+    """The claims of both models over the seeds; for each L2 variant the speed claims on the
+    printed loss and the cross-entropy; the tracking claim of the preconditioned original."""
+    originals = [outcome(r) for r in results["original"]]
+    rows = criteria.mnist(originals, [outcome(r) for r in results["overparameterized"]], setting)
+    for name, runs in results.items():
+        if name in MODELS or name == PRECONDITIONED:
+            continue
+        variant = criteria.mnist(originals[:1], [outcome(runs[0])], f"{setting.split(', seeds')[0]}, first seed")
+        rows += [
+            dataclasses.replace(c, claim=c.claim.replace("MNIST: the overparameterized tutorial", f"MNIST, {name}:"))
+            for c in variant[:2]
+        ]
+    if PRECONDITIONED in results:
+        rows.append(
+            criteria.mnist_tracking(
+                outcome(results["overparameterized"][0]),
+                outcome(results[PRECONDITIONED][0]),
+                f"{setting.split(', seeds')[0]}, first seed",
+            )
+        )
+    return rows
+
+
+def summary(results):
+    """The JSON summary of every run: test errors per seed, their mean and range."""
+    out = {}
+    for name, runs in results.items():
+        errors = [r.test_error for r in runs]
+        out[name] = {
+            "seeds": len(runs),
+            "parameters": runs[0].parameters,
+            "steps": runs[0].steps,
+            "test_error": errors[0],
+            "test_errors": errors,
+            "test_error_mean": float(np.mean(errors)),
+            "test_error_min": float(np.min(errors)),
+            "test_error_max": float(np.max(errors)),
+            "seconds": float(np.sum([r.seconds for r in runs])),
+            "diverged": [r.diverged_at is not None for r in runs],
+        }
+    return out
+
+
+def centred(values, window):
+    """Centred moving mean (shorter at the ends), ignoring NaN: no lag behind the data."""
+    values = np.asarray(values, dtype=float)
+    valid = np.isfinite(values)
+    kernel = np.ones(max(1, min(window, len(values))))  # np.convolve's "same" needs the longer input first
+    sums = np.convolve(np.where(valid, values, 0.0), kernel, mode="same")
+    counts = np.convolve(valid.astype(float), kernel, mode="same")
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def figures(results, workdir, window=criteria.SMOOTHING_WINDOW):
+    """figure5_mnist.png/.pdf (the loss decomposition) and figure5_mnist_norms.png/.pdf."""
+    from matplotlib.figure import Figure
+
+    from tfovp.study.plotting import save
+
+    panels = (
+        ("minibatch_loss", "printed loss (cross-entropy + L2 term)", True),
+        ("cross_entropy", "cross-entropy", True),
+        ("l2_term", "L2 term (5e-4 x l2_loss)", True),
+        ("validation_error", "validation error (%)", False),
+    )
+    figure = Figure(figsize=(13, 8))
+    axes = figure.subplots(2, 2).ravel()
+    for axis, (key, title, log) in zip(axes, panels):
+        for name, runs in results.items():
+            steps = np.asarray(runs[0].history["step"])
+            if key == "validation_error":  # evaluated every 100 steps: plot the evaluations
+                series = [
+                    (
+                        np.asarray(r.history["step"])[np.isfinite(_series(r.history, key))],
+                        _series(r.history, key)[np.isfinite(_series(r.history, key))],
+                    )
+                    for r in runs
+                ]
+                steps = series[0][0]
+                stacked = np.stack([s for _, s in series if len(s) == len(steps)])
+                smoothed = np.stack([centred(s, 5) for s in stacked])
+            else:
+                stacked = np.stack([_series(r.history, key) for r in runs if len(r.history["step"]) == len(steps)])
+                smoothed = np.stack([centred(s, window) for s in stacked])
+            style = "-" if name in MODELS else "--"
+            label = f"{name} ({len(runs)} seed{'s' * (len(runs) > 1)})"
+            (line,) = axis.plot(steps, smoothed.mean(axis=0), ls=style, lw=1.4, label=label)
+            if len(runs) > 1:
+                axis.fill_between(steps, smoothed.min(axis=0), smoothed.max(axis=0), color=line.get_color(), alpha=0.2)
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("iteration")
+        if log:
+            axis.set_yscale("log")
+        axis.grid(alpha=0.3, which="both", lw=0.5)
+    axes[0].legend(fontsize=7)
+    figure.suptitle(
+        f"MNIST tutorial: what the plotted loss is made of (centred {window}-step means; validation: "
+        "5 evaluations; bands: min-max over seeds)",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    save(figure, pathlib.Path(workdir) / "figure5_mnist")
+    figure = Figure(figsize=(13, 4.5))
+    axes = figure.subplots(1, 2)
+    for axis, layer in zip(axes, ("fc1", "fc2")):
+        for name, runs in results.items():
+            history = runs[0].history
+            keys = [k for k in history if k.startswith(f"{layer}_") and k.endswith("_frobenius")]
+            for key in keys:
+                values = _series(history, key)
+                keep = np.isfinite(values)
+                part = key[len(layer) + 1 : -len("_frobenius")] or "kernel (product)"
+                axis.plot(
+                    np.asarray(history["step"])[keep],
+                    values[keep],
+                    ls="-" if name in MODELS else "--",
+                    lw=1.2,
+                    label=f"{name}: {part}",
+                )
+        axis.set_yscale("log")
+        axis.set_xlabel("iteration")
+        axis.set_ylabel("Frobenius norm")
+        axis.set_title(f"{layer}: Frobenius norm of the kernel and of each factor (first seed)", fontsize=9)
+        axis.grid(alpha=0.3, which="both", lw=0.5)
+        axis.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    figure.tight_layout()
+    save(figure, pathlib.Path(workdir) / "figure5_mnist_norms")

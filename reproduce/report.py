@@ -119,14 +119,17 @@ def _mnist_lines(models):
         return []
     lines = [
         "",
-        "MNIST tutorial (right panel; per-step data in `figure5_mnist_<model>.csv`):",
+        "MNIST tutorial (right panel; per-step data in `figure5_mnist_<run>[_seed<k>].csv`; the loss's parts "
+        "in figure5_mnist.png):",
         "",
-        "| model | parameters | steps | test error | wall time |",
-        "|---|---:|---:|---:|---:|",
+        "| run | parameters | seeds | steps | test error, mean (min–max) | training time |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, r in models.items():
+        errors = r.get("test_errors", [r["test_error"]])
+        spread = f"{sum(errors) / len(errors):.2f} % ({min(errors):.2f}–{max(errors):.2f})"
         lines.append(
-            f"| {name} | {r['parameters']:,} | {r['steps']:,} | {r['test_error']:.2f} % | "
+            f"| {name} | {r['parameters']:,} | {len(errors)} | {r['steps']:,} | {spread} | "
             f"{r['seconds'] / 60:,.1f} min |"
         )
     return lines
@@ -153,14 +156,16 @@ def appendix_c_section(summary, table):
         "",
         "![appendix_c](appendix_c.png)",
         "",
-        "| group | base lr | init std | last-10 % minibatch loss | test error | diverged at |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| group | base lr | init std | last-10 % minibatch loss | its cross-entropy | its L2 term | "
+        "‖fc1‖_F at the end | test error | diverged at |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in table:
         lines.append(
             f"| {row['group']} | {float(row['base_lr']):g} | {float(row['init_std']):g} | "
-            f"{_cell(row['last_tenth_loss'], '{:.4f}')} | {_cell(row['test_error'], '{:.2f} %')} | "
-            f"{_cell(row['diverged_at'], '{:,.0f}')} |"
+            f"{_cell(row['last_tenth_loss'], '{:.4f}')} | {_cell(row.get('last_tenth_cross_entropy'), '{:.4f}')} | "
+            f"{_cell(row.get('last_tenth_l2_term'), '{:.4f}')} | {_cell(row.get('fc1_frobenius_end'), '{:.3g}')} | "
+            f"{_cell(row['test_error'], '{:.2f} %')} | {_cell(row['diverged_at'], '{:,.0f}')} |"
         )
     best = summary["best"]
     lines += [

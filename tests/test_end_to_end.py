@@ -27,7 +27,7 @@ def test_precondition_matches_kronecker_reference(shape, depth):
     rng = np.random.default_rng(hash((shape, depth)) % 2**32)
     kernel, gradient = rng.normal(size=shape), rng.normal(size=shape)
     expected = e2e.precondition_kronecker(kernel, gradient, depth)
-    for method in ["svd", "auto"]:
+    for method in ["svd", "auto", "gram"]:
         got = e2e.precondition(kernel, gradient, depth, method=method)
         assert _relative_error(got, expected) < 1e-10
 
@@ -39,8 +39,9 @@ def test_precondition_rank_deficient_and_zero(shape, depth):
     gradient = rng.normal(size=shape)
     for kernel in [_rank_deficient(rng, shape, 1), _rank_deficient(rng, shape, 2), np.zeros(shape)]:
         expected = e2e.precondition_kronecker(kernel, gradient, depth)
-        got = np.asarray(e2e.precondition(kernel, gradient, depth, method="svd"))
-        assert np.linalg.norm(got - expected) < 1e-9 * max(1.0, np.linalg.norm(expected))
+        for method in ["svd", "gram"]:
+            got = np.asarray(e2e.precondition(kernel, gradient, depth, method=method))
+            assert np.linalg.norm(got - expected) < 1e-9 * max(1.0, np.linalg.norm(expected)), method
 
 
 def test_zero_kernel_conventions():
@@ -49,7 +50,7 @@ def test_zero_kernel_conventions():
     # [.]^0 = I on the null space: depth 1 is the identity map even at W = 0 ...
     np.testing.assert_array_equal(e2e.precondition(zero, gradient, 1), gradient)
     # ... and for N > 1 every term has a positive power of W W^T or W^T W, so P_0 = 0.
-    for method in ["svd", "auto"]:
+    for method in ["svd", "auto", "gram"]:
         np.testing.assert_array_equal(e2e.precondition(zero, gradient, 3, method=method), 0 * gradient)
     np.testing.assert_array_equal(e2e.precondition(np.zeros((1, 4)), np.ones((1, 4)), 2), np.zeros((1, 4)))
 
@@ -162,3 +163,13 @@ def test_bad_arguments_name_the_value():
         e2e.step(w, w, 0, 2)
     with pytest.raises(ValueError, match="learning_rate=-1"):
         e2e.step(w, w, -1.0, 2)
+
+
+def test_gram_route_on_a_tall_tutorial_sized_kernel():
+    # The MNIST tutorial's 3136 x 512 kernel (here 784 x 128, the same aspect): the Gram
+    # route equals the SVD route to float64 round-off.
+    rng = np.random.default_rng(3)
+    kernel = rng.normal(size=(784, 128)) @ rng.normal(size=(128, 128)) * 0.01
+    gradient = rng.normal(size=(784, 128))
+    svd, gram = (np.asarray(e2e.precondition(kernel, gradient, 2, method=m)) for m in ("svd", "gram"))
+    assert _relative_error(gram, svd) < 1e-10

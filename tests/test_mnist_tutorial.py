@@ -1,6 +1,7 @@
 """The MNIST tutorial port: parameter counts, schedule, batch order, a hand-checked step,
 the factored model's function, self-test, a short real run, MirroredStrategy."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -42,7 +43,7 @@ def test_one_training_step_matches_a_hand_computed_reference():
     with tf.GradientTape() as tape:
         reference_loss = trainer.loss(model(images, training=True), tf.constant(labels), 64)[0]
     gradients = [g.numpy() for g in tape.gradient(reference_loss, model.trainable_variables)]
-    loss, _ = trainer.train_step(tf.constant(images), tf.constant(labels))
+    loss = trainer.train_step(tf.constant(images), tf.constant(labels))[0]
     np.testing.assert_allclose(float(loss), cross_entropy + 5e-4 * l2, rtol=1e-5)
     # First TF1 momentum step: accum = g, w <- w - 0.01 * g.
     for old, new, gradient in zip(before, model.trainable_variables, gradients):
@@ -92,7 +93,7 @@ def test_fifty_real_steps_lower_the_loss(data_dir, tmp_path):
     )
     losses = result.history["minibatch_loss"]
     assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
-    assert (tmp_path / "run.csv").read_text().startswith("step,minibatch_loss,learning_rate")
+    assert (tmp_path / "run.csv").read_text().startswith("step,minibatch_loss,cross_entropy,l2_term,learning_rate")
 
 
 def test_mirrored_strategy_on_two_logical_cpus_matches_default_first_step():
@@ -117,3 +118,62 @@ print("ok", losses)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith("ok")
+
+
+def test_the_printed_loss_is_cross_entropy_plus_the_l2_term_and_norms_are_numpy_s(tmp_path):
+    config = tutorial.Config(self_test=True, steps=4, overparameterize=True, quiet=True)
+    history = tutorial.train(config).history
+    np.testing.assert_allclose(
+        np.add(history["cross_entropy"], history["l2_term"]), history["minibatch_loss"], rtol=1e-6
+    )  # one float32 addition apart
+    assert history["l2_term"][0] > history["cross_entropy"][0] > 0  # the tutorial's L2 term dominates at first
+    assert history["fc1_frobenius"][1] is None and history["validation_error"][1] is None
+    # Norms are taken after the step's update, like the validation error: after one step,
+    # those of the returned model's product kernels and factors, against NumPy.
+    one = tutorial.train(dataclasses.replace(config, steps=1))
+    for name in ("fc1", "fc2"):
+        layer = one.model.get_layer(name)
+        for suffix, matrix in [("", layer.kernel), *[(f"_factor{j}", f) for j, f in enumerate(layer.factors)]]:
+            w = np.asarray(matrix, np.float64)
+            np.testing.assert_allclose(one.history[f"{name}{suffix}_frobenius"][0], np.linalg.norm(w), rtol=1e-10)
+            np.testing.assert_allclose(one.history[f"{name}{suffix}_spectral"][0], np.linalg.norm(w, 2), rtol=1e-8)
+
+
+def test_a_checkpointed_run_resumes_to_the_same_history(tmp_path):
+    config = tutorial.Config(
+        self_test=True, steps=4, quiet=True, checkpoint=str(tmp_path / "run.npz"), checkpoint_every=2
+    )
+    whole = tutorial.train(config)  # saves its state after step 2 (and not at the end)
+    assert (tmp_path / "run.npz").is_file()
+    resumed = tutorial.train(config)  # restarts from step 2 with the model, optimizer and dropout state
+    assert resumed.history == whole.history and resumed.test_error == whole.test_error
+    other = tutorial.train(dataclasses.replace(config, base_lr=0.02, checkpoint=str(tmp_path / "run.npz")))
+    assert other.history["minibatch_loss"][3] != whole.history["minibatch_loss"][3]  # other settings: not restored
+
+
+def test_preconditioned_model_starts_from_the_products_and_steps_by_eq10():
+    from tfovp.end_to_end import precondition_kronecker
+
+    config = tutorial.Config(preconditioned=True, dropout_rate=0.0, quiet=True)
+    trainer = tutorial.Trainer(config, train_size=55000)
+    factored = tutorial.build_model(overparameterize=True)
+    model = trainer.model
+    assert model.count_params() == 1_663_370
+    for name in ("fc1", "fc2"):
+        np.testing.assert_allclose(model.get_layer(name).kernel, factored.get_layer(name).kernel, rtol=1e-6)
+    rng = np.random.default_rng(0)
+    images = (rng.random((64, 28, 28, 1)) - 0.5).astype(np.float32)
+    labels = rng.integers(0, 10, 64)
+    with tf.GradientTape() as tape:
+        reference = trainer.loss(model(images, training=True), tf.constant(labels), 64)[0]
+    gradients = dict(
+        zip([v.path for v in model.trainable_variables], tape.gradient(reference, model.trainable_variables))
+    )
+    fc2 = model.get_layer("fc2")
+    before = np.asarray(fc2.kernel, np.float64)
+    trainer.train_step(tf.constant(images), tf.constant(labels))
+    # First TF1 momentum step: w <- w - 0.01 P_W(G); fc2 is 512 x 10: Kronecker reference.
+    expected = before - 0.01 * precondition_kronecker(before, np.asarray(gradients[fc2.kernel.path], np.float64), 2)
+    np.testing.assert_allclose(np.asarray(fc2.kernel), expected, rtol=1e-4, atol=1e-7)
+    with pytest.raises(SystemExit):
+        tutorial.parse_args(["--preconditioned", "--overparameterize"])

@@ -126,19 +126,40 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
     from mnist_tutorial import convolutional as tutorial
     from reproduce import appendix_c, report
 
-    _run(figure5, tmp_path, data_dir, "--panels", "left,right", "--self-test")
+    _run(
+        figure5,
+        tmp_path,
+        data_dir,
+        "--panels",
+        "left,right",
+        "--self-test",
+        "--mnist-seeds",
+        "66478,1",
+        "--mnist-variants",
+    )
     rows = [r for r in json.loads((tmp_path / "claims.json").read_text()) if r["claim"].startswith("MNIST")]
-    assert len(rows) == 2 and "original: 0.00%, overparameterized: 0.00%" in rows[1]["measured"]
+    # 5 claims of the two models, 2 per L2 variant, the preconditioned original's tracking
+    assert len(rows) == 10 and "original: 0.00 (min 0.00, max 0.00)%" in rows[3]["measured"]
     history = pd.read_csv(tmp_path / "figure5_mnist_overparameterized.csv")
     assert list(history["step"]) == [0, 1, 2, 3]  # 256 fake images, one epoch of batch 64
+    assert {"cross_entropy", "l2_term", "fc1_frobenius", "fc1_factor1_spectral"} <= set(history.columns)
+    for name in (
+        "overparameterized_seed1",
+        "overparameterized-L2-on-factors",
+        "overparameterized-L2-on-no-kernel",
+        "original-preconditioned-Eq-10-N-2",
+    ):
+        assert (tmp_path / f"figure5_mnist_{name}.csv").is_file(), name
+    assert (tmp_path / "figure5_mnist.png").is_file() and (tmp_path / "figure5_mnist_norms.png").is_file()
     summary = json.loads((tmp_path / "figure5.json").read_text())
     assert summary["mnist"]["overparameterized"]["parameters"] == 1_925_614
-    assert "| overparameterized | 1,925,614 | 4 | 0.00 % |" in report.build(tmp_path)
+    assert summary["mnist"]["original"]["test_errors"] == [0.0, 0.0]
+    assert "| overparameterized | 1,925,614 | 2 | 4 | 0.00 % (0.00–0.00) |" in report.build(tmp_path)
     # Rerunning the left panel alone keeps the right panel's claim rows.
     _run(figure5, tmp_path, data_dir, "--panels", "left")
     kept = json.loads((tmp_path / "claims.json").read_text())
     assert [r["claim"] for r in kept if r["claim"].startswith("MNIST")] == [r["claim"] for r in rows]
-    assert sum(r["figure"] == "figure5" for r in kept) == 7
+    assert sum(r["figure"] == "figure5" for r in kept) == 15
 
     flags = ["--quick", "--out", str(tmp_path)]
     appendix_c.main(flags)
@@ -171,7 +192,7 @@ def test_mnist_panel_resume_keeps_the_finished_model(data_dir, tmp_path, monkeyp
 
     monkeypatch.setattr(tutorial, "train", interrupted)
     with pytest.raises(SystemExit) as stopped:
-        _run(figure5, tmp_path, data_dir, "--panels", "right", "--self-test")
+        _run(figure5, tmp_path, data_dir, "--panels", "right", "--self-test", "--mnist-seeds", "66478")
     assert stopped.value.code == 130 and trained == [False]
 
     def counted(config, progress=None):
@@ -179,7 +200,7 @@ def test_mnist_panel_resume_keeps_the_finished_model(data_dir, tmp_path, monkeyp
         return real(config, progress)
 
     monkeypatch.setattr(tutorial, "train", counted)
-    _run(figure5, tmp_path, data_dir, "--panels", "right", "--self-test", "--resume")
+    _run(figure5, tmp_path, data_dir, "--panels", "right", "--self-test", "--mnist-seeds", "66478", "--resume")
     assert trained == [False, True]  # the original model was not trained again
     summary = json.loads((tmp_path / "figure5.json").read_text())
     assert summary["mnist"]["original"]["parameters"] == 1_663_370

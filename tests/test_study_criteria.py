@@ -182,22 +182,48 @@ def test_figure5_claims_with_every_rate_diverged():
 # ---------------------------------------------------------------------------- MNIST and Appendix C
 
 
-def _outcome(losses, test_error=0.8, diverged=False):
-    return criteria.MnistOutcome(np.asarray(losses, dtype=float), test_error, diverged)
+def _outcome(losses, test_error=0.8, diverged=False, cross_entropy=None, validation=None):
+    return criteria.MnistOutcome(
+        np.asarray(losses, dtype=float),
+        test_error,
+        diverged,
+        None if cross_entropy is None else np.asarray(cross_entropy, dtype=float),
+        None if validation is None else np.asarray(validation, dtype=float),
+    )
 
 
 def test_mnist_claims():
     steps = np.arange(1000)
-    slow, fast = _outcome(3.0 * np.exp(-steps / 2000)), _outcome(3.0 * np.exp(-steps / 100))
-    assert _verdicts(criteria.mnist(slow, fast)) == ["PASS", "PASS"]
-    assert _verdicts(criteria.mnist(fast, slow)) == ["FAIL", "PASS"]
-    assert criteria.mnist(slow, _outcome(fast.minibatch_loss, test_error=2.0))[1].verdict == "FAIL"
+    slow_curve, fast_curve = 3.0 * np.exp(-steps / 2000), 3.0 * np.exp(-steps / 100)
+    slow = _outcome(slow_curve, 0.8, cross_entropy=slow_curve / 3, validation=slow_curve[::100])
+    fast = _outcome(fast_curve, 0.7, cross_entropy=fast_curve / 3, validation=fast_curve[::100])
+    # printed loss, cross-entropy, validation error faster; test error < 1.5 %; lower test error
+    assert _verdicts(criteria.mnist([slow], [fast])) == ["PASS", "PASS", "PASS", "PASS", "PASS"]
+    assert _verdicts(criteria.mnist([fast], [slow])) == ["FAIL", "FAIL", "FAIL", "PASS", "FAIL"]
+    # The printed loss faster but not the fit: only the L2 part falls fast.
+    l2_only = _outcome(fast_curve, 0.9, cross_entropy=slow_curve / 3, validation=slow_curve[::100] + 0.01)
+    assert _verdicts(criteria.mnist([slow], [l2_only])) == ["PASS", "FAIL", "FAIL", "PASS", "FAIL"]
+    # Seeds: the mean curve is judged; overlapping test-error ranges cannot decide "lower".
+    seeds = criteria.mnist(
+        [slow, _outcome(slow_curve, 0.6, cross_entropy=slow_curve / 3, validation=slow_curve[::100])], [fast, fast]
+    )
+    assert seeds[4].verdict == "INCONCLUSIVE" and "0.70 (min 0.60, max 0.80)" in seeds[3].measured
+    assert criteria.mnist([slow], [_outcome(fast_curve, test_error=2.0)])[3].verdict == "FAIL"
     # Faster early but not reaching the original's end level within 3/4 of the steps.
     catch_up = _outcome(np.where(steps < 100, 1.0, 3.0 * np.exp(-steps / 2000) + 0.01))
-    assert criteria.mnist(slow, catch_up)[0].verdict == "FAIL"
-    diverged = _outcome(slow.minibatch_loss[:10], test_error=float("nan"), diverged=True)
-    assert _verdicts(criteria.mnist(slow, diverged)) == ["INCONCLUSIVE", "INCONCLUSIVE"]
-    assert _verdicts(criteria.mnist(diverged, diverged)) == ["INCONCLUSIVE", "INCONCLUSIVE"]
+    assert criteria.mnist([slow], [catch_up])[0].verdict == "FAIL"
+    assert criteria.mnist([slow], [catch_up])[1].verdict == "INCONCLUSIVE"  # no cross-entropy recorded
+    diverged = _outcome(slow_curve[:10], test_error=float("nan"), diverged=True)
+    assert _verdicts(criteria.mnist([slow], [diverged])) == ["INCONCLUSIVE"] * 5
+    assert _verdicts(criteria.mnist([diverged], [diverged])) == ["INCONCLUSIVE"] * 5
+
+
+def test_mnist_tracking():
+    steps = np.arange(1000)
+    factored = _outcome(3.0 * np.exp(-steps / 100))
+    assert criteria.mnist_tracking(factored, _outcome(1.5 * factored.minibatch_loss)).verdict == "PASS"
+    assert criteria.mnist_tracking(factored, _outcome(3.0 * np.exp(-steps / 2000))).verdict == "FAIL"
+    assert criteria.mnist_tracking(factored, _outcome(steps[:5] * 1.0, diverged=True)).verdict == "INCONCLUSIVE"
 
 
 def test_smooth_is_a_trailing_mean():
