@@ -130,7 +130,7 @@ def test_dense_subclass_is_skipped_with_a_warning():
 
 def test_save_load_round_trip_with_optimizer(tmp_path):
     deep = tfovp.overparameterize(_sequential(), depth=3)
-    deep.compile(optimizer=tfovp.optimizers.EndToEnd(2, learning_rate=0.01, weight_decay=1e-3), loss="mse")
+    deep.compile(optimizer=tfovp.optimizers.EndToEnd(depth=2, learning_rate=0.01, weight_decay=1e-3), loss="mse")
     x, y = _x(), np.ones((9, 3), "float32")
     deep.fit(x, y, epochs=2, verbose=0)
     path = tmp_path / "deep.keras"

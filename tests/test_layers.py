@@ -35,7 +35,7 @@ def test_deep_linear_default_widths_and_init():
     # The paper's near-zero init: N(0, 0.01^2) entries (128 draws: sample std within 30 %).
     first = layer.get_weights()[0]
     assert 0.007 < float(np.std(first)) < 0.013 and np.unique(first).size == first.size
-    assert layer.output_dim == 1
+    assert layer.units == layer.output_dim == 1
 
 
 def test_deep_linear_balanced_initializer_is_exact():
@@ -119,12 +119,12 @@ def test_config_round_trip_and_saved_model(layer, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"output_dim": 1, "depth": 0}, "depth=0"),
-        ({"output_dim": 0, "depth": 2}, "units=0"),
-        ({"output_dim": 1, "depth": 3, "hidden_widths": [2]}, r"hidden_widths=\[2\] \(length 1\)"),
-        ({"output_dim": 1, "depth": 3, "hidden_widths": [2, 0]}, r"hidden_widths=\[2, 0\]"),
-        ({"output_dim": 1, "depth": 2, "hidden_widths": -1}, "hidden_widths=-1"),
-        ({"output_dim": 1, "depth": 2.5}, "depth=2.5"),
+        ({"units": 1, "depth": 0}, "depth=0"),
+        ({"units": 0, "depth": 2}, "units=0"),
+        ({"units": 1, "depth": 3, "hidden_widths": [2]}, r"hidden_widths=\[2\] \(length 1\)"),
+        ({"units": 1, "depth": 3, "hidden_widths": [2, 0]}, r"hidden_widths=\[2, 0\]"),
+        ({"units": 1, "depth": 2, "hidden_widths": -1}, "hidden_widths=-1"),
+        ({"units": 1, "depth": 2.5}, "depth=2.5"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -135,3 +135,35 @@ def test_bad_arguments(kwargs, match):
 def test_factored_dense_initializer_list_length():
     with pytest.raises(ValueError, match="depth=2"):
         FactoredDense(2, depth=2, kernel_initializer=["zeros"])
+
+
+def test_deep_linear_output_dim_is_a_deprecated_spelling_of_units():
+    with pytest.warns(DeprecationWarning, match="`output_dim` is now `units`"):
+        layer = DeepLinear(output_dim=2, depth=2)
+    assert layer.units == 2
+    assert "output_dim" not in layer.get_config() and layer.get_config()["units"] == 2
+    with pytest.raises(ValueError, match="not both"):
+        DeepLinear(units=2, output_dim=2, depth=2)
+    with pytest.raises(ValueError, match="needs `depth`"):
+        DeepLinear(units=2)
+
+
+def test_deep_linear_loads_a_config_saved_with_output_dim():
+    # Configs written before the rename carry `output_dim` and no `units`.
+    config = DeepLinear(3, depth=2, name="old").get_config()
+    config["output_dim"] = config.pop("units")
+    with pytest.warns(DeprecationWarning):
+        layer = DeepLinear.from_config(config)
+    assert layer.units == 3 and layer.name == "old"
+
+
+def test_kernel_constraint_acts_on_every_factor():
+    layer = FactoredDense(3, depth=2, hidden_widths=4, kernel_constraint="non_neg")
+    model = keras.Sequential([keras.Input((5,)), layer])
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    rng = np.random.default_rng(0)
+    model.fit(rng.normal(size=(16, 5)), rng.normal(size=(16, 3)) * 10, epochs=3, verbose=0)
+    assert all(float(np.min(w)) >= 0.0 for w in layer.get_weights()[:2])
+    assert layer.get_config()["kernel_constraint"]["class_name"] == "NonNeg"
+    with pytest.raises(ValueError, match="lora_rank=4"):
+        FactoredDense(3, depth=2, lora_rank=4)

@@ -115,10 +115,10 @@ def test_save_load_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"output_dim": 1, "depth": 0}, "depth=0"),
-        ({"output_dim": 1, "depth": 2, "weight_decay": -0.1}, "weight_decay=-0.1"),
-        ({"output_dim": 0, "depth": 2}, "output_dim=0"),
-        ({"output_dim": 1, "depth": 2, "method": "eig"}, "method='eig'"),
+        ({"units": 1, "depth": 0}, "depth=0"),
+        ({"units": 1, "depth": 2, "weight_decay": -0.1}, "weight_decay=-0.1"),
+        ({"units": 0, "depth": 2}, "units=0"),
+        ({"units": 1, "depth": 2, "method": "eig"}, "method='eig'"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -147,3 +147,19 @@ def test_mixed_precision_trains_like_float32():
     size = {policy: np.linalg.norm(move) for policy, move in moved.items()}
     cosine = np.sum(moved["float32"] * moved["mixed_float16"]) / (size["float32"] * size["mixed_float16"])
     assert size["float32"] > 1e-2 and 0.5 < size["mixed_float16"] / size["float32"] < 2 and cosine > 0.98
+
+
+def test_units_summary_and_old_output_dim():
+    model = EndToEndLinear(units=2, depth=3)
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "not built" in lines[-1]
+    model.build((None, 5))
+    lines.clear()
+    model.summary(print_fn=lines.append)
+    assert any("shape (5, 2), 10 parameters" in line for line in lines) and "depth 3" in lines[0]
+    config = model.get_config()
+    config["output_dim"] = config.pop("units")
+    with pytest.warns(DeprecationWarning, match="`output_dim` is now `units`"):
+        old = EndToEndLinear.from_config(config)
+    assert old.units == old.output_dim == 2

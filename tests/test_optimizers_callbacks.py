@@ -41,7 +41,7 @@ def test_agrees_with_end_to_end_linear(weight_decay):
     _fit(rule, keras.optimizers.SGD(ETA), x, y, 10)
     dense = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, use_bias=False, dtype="float64")])
     dense.layers[0].set_weights([start])
-    _fit(dense, EndToEnd(3, learning_rate=ETA, weight_decay=weight_decay), x, y, 10)
+    _fit(dense, EndToEnd(depth=3, learning_rate=ETA, weight_decay=weight_decay), x, y, 10)
     np.testing.assert_allclose(dense.layers[0].kernel, rule.kernel, rtol=1e-10)
 
 
@@ -60,7 +60,7 @@ def test_tracks_deep_linear_gradient_descent():
     _fit(net, keras.optimizers.SGD(0.002), x, y, 200)
     target = np.asarray(net.layers[0].end_to_end())
     gaps = {}
-    for name, optimizer in [("rule", EndToEnd(3, learning_rate=0.002)), ("sgd", keras.optimizers.SGD(0.002))]:
+    for name, optimizer in [("rule", EndToEnd(depth=3, learning_rate=0.002)), ("sgd", keras.optimizers.SGD(0.002))]:
         dense = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, use_bias=False, dtype="float64")])
         dense.layers[0].set_weights([start])
         _fit(dense, optimizer, x, y, 200)
@@ -74,7 +74,7 @@ def test_non_kernel_variables_get_plain_gd_and_depth_one_is_sgd():
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1, dtype="float64")])
     reference = keras.models.clone_model(model)
     reference.set_weights(model.get_weights())
-    _fit(model, EndToEnd(1, learning_rate=ETA), x, y, 5)
+    _fit(model, EndToEnd(depth=1, learning_rate=ETA), x, y, 5)
     _fit(reference, keras.optimizers.SGD(ETA), x, y, 5)
     for a, b in zip(model.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-10)
@@ -82,12 +82,17 @@ def test_non_kernel_variables_get_plain_gd_and_depth_one_is_sgd():
 
 def test_bad_arguments_and_config_round_trip():
     with pytest.raises(ValueError, match="depth=0"):
-        EndToEnd(0)
+        EndToEnd(depth=0)
     with pytest.raises(ValueError, match="weight_decay=-1"):
-        EndToEnd(2, weight_decay=-1)
+        EndToEnd(depth=2, weight_decay=-1)
     with pytest.raises(ValueError, match="learning_rate=0"):
-        EndToEnd(2, learning_rate=0)
-    optimizer = EndToEnd(4, learning_rate=0.1, weight_decay=0.01, clipnorm=1.0)
+        EndToEnd(depth=2, learning_rate=0)
+    # The learning rate comes first, as in every Keras optimizer; the old EndToEnd(3)
+    # (depth first) gets a hint instead of a silent learning rate of 3.
+    with pytest.raises(ValueError, match="pass depth= by name"):
+        EndToEnd(3)
+    assert EndToEnd(0.05, depth=2).learning_rate.numpy() == pytest.approx(0.05)
+    optimizer = EndToEnd(depth=4, learning_rate=0.1, weight_decay=0.01, clipnorm=1.0)
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert isinstance(restored, EndToEnd) and (restored.depth, restored.rule_weight_decay) == (4, 0.01)
     assert restored.clipnorm == 1.0
@@ -147,7 +152,7 @@ def test_clipping_and_a_schedule_act_on_the_gradient_before_the_preconditioner()
     schedule = keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=1, decay_rate=0.5)
     dense = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, use_bias=False, dtype="float64")])
     dense.layers[0].set_weights([start])
-    _fit(dense, EndToEnd(2, learning_rate=schedule, clipnorm=0.01), x, y, 2)
+    _fit(dense, EndToEnd(depth=2, learning_rate=schedule, clipnorm=0.01), x, y, 2)
     kernel = start
     for step in range(2):
         gradient = x.T @ (x @ kernel - y) / len(x)
@@ -174,7 +179,7 @@ def test_embedding_tables_get_plain_gradient_descent():
     with tf.GradientTape() as tape:
         loss = keras.losses.MeanSquaredError()(targets, model(tokens))
     gradients = [np.asarray(tf.convert_to_tensor(g)) for g in tape.gradient(loss, model.trainable_variables)]
-    model.compile(optimizer=EndToEnd(2, learning_rate=0.1), loss="mse")
+    model.compile(optimizer=EndToEnd(depth=2, learning_rate=0.1), loss="mse")
     model.fit(tokens, targets, batch_size=2, epochs=1, shuffle=False, verbose=0)
     new_table, new_kernel = model.get_weights()
     np.testing.assert_allclose(new_table, table - 0.1 * gradients[0], rtol=1e-5, atol=1e-7)

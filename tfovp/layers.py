@@ -10,7 +10,7 @@ import keras
 from keras import ops
 
 from tfovp import initializers
-from tfovp._checks import check_int
+from tfovp._checks import check_int, renamed
 from tfovp._factors import factor_shapes, hidden_widths_list, product
 
 PACKAGE = "tfovp"
@@ -31,6 +31,9 @@ class FactoredDense(keras.layers.Layer):
             draws them jointly) or a list with one per factor.
         kernel_regularizer: applied to the product K (what a Dense layer would penalize).
         factor_regularizer: applied to every factor separately.
+        kernel_constraint: applied to every factor after each update (a constraint cannot
+            act on the product itself; e.g. NonNeg factors keep the product non-negative).
+        lora_rank: not accepted (the kernel is already a product of factors).
 
     Shapes: (..., input_dim) -> (..., units).
     """
@@ -48,9 +51,17 @@ class FactoredDense(keras.layers.Layer):
         factor_regularizer=None,
         bias_regularizer=None,
         activity_regularizer=None,
+        kernel_constraint=None,
         bias_constraint=None,
         **kwargs,
     ):
+        for key in ("lora_rank", "lora_alpha"):
+            if kwargs.get(key):
+                raise ValueError(
+                    f"FactoredDense has no `{key}`: its kernel is already a product of factors. "
+                    f"Received: {key}={kwargs[key]!r}"
+                )
+            kwargs.pop(key, None)
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = check_int("units", units, minimum=1)
         self.depth = check_int("depth", depth, minimum=1)
@@ -70,6 +81,7 @@ class FactoredDense(keras.layers.Layer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.factor_regularizer = keras.regularizers.get(factor_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
         self.supports_masking = True
@@ -92,6 +104,7 @@ class FactoredDense(keras.layers.Layer):
                 shape=shape,
                 initializer=lambda shape, dtype, value=value: ops.cast(value, dtype),
                 regularizer=self.factor_regularizer,
+                constraint=self.kernel_constraint,
             )
             for j, (shape, value) in enumerate(zip(shapes, values))
         ]
@@ -148,6 +161,7 @@ class FactoredDense(keras.layers.Layer):
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "factor_regularizer": keras.regularizers.serialize(self.factor_regularizer),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
                 "bias_constraint": keras.constraints.serialize(self.bias_constraint),
             }
         )
@@ -166,11 +180,12 @@ class FactoredDense(keras.layers.Layer):
 class DeepLinear(FactoredDense):
     """The paper's depth-N linear network x -> x W_e^T without bias (PAPER Sec. 1).
 
-    Weights kernel_0 ... kernel_{N-1}; `end_to_end()` returns the (input_dim x
-    output_dim) Keras kernel, the transpose of the paper's W_e.
+    Weights kernel_0 ... kernel_{N-1}; `end_to_end()` returns the (input_dim x units)
+    Keras kernel, the transpose of the paper's W_e.
 
     Args:
-        output_dim: k.
+        units: k, the output width (as `keras.layers.Dense`; `output_dim`, the old
+            spelling, still works with a DeprecationWarning, also in saved models).
         depth: N >= 1.
         hidden_widths: int or list of N-1 ints (paper default: 1).
         kernel_initializer: default "near_zero" (i.i.d. N(0, 0.01^2), unseeded).
@@ -178,19 +193,22 @@ class DeepLinear(FactoredDense):
 
     def __init__(
         self,
-        output_dim,
-        depth,
+        units=None,
+        depth=None,
         hidden_widths=1,
         kernel_initializer="near_zero",
         kernel_regularizer=None,
         factor_regularizer=None,
+        output_dim=None,
         **kwargs,
     ):
-        for key in ("units", "use_bias", "activation"):
+        for key in ("use_bias", "activation"):
             if key in kwargs:
                 raise ValueError(f"DeepLinear has no `{key}` argument (no bias, linear).")
+        if depth is None:
+            raise ValueError("DeepLinear needs `depth`. Received: depth=None")
         super().__init__(
-            units=output_dim,
+            units=renamed("DeepLinear", "units", units, "output_dim", output_dim),
             depth=depth,
             hidden_widths=hidden_widths,
             use_bias=False,
@@ -202,11 +220,11 @@ class DeepLinear(FactoredDense):
 
     @property
     def output_dim(self):
+        """The old name of `units`."""
         return self.units
 
     def get_config(self):
         config = super().get_config()
-        for key in ("units", "use_bias", "activation", "bias_initializer", "bias_regularizer", "bias_constraint"):
+        for key in ("use_bias", "activation", "bias_initializer", "bias_regularizer", "bias_constraint"):
             config.pop(key)
-        config["output_dim"] = self.units
         return config

@@ -1,11 +1,12 @@
 """`EndToEndLinear`: a linear model trained "as if" it had depth N (Eq. 10)."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from tfovp import initializers
-from tfovp._checks import check_choice, check_int, check_real
+from tfovp._checks import check_choice, check_int, check_real, renamed
 from tfovp.end_to_end import METHODS, precondition
 
 
@@ -23,7 +24,8 @@ class EndToEndLinear(keras.Model):
     the rule does not move K = 0 (P_0 = 0).
 
     Args:
-        output_dim: k.
+        units: k, the output width (`output_dim`, the old spelling, still works with a
+            DeprecationWarning, also in saved models).
         depth: N >= 1 (N = 1 is plain training).
         weight_decay: lambda >= 0 of Eq. 10.
         kernel_initializer: for K (default "near_zero"); use
@@ -33,22 +35,23 @@ class EndToEndLinear(keras.Model):
 
     def __init__(
         self,
-        output_dim,
-        depth,
+        units=None,
+        depth=None,
         weight_decay=0.0,
         kernel_initializer="near_zero",
         method="auto",
+        output_dim=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.output_dim = check_int("output_dim", output_dim, minimum=1)
+        self.units = check_int("units", renamed("EndToEndLinear", "units", units, "output_dim", output_dim), minimum=1)
         self.depth = check_int("depth", depth, minimum=1)
         self.weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
         self.method = check_choice("method", method, METHODS)
         self.kernel_initializer = initializers.get(kernel_initializer)
 
     def build(self, input_shape):
-        shape = (int(input_shape[-1]), self.output_dim)
+        shape = (int(input_shape[-1]), self.units)
         value = initializers.draw_factors(self.kernel_initializer, [shape], self.dtype)[0]
         self.kernel = self.add_weight(
             name="kernel",
@@ -58,6 +61,22 @@ class EndToEndLinear(keras.Model):
 
     def call(self, inputs):
         return ops.matmul(inputs, self.kernel)
+
+    @property
+    def output_dim(self):
+        """The old name of `units`."""
+        return self.units
+
+    def summary(self, print_fn=None, **kwargs):
+        """Keras' summary lists layers and this model has none: list its weight instead."""
+        print_fn = print_fn or print
+        print_fn(f'Model: "{self.name}" (EndToEndLinear: y = x K, trained by Eq. 10 with depth {self.depth})')
+        if not self.built:
+            print_fn("  not built yet: call it on data or build((None, input_dim)) first")
+            return
+        for weight in self.weights:
+            print_fn(f"  {weight.path}: shape {tuple(weight.shape)}, {int(np.prod(weight.shape)):,} parameters")
+        print_fn(f" Total params: {self.count_params():,}")
 
     def end_to_end(self):
         """K (input_dim x output_dim), the paper's W_e transposed."""
@@ -99,7 +118,7 @@ class EndToEndLinear(keras.Model):
         config = super().get_config()
         config.update(
             {
-                "output_dim": self.output_dim,
+                "units": self.units,
                 "depth": self.depth,
                 "weight_decay": self.weight_decay,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),

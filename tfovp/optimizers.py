@@ -26,8 +26,8 @@ class EndToEnd(keras.optimizers.Optimizer):
     are the base class's, as for `keras.optimizers.SGD`.
 
     Args:
-        depth: N >= 1 (1 is plain SGD).
-        learning_rate: eta (float or schedule).
+        learning_rate: eta (float or schedule), first as in every Keras optimizer.
+        depth: N >= 1 (1 is plain SGD); required, by name.
         weight_decay: lambda >= 0 of Eqs. 4 and 10 (coupled decay, not Keras' decoupled
             `weight_decay`).
         method: "auto", "svd" or "closed_form" (see `tfovp.end_to_end.precondition`).
@@ -35,7 +35,14 @@ class EndToEnd(keras.optimizers.Optimizer):
             Keras optimizer.
     """
 
-    def __init__(self, depth, learning_rate=0.01, weight_decay=0.0, method="auto", name="end_to_end", **kwargs):
+    def __init__(self, learning_rate=0.01, depth=None, weight_decay=0.0, method="auto", name="end_to_end", **kwargs):
+        if depth is None:  # depth has no default: it says which rule this is
+            hint = (
+                " (EndToEnd takes the learning rate first, as every Keras optimizer: pass depth= by name)"
+                if isinstance(learning_rate, int) and not isinstance(learning_rate, bool)
+                else ""
+            )
+            raise ValueError(f"EndToEnd needs `depth`{hint}. Received: learning_rate={learning_rate!r}, depth=None")
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.depth = check_int("depth", depth, minimum=1)
         self.rule_weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
