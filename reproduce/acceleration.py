@@ -19,7 +19,8 @@ Exactly balanced init needs a target: it is the linear model's near-zero W(0) (t
 seed), factored exactly (Eq. 7). The synthetic problem is the Sec. 7 problem in d
 dimensions: inputs the identity, targets spanning several decades.
 
-    python -m reproduce.acceleration [--quick] [--steps 100000] [--settings default,p=2,...] [--tag 1e6]
+    python -m reproduce.acceleration [--quick] [--steps 100000] [--settings default,p2,...] [--tag 1e6]
+        [--cluster ray [--address HOST:6379]]
 """
 
 import dataclasses
@@ -32,6 +33,7 @@ import numpy as np
 
 from reproduce import cli
 from tfovp.study import outputs, speedup
+from tfovp.study.cluster import run_units
 from tfovp.study.progress import job_scope, sweep_work
 from tfovp.study.provenance import digest, machine, versions
 from tfovp.study.records import CurveFamily, CurveSpec
@@ -104,7 +106,7 @@ SETTINGS = _settings()
 
 
 @dataclasses.dataclass
-class Config:
+class Config(cli.ClusterConfig):
     settings: tuple[str, ...] = cli.setting(
         tuple(SETTINGS), "settings to measure (comma-separated names; default: all " + str(len(SETTINGS)) + ")"
     )
@@ -135,6 +137,7 @@ class Config:
         cli.check(
             self.data_dir is None or pathlib.Path(self.data_dir).is_dir(), f"--data-dir {self.data_dir}: no such folder"
         )
+        self.check_cluster()
 
     @property
     def name(self):
@@ -158,13 +161,18 @@ class Measured:
         return self.initial_loss / self.optimum if self.optimum > 0 else float("inf")
 
 
-def measure(setting, config, workdir, job):
+def runner(setting, config, workdir, job):
+    """The FamilyRunner of one setting's families."""
     problem = setting.problem(config.data_dir)
     folder = digest({"setting": dataclasses.asdict(setting), "lrs": config.lrs, "steps": config.steps})
     store = RecordStore(pathlib.Path(workdir) / ".curves" / "acceleration" / folder, CurveFamily.from_json)
-    runner = FamilyRunner(
+    return FamilyRunner(
         problem, store, steps=config.steps, grid=config.lrs, seed=config.seed, level=0.2, resume=config.resume, job=job
     )
+
+
+def measure(setting, runner):
+    problem = runner.problem
     families = {spec.depth: runner.family(spec, extend_edges=False) for spec in setting.specs()}
     times = {n: speedup.family_times(f) for n, f in families.items()}
     base = families[1]
@@ -173,7 +181,7 @@ def measure(setting, config, workdir, job):
         problem.reference_loss(setting.p),
         problem.optimum(setting.p),
         times,
-        {n: speedup.speedups(times[1], times[n], config.steps, base.levels) for n in DEPTHS[1:]},
+        {n: speedup.speedups(times[1], times[n], runner.steps, base.levels) for n in DEPTHS[1:]},
         {n: speedup.crossover(base.steps, speedup.envelope(base), speedup.envelope(families[n])) for n in DEPTHS[1:]},
         {n: speedup.all_diverged(f) for n, f in families.items()},
     )
@@ -303,10 +311,14 @@ def run(config, workdir, job=None):
             len(chosen) * len(DEPTHS),
             sum(sweep_work(len(config.lrs), config.steps, s.p) * len(DEPTHS) for s in chosen),
         )
+        runners = {setting.name: runner(setting, config, out, job) for setting in chosen}
+        if config.cluster_target() is not None:  # every family of every setting at once
+            units = [u for s in chosen for u in runners[s.name].units(s.specs(), extend_edges=False, context=s.name)]
+            run_units(units, config.cluster_target(), job)
         measured = []
         for setting in chosen:
             job.write(f"setting {setting.name}")
-            measured.append(measure(setting, config, out, job))
+            measured.append(measure(setting, runners[setting.name]))
         import pandas as pd
 
         outputs.write_csv(out / f"{config.name}.csv", pd.DataFrame(rows(measured)))

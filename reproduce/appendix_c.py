@@ -14,6 +14,7 @@ smaller init std is faster on the fit or only on the penalty.
 Full runs (10 epochs each, 26 runs) take hours on a CPU; `--steps` shortens every run.
 
     python -m reproduce.appendix_c [--steps 500] [--lrs ...] [--stds ...] [--out results] [--resume]
+        [--cluster ray [--address HOST:6379]]
 """
 
 import dataclasses
@@ -27,6 +28,7 @@ from mnist_tutorial import convolutional as tutorial
 from reproduce import cli, mnist_panel
 from tfovp.study import criteria, outputs
 from tfovp.study.claims import ClaimsFile, verdict
+from tfovp.study.cluster import run_units
 from tfovp.study.plotting import MinibatchCurve, MinibatchPanel, plot_panels
 from tfovp.study.progress import job_scope
 from tfovp.study.provenance import machine, versions
@@ -37,7 +39,7 @@ STD_GROUP = "overparameterized, init std"
 
 
 @dataclasses.dataclass
-class Config:
+class Config(cli.ClusterConfig):
     steps: int | None = cli.setting(None, "steps of 64 images per run (>= 1; default: --epochs)")
     epochs: float = cli.setting(10.0, "epochs per run when --steps is not given (> 0; the tutorial's 10)")
     lrs: tuple[float, ...] = cli.setting(PAPER_GRID, "base learning rates tried for both models (> 0)")
@@ -60,6 +62,7 @@ class Config:
         cli.check(
             self.data_dir is None or pathlib.Path(self.data_dir).is_dir(), f"--data-dir {self.data_dir}: no such folder"
         )
+        self.check_cluster()
 
 
 def runs(config):
@@ -134,8 +137,10 @@ def _run(config, out, job):
     plan = runs(config)
     mnist_panel.expect(job, "appendix_c", [c for _, c in plan])
     store, rows, results = mnist_panel.store(out), [], []
-    for index, (group, run_config) in enumerate(plan):
-        label = "overparameterized" if run_config.overparameterize else "original"
+    labelled = [("overparameterized" if c.overparameterize else "original", c) for _, c in plan]
+    if config.cluster_target() is not None:  # one Ray task per run, then the table below
+        run_units(mnist_panel.units(labelled, store, config.resume, job), config.cluster_target(), job)
+    for index, ((group, run_config), (label, _)) in enumerate(zip(plan, labelled)):
         result = mnist_panel.train_stored(run_config, store, config.resume, label, job)
         diverged = result.diverged_at is not None
         tail = criteria.tail_loss(result.history["minibatch_loss"], diverged)

@@ -7,6 +7,8 @@ TensorFlow.
 """
 
 import argparse
+import dataclasses
+import importlib.util
 import os
 import pathlib
 import shlex
@@ -15,10 +17,55 @@ import time
 
 from tfovp._cli import ArgumentParser, add_config_flags, check, check_values, config_from, setting
 
-__all__ = ["DEFAULT_OUT", "MAX_STEPS", "check", "check_out", "check_values", "main", "parse", "setting"]
+__all__ = [
+    "DEFAULT_OUT",
+    "MAX_STEPS",
+    "ClusterConfig",
+    "check",
+    "check_out",
+    "check_values",
+    "main",
+    "parse",
+    "setting",
+]
 
 DEFAULT_OUT = "runs"
 MAX_STEPS = 10**8  # ~1 month of the l4 sweep on 2 cores: a larger budget is a typo
+
+
+@dataclasses.dataclass
+class ClusterConfig:
+    """The flags of a study whose independent units can run on a Ray cluster
+    (`tfovp.study.cluster`); they change where units run, never what they compute."""
+
+    cluster: str = setting("none", "where the units run: none (this process) or ray (a Ray cluster)", ("none", "ray"))
+    address: str | None = setting(
+        None, "Ray cluster to join (e.g. auto or HOST:6379; default: $RAY_ADDRESS, else a local instance)"
+    )
+    threads: int = setting(
+        0, "threads of every unit (TensorFlow intra-op and BLAS), here and on the workers (0: this machine's CPUs)"
+    )
+
+    def check_cluster(self):
+        check(self.cluster in ("none", "ray"), f"--cluster {self.cluster}: expected none or ray")
+        check(self.threads >= 0, f"--threads {self.threads}: expected an integer >= 0")
+        check(
+            self.threads == 0 or importlib.util.find_spec("threadpoolctl") is not None,
+            f"--threads {self.threads}: needs threadpoolctl to pin BLAS (pip install 'tfovp[cluster]')",
+        )
+        check(self.address is None or self.cluster == "ray", f"--address {self.address}: needs --cluster ray")
+        check(
+            self.cluster != "ray" or all(importlib.util.find_spec(m) for m in ("ray", "threadpoolctl")),
+            "--cluster ray: Ray is not installed (pip install 'tfovp[cluster]')",
+        )
+
+    def cluster_target(self):
+        """The `tfovp.study.cluster.Cluster` to use, or None for this process."""
+        if self.cluster != "ray":
+            return None
+        from tfovp.study.cluster import Cluster
+
+        return Cluster(self.address, self.threads)
 
 
 def check_out(out):
@@ -70,6 +117,10 @@ def main(run, config_cls, description, argv=None, prog=None):
     try:
         try:
             import_tensorflow_quietly()
+            if getattr(config, "threads", 0):  # the same threads as the cluster's units
+                from tfovp.study.cluster import pin_threads
+
+                pin_threads(config.threads)
             result = run(config, out, job)
         finally:
             job.close()  # the progress bar ends before any message

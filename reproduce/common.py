@@ -23,7 +23,7 @@ from tfovp.study.records import CurveFamily
 from tfovp.study.runs import PAPER_GRID, FamilyRunner
 from tfovp.study.store import RecordStore
 
-BOOKKEEPING = ("resume", "tensorboard", "quick", "data_dir", "tag")  # fields that change no result
+BOOKKEEPING = ("resume", "tensorboard", "quick", "data_dir", "tag", "x_scale")  # fields that change no result
 
 
 @dataclasses.dataclass
@@ -71,8 +71,15 @@ class LinearConfig(StudyConfig):
     preprocessing: str = setting("standardize", "feature/target scaling; not stated in the paper", tuple(PRESETS))
     steps: int = setting(20_000, "full-batch GD iterations per curve; not stated in the paper for Figs. 2-4")
     seed: int = setting(0, "initialization seed (>= 0)")
-    tensorboard: str | None = setting(None, "write TensorBoard scalars to this folder")
+    tensorboard: str | None = setting(
+        None, "write TensorBoard runs (one per learning rate) with their HParams to this folder"
+    )
     tag: str = setting("", "suffix of the output files, e.g. 1e6: figure3-1e6.* (letters, digits, . _ -)")
+    x_scale: str = setting(
+        "linear",
+        "iteration axis of the plots: linear, or log (linear to 10, then log: the first steps)",
+        ("linear", "log"),
+    )
 
     def validate(self):
         super().validate()
@@ -80,6 +87,7 @@ class LinearConfig(StudyConfig):
             self.preprocessing in PRESETS, f"--preprocessing {self.preprocessing}: expected one of {', '.join(PRESETS)}"
         )
         self.check_steps("steps", self.steps)
+        check(self.x_scale in ("linear", "log"), f"--x-scale {self.x_scale}: expected linear or log")
         check(isinstance(self.seed, int) and self.seed >= 0, f"--seed {self.seed}: expected an integer >= 0")
         check(
             re.fullmatch(r"[A-Za-z0-9._-]*", self.tag) is not None,
@@ -178,8 +186,9 @@ class FigureRun:
         )
         return comparisons, summary
 
-    def panel(self, title, labels_and_losses, notes=()):
-        """A LossPanel of the best-rate curves named by (label, p) pairs."""
+    def panel(self, title, labels_and_losses, notes=(), styles=None):
+        """A LossPanel of the best-rate curves named by (label, p) pairs; `styles` maps a
+        label to (line style, colour) where curves are to be read against each other."""
         curves, notes = [], list(notes)
         p = labels_and_losses[0][1]
         for label, loss in labels_and_losses:
@@ -188,7 +197,9 @@ class FigureRun:
                 notes.append(f"{label}: every rate diverged")
                 continue
             edge = f", best rate at {summary.at_edge} edge" if summary.at_edge else ""
-            curves.append(Curve(f"{label} (lr {selected.learning_rate:g}{edge})", selected.steps, selected.losses))
+            style, color = (styles or {}).get(label, ("-", None))
+            text = f"{label} (lr {selected.learning_rate:g}{edge})"
+            curves.append(Curve(text, selected.steps, selected.losses, style=style, color=color))
         return LossPanel(title, self.problem.optimum(p), curves, notes)
 
     def write(self, panels, claims, extra=None, panels_run=None):
@@ -217,6 +228,7 @@ class FigureRun:
         plot_panels(
             panels,
             str(stem),
+            log_x=c.x_scale == "log",
             title=(
                 f"{self.figure}: {c.dataset}, preprocessing={c.preprocessing}, loss "
                 f"{c.loss_reduction} over examples, {c.steps:,} iterations, {c.dtype}"
@@ -244,26 +256,15 @@ class FigureRun:
         return summary
 
     def _write_tensorboard(self):
+        """Every learning rate of every family as a TensorBoard run with its HParams
+        (`tfovp.study.tensorboard`)."""
         from tfovp.study import tensorboard
 
-        for (label, p), family in self.families.items():
-            selected = family.selected(self.config.level)
-            if selected is None:
-                continue
-            column = family.column_of(selected.learning_rate)
-            balance = None if family.balancedness is None else family.balancedness[:, column]
-            name = f"{self.figure}/{label} l{p:g}".replace(" ", "_")
-            tensorboard.log_curve(
-                self.config.tensorboard,
-                name,
-                selected.steps,
-                selected.losses,
-                family.optimum,
-                selected.learning_rate,
-                end_to_end_norm=family.end_to_end_norm[:, column],
-                balancedness=balance,
-                hparams={**dataclasses.asdict(self.config), **dataclasses.asdict(family.spec)},
-            )
+        c = self.config
+        tensorboard.experiment(c.tensorboard, self.figure)
+        settings = {"dataset": c.dataset, "preprocessing": c.preprocessing}
+        for family in self.families.values():
+            tensorboard.log_family(c.tensorboard, self.figure, family, c.level, settings)
 
 
 def plan(job, name, config, specs):

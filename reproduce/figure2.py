@@ -94,7 +94,6 @@ def run(config, workdir, job=None):
         pairs, distances, panels, claims = [], {}, [], []
         for p in config.losses:
             figure.family(CurveSpec(depth_label(1), depth=1, loss=p))
-            labels = [(depth_label(1), p)]
             scale = np.linalg.norm(figure.problem.optimal_kernel(p))
             tracked = []
             for n in config.depths:
@@ -103,13 +102,15 @@ def run(config, workdir, job=None):
                 )
                 if rate is None:
                     continue
-                for w in config.widths:
+                shown, styles = [(depth_label(1), p)], {depth_label(1): ("-", "black")}
+                for i, w in enumerate(config.widths):
                     net, rule = figure.family(net_spec(n, w, p, rate)), figure.family(rule_spec(n, w, p, rate))
                     record, distances[(p, n, w, rate)] = tracking(n, w, net, rule, scale)
                     tracked.append(record)
-                    labels.append((net_label(n, w), p))
-                labels.append((rule_label(n, 1), p))
-            panels.append(figure.panel(f"l{p:g} loss", labels))
+                    shown += [(net_label(n, w), p), (rule_label(n, w), p)]
+                    styles.update({net_label(n, w): ("-", f"C{i}"), rule_label(n, w): ("--", f"C{i}")})
+                title = f"l{p:g} loss, depth {n} (lr {rate:g}): nets solid, their end-to-end rules dashed"
+                panels.append(figure.panel(title, shown, styles=styles))
             claims.append(criteria.figure2_tracking(p, tracked, config.setting_text()))
             for n in sorted({t.depth for t in tracked}):
                 speeds = {w: figure.speed(net_label(n, w), p) for w in config.widths}
@@ -154,19 +155,24 @@ def _write_distance(figure, distances):
         for (p, n, w, rate), gap in distances.items()
     ]
     outputs.write_csv(figure.out / "figure2_distance.csv", pd.concat(rows, ignore_index=True))
-    plot = Figure(figsize=(7, 4.5))
+    plot = Figure(figsize=(9, 4.5), layout="constrained")
     axis = plot.subplots()
+    pairs = sorted({(n, w) for _, n, w, _ in distances})
+    losses = sorted({p for p, _, _, _ in distances})
     for (p, n, w, _), gap in sorted(distances.items()):
         steps = figure.families[(net_label(n, w), p)].steps
         keep = np.isfinite(gap) & (gap > 0)
-        axis.plot(steps[keep], gap[keep], label=f"l{p:g}, N={n}, width {w}", lw=1.2)
+        style = ("-", "--", ":", "-.")[losses.index(p) % 4]  # line style: the loss; colour: depth and width
+        axis.plot(steps[keep], gap[keep], ls=style, color=f"C{pairs.index((n, w)) % 10}", lw=1.3,
+                  label=f"l{p:g}, N={n}, width {w}")  # fmt: skip
     axis.set_yscale("log")
-    axis.set_xlabel("iteration")
+    axis.set_xscale("symlog", linthresh=10)
+    axis.set_xlim(left=0)
+    axis.set_xlabel("iteration (linear to 10, then log)")
     axis.set_ylabel("||W_e(net) - W_e(rule)|| / ||W*||")
-    axis.set_title("Figure 2: distance between the deep nets and the end-to-end rule")
+    axis.set_title("Figure 2: distance between each deep net and its end-to-end rule", fontsize=10)
     axis.grid(alpha=0.3, which="both", lw=0.5)
-    axis.legend(fontsize=7, ncol=2)
-    plot.tight_layout()
+    axis.legend(fontsize=7, ncol=len(losses), loc="center left", bbox_to_anchor=(1.01, 0.5))
     save(plot, figure.out / "figure2_distance", formats=("png",))
 
 

@@ -18,9 +18,11 @@ original; it records the loss's cross-entropy and L2 parts and the kernel norms
 project's 2 CPU cores (results/README.md). `--panels left` skips it (and is what
 `--quick` does unless `--panels` is given); `--resume` keeps finished runs and continues
 an interrupted one from its last checkpoint. A run of one panel keeps the other panel's
-claim rows.
+claim rows. With `--cluster ray` every curve family and MNIST run is one task on a Ray
+cluster (`tfovp.study.cluster`; MNIST runs there take a GPU where there is one).
 
-    python -m reproduce.figure5 [--quick] [--steps N] [--losses 2] [--panels left] [--resume] ...
+    python -m reproduce.figure5 [--quick] [--steps N] [--losses 2] [--panels left] [--resume]
+        [--cluster ray [--address HOST:6379]] ...
 """
 
 import dataclasses
@@ -28,6 +30,7 @@ import dataclasses
 from mnist_tutorial.convolutional import L2_CHOICES, SEED
 from reproduce import cli, common, mnist_panel
 from tfovp.study import criteria
+from tfovp.study.cluster import run_units
 from tfovp.study.records import CurveSpec
 
 CURVES = [
@@ -41,7 +44,7 @@ PANELS = ("left", "right")
 
 
 @dataclasses.dataclass
-class Config(common.LinearConfig):
+class Config(cli.ClusterConfig, common.LinearConfig):
     steps: int = cli.setting(100_000, "full-batch GD iterations per curve of the left panel (the paper's 100K)")
     losses: tuple[float, ...] = cli.setting((4.0,), "p of the l_p losses of the left panel (not stated; l4 chosen)")
     panels: str = cli.setting(
@@ -73,6 +76,7 @@ class Config(common.LinearConfig):
         cli.check(self.mnist_steps >= 0, f"--mnist-steps {self.mnist_steps}: expected an integer >= 0")
         cli.check_values("mnist-seeds", self.mnist_seeds, lambda seed: seed >= 0, "integers >= 0")
         cli.check(self.l2_on in L2_CHOICES, f"--l2-on {self.l2_on}: expected one of {', '.join(L2_CHOICES)}")
+        self.check_cluster()
 
     def panel_list(self):
         return [p.strip() for p in self.panels.split(",") if p.strip()]
@@ -97,6 +101,10 @@ def run(config, workdir, job=None):
             mnist_panel.expect(
                 figure.job, "figure5-mnist", [c for runs in mnist_panel.configs(config).values() for c in runs]
             )
+        if config.cluster_target() is not None:  # both panels' runs at once, then the figure below
+            units = figure.runner.units(planned(config))
+            units += mnist_panel.panel_units(config, workdir, figure.job) if "right" in chosen else []
+            run_units(units, config.cluster_target(), figure.job)
         claims, panels, extra = [], [], {}
         for p in config.losses if "left" in chosen else ():
             for spec in specs(p):

@@ -48,16 +48,46 @@ def expect(job, name, configs):
     job.plan(name, len(configs), sum(tutorial.planned_steps(c) * MNIST_STEP for c in configs))
 
 
+def _key(config, label):
+    return f"{label.split(',')[0]}-{settings_key(config, ignore=IGNORED)}"
+
+
+def _name(config, label):
+    defaults = tutorial.Config()
+    changed = [
+        f"{text} {getattr(config, field):g}"
+        for field, text in (("base_lr", "lr"), ("overparam_init_std", "init std"))
+        if getattr(config, field) != getattr(defaults, field)
+    ]
+    return ", ".join([f"MNIST tutorial, {label} model, seed {config.seed}", *changed])
+
+
+def units(labelled_configs, runs, resume, job):
+    """The `tfovp.study.cluster.Unit`s of the (label, tutorial.Config) runs that
+    `train_stored` would train (one GPU each where the cluster has GPUs). A unit on a
+    cluster writes no checkpoint: a failed one is retried from its start."""
+    from tfovp.study.cluster import Unit
+
+    planned = {}
+    for label, config in labelled_configs:
+        key = _key(config, label)
+        if not ((resume or runs.path(key) in job.written) and runs.get(key) is not None):
+            work = tutorial.planned_steps(config) * MNIST_STEP
+            planned[key] = Unit(_name(config, label), runs, key, tutorial.train, (config,), work, gpu=True)
+    return list(planned.values())
+
+
 def train_stored(config, runs, resume, label, job):
     """tutorial.train(config), kept in `runs` (a RecordStore); a run finished earlier with
     the same settings is reused with `resume`, or when this command trained it; a run in
     progress checkpoints next to the store and, with `resume`, continues from there."""
-    key = f"{label.split(',')[0]}-{settings_key(config, ignore=IGNORED)}"
+    key = _key(config, label)
     result = runs.get(key) if resume or runs.path(key) in job.written else None
     steps = tutorial.planned_steps(config)
-    name = f"MNIST tutorial, {label} model, seed {config.seed}"
+    name = _name(config, label)
     if result is not None:
-        job.reuse(f"{name}: finished earlier, reused", steps * MNIST_STEP)
+        if not job.counted_on_arrival(runs.path(key)):
+            job.reuse(f"{name}: finished earlier, reused", steps * MNIST_STEP)
         return result
     checkpoint = runs.folder / f"{key}.checkpoint.npz"
     if not resume:
@@ -106,6 +136,12 @@ def csv_name(name, seed, first_seed):
     paper's names)."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
     return f"figure5_mnist_{slug}" + ("" if seed == first_seed else f"_seed{seed}") + ".csv"
+
+
+def panel_units(config, workdir, job):
+    """The cluster units of the runs `train_all` would train."""
+    labelled = [(name, c) for name, run_configs in configs(config).items() for c in run_configs]
+    return units(labelled, store(workdir), config.resume, job)
 
 
 def train_all(config, workdir, job):

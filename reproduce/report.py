@@ -1,22 +1,37 @@
-"""Regenerate the tables of results/README.md from the runs' own JSON files.
+"""Regenerate the tables of results/README.md and the claims table at the top of the
+project's README.md from the runs' own files.
 
-    python -m reproduce.report [--out results]
+    python -m reproduce.report [--out results] [--readme README.md]
 
 Replaces what lies between the `<!-- report:begin -->` and `<!-- report:end -->`
 markers of OUT/README.md with, per figure: its command, machine, versions, wall time,
 settings, and per curve the selected learning rate, iterations to each convergence
 level, diverged and stalled rates; Figure 5's MNIST models and Appendix C; then the
-verdicts of each figure's claims.
+verdicts of each figure's claims. Replaces what lies between `<!-- claims:begin -->`
+and `<!-- claims:end -->` of the README given by `--readme` (if it has the markers)
+with one row per claim of OUT/claims.json: the claim, the paper's figure, the verdict
+and what was measured, the command, its training time, and a link to the plot.
 """
 
 import csv
 import json
+import os
 import pathlib
 
 from tfovp._cli import ArgumentParser
 from tfovp._files import atomic_write_text
 
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
+CLAIMS_BEGIN, CLAIMS_END = "<!-- claims:begin -->", "<!-- claims:end -->"
+PAPER = {  # output stem -> where the claim is in the paper
+    "figure2": "Fig. 2",
+    "figure3": "Fig. 3",
+    "figure4": "Fig. 4",
+    "figure5": "Fig. 5",
+    "appendix_c": "App. C",
+    "theorem2": "Thm. 2",
+    "section7": "Sec. 7, App. B",
+}
 COMMANDS = {
     "figure2": "python -m reproduce.figure2",
     "figure3": "python -m reproduce.figure3",
@@ -180,6 +195,54 @@ def appendix_c_section(summary, table):
     return "\n".join(lines) + "\n"
 
 
+def paper_place(figure, panel=""):
+    """Where a claim of output `figure` is in the paper, e.g. "Fig. 3 (abalone)"."""
+    base = next((name for name in sorted(PAPER, key=len, reverse=True) if figure.startswith(name)), None)
+    if base is None:
+        return figure
+    variant = figure[len(base) :].strip("-")
+    return PAPER[base] + (f" {panel}" if panel else "") + (f" ({variant})" if variant else "")
+
+
+def _minutes(seconds):
+    return f"{seconds / 60:,.1f} min" if seconds >= 60 else f"{seconds:,.0f} s"
+
+
+def claims_table(out, link):
+    """The README's table: one row per claim of `out`/claims.json; plots linked as
+    `link`/<figure>.png."""
+    rows = json.loads((pathlib.Path(out) / "claims.json").read_text())
+    lines = [
+        "| claim | paper | verdict | measured | command | training time here | plot |",
+        "|---|---|---|---|---|---:|---|",
+    ]
+    for row in rows:
+        figure = row["figure"]
+        summary_path = pathlib.Path(out) / f"{figure}.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        seconds = summary.get("training_seconds", summary.get("elapsed_seconds"))
+        plot = pathlib.Path(out) / f"{figure}.png"
+        lines.append(
+            f"| {row['claim']} | {paper_place(figure, row.get('panel', ''))} | **{row['verdict']}** | "
+            f"{row['measured']} | `{row.get('command', '')}` | {'–' if seconds is None else _minutes(seconds)} | "
+            + (f"[{figure}.png]({link}/{figure}.png)" if plot.is_file() else "–")
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def replace_between(path, begin, end, body):
+    """Replace the text between the markers of file `path` with `body`; False if the
+    file lacks them."""
+    text = pathlib.Path(path).read_text()
+    if begin not in text or end not in text:
+        return False
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    atomic_write_text(path, f"{head}{begin}\n\n{body}\n{end}{tail}")
+    return True
+
+
 def build(out):
     out = pathlib.Path(out)
     sections = []
@@ -204,17 +267,26 @@ def main(argv=None):
         metavar="DIR",
         help="the folder whose JSON files are read and whose README.md is updated (default: results)",
     )
+    parser.add_argument(
+        "--readme",
+        default="README.md",
+        metavar="FILE",
+        help="the project README whose claims table is regenerated, if it has the claims markers (default: README.md)",
+    )
     args = parser.parse_args(argv)
     readme = pathlib.Path(args.out) / "README.md"
     if not pathlib.Path(args.out).is_dir():
         parser.error(f"--out {args.out}: no such folder")
-    text = readme.read_text() if readme.is_file() else f"# Results\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
+    if not readme.is_file():
+        atomic_write_text(readme, f"# Results\n\n{BEGIN}\n{END}\n")
+    if not replace_between(readme, BEGIN, END, build(args.out)):
         parser.error(f"{readme} needs the markers {BEGIN} and {END}")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    atomic_write_text(readme, f"{head}{BEGIN}\n\n{build(args.out)}\n{END}{tail}")
     print(f"updated {readme}")
+    top = pathlib.Path(args.readme)
+    if top.is_file() and (pathlib.Path(args.out) / "claims.json").is_file():
+        link = os.path.relpath(args.out, top.parent)
+        if replace_between(top, CLAIMS_BEGIN, CLAIMS_END, claims_table(args.out, link)):
+            print(f"updated the claims table of {top}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ sensitivity.md (in how many settings each claim holds); a rerun replaces only th
 
     python -m reproduce.sensitivity [--seeds 0,1,2,3,4] [--budget-factors 1,5]
         [--preprocessings standardize,minmax] [--figures 3,5] [--figure5-steps 100000]
+        [--cluster ray [--address HOST:6379]]
+
+With `--cluster ray` every curve family of every setting is one task on a Ray cluster
+(`tfovp.study.cluster`); the outputs are those of the single-machine run.
 """
 
 import dataclasses
@@ -22,6 +26,7 @@ from reproduce import cli, common, figure3, figure5
 from tfovp._files import atomic_write_text
 from tfovp.datasets import PRESETS
 from tfovp.study import criteria, outputs, records
+from tfovp.study.cluster import run_units
 from tfovp.study.problem import Problem
 from tfovp.study.progress import job_scope, sweep_work
 from tfovp.study.provenance import digest
@@ -34,7 +39,7 @@ SETTING = ["figure", "preprocessing", "seed", "budget"]  # what one row's verdic
 
 
 @dataclasses.dataclass
-class Config(common.StudyConfig):
+class Config(cli.ClusterConfig, common.StudyConfig):
     preprocessings: tuple[str, ...] = cli.setting(
         tuple(PRESETS), "feature/target scalings compared (comma-separated: " + ", ".join(PRESETS) + ")"
     )
@@ -64,6 +69,7 @@ class Config(common.StudyConfig):
         self.check_steps("figure3-steps", self.figure3_steps)
         self.check_steps("figure5-steps", self.figure5_steps)
         cli.check_values("extra-levels", self.extra_levels, lambda v: 0 < v < 1, "numbers in (0, 1)")
+        self.check_cluster()
 
     def budget(self, figure):
         return self.figure3_steps if figure == 3 else self.figure5_steps
@@ -152,14 +158,20 @@ def run(config, workdir, job=None):
         work = planned_work(config)
         job.expect(len(work), sum(work))
         rows, training = [], {}
-        for preprocessing in config.preprocessings:
-            problem = Problem.load(config.dataset, preprocessing, config.loss_reduction, config.data_dir)
-            for figure in config.figures:
-                curves = runner(config, problem, figure, workdir, job)
-                families = {spec: curves.family(spec, config.seeds, extend_edges=False) for spec in specs(figure)}
-                name = f"figure{figure}"
-                training[name] = training.get(name, 0.0) + sum(f.training_seconds for f in families.values())
-                rows += verdict_rows(config, figure, families, preprocessing)
+        runners = {
+            (preprocessing, figure): runner(config, problem, figure, workdir, job)
+            for preprocessing in config.preprocessings
+            for problem in [Problem.load(config.dataset, preprocessing, config.loss_reduction, config.data_dir)]
+            for figure in config.figures
+        }
+        if config.cluster_target() is not None:  # every family of every setting at once
+            units = [u for (_, f), r in runners.items() for u in r.units(specs(f), config.seeds, extend_edges=False)]
+            run_units(units, config.cluster_target(), job)
+        for (preprocessing, figure), curves in runners.items():
+            families = {spec: curves.family(spec, config.seeds, extend_edges=False) for spec in specs(figure)}
+            name = f"figure{figure}"
+            training[name] = training.get(name, 0.0) + sum(f.training_seconds for f in families.values())
+            rows += verdict_rows(config, figure, families, preprocessing)
         write_tables(config, workdir, rows, training, started)
         return {"elapsed_seconds": round(time.time() - started, 1), "rows": len(rows)}
 

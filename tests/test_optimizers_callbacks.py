@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 import tfovp
+from tfovp import diagnostics, initializers
 from tfovp import end_to_end as e2e
-from tfovp import initializers
 from tfovp.callbacks import EndToEndMonitor
 from tfovp.layers import DeepLinear, FactoredDense
 from tfovp.losses import LpLoss
@@ -133,14 +133,18 @@ def test_monitor_writes_the_expected_tags(tmp_path):
         "f/singular_value_1",
         "f/balancedness_0",
         "f/balancedness_1",
+        "f/balancedness_absolute_1",
         "f/end_to_end",
         "lin/end_to_end_norm",
         "lin/balancedness_0",
     }
     assert expected <= set(tags)
-    assert sorted(tags["f/end_to_end_norm"]) == [0, 2, 4]  # 6 batches, every second one
-    last = float(tf.make_ndarray(tags["f/end_to_end_norm"][4].tensor))
-    np.testing.assert_allclose(last, np.linalg.norm(np.asarray(model.layers[0].kernel)), rtol=0.2)
+    assert sorted(tags["f/end_to_end_norm"]) == [0, 2, 4, 5]  # 6 batches, every second one, and the end
+    final = float(tf.make_ndarray(tags["f/end_to_end_norm"][5].tensor))
+    np.testing.assert_allclose(final, np.linalg.norm(np.asarray(model.layers[0].kernel)), rtol=1e-6)
+    relative = diagnostics.balancedness(model.layers[0].factors, relative=True)[1]
+    np.testing.assert_allclose(float(tf.make_ndarray(tags["f/balancedness_1"][5].tensor)), relative, rtol=1e-5)
+    assert "about ||W_j||_F^2" in tags["f/balancedness_1"][5].metadata.summary_description
     assert float(tf.make_ndarray(tags["learning_rate"][0].tensor)) == pytest.approx(0.05)
 
 

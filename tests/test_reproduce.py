@@ -243,24 +243,50 @@ def test_resume_after_interruption_gives_identical_outputs(data_dir, tmp_path, m
     )
 
 
-def test_tensorboard_event_files(data_dir, tmp_path):
+def _tensorboard_runs(folder):
+    """{run folder: (scalars {tag: {step: value}}, hparams {name: value})} of a log folder."""
     import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
 
+    runs = {}
+    for path in folder.rglob("events.out.tfevents.*"):
+        scalars, hparams = {}, {}
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "hparams":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    if data.HasField("session_start_info"):
+                        for name, v in data.session_start_info.hparams.items():
+                            hparams[name] = getattr(v, v.WhichOneof("kind"))
+                    if data.HasField("experiment"):
+                        hparams["__experiment__"] = sorted(m.name.tag for m in data.experiment.metric_infos)
+                else:
+                    scalars.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+        runs[str(path.parent.relative_to(folder))] = (scalars, hparams)
+    return runs
+
+
+def test_tensorboard_logs_every_learning_rate_with_its_hparams(data_dir, tmp_path):
     _run(figure3, tmp_path, data_dir, "--losses", "4", "--tensorboard", str(tmp_path / "tb"))
     frame = pd.read_csv(tmp_path / "figure3.csv")
-    files = list((tmp_path / "tb").rglob("events.out.tfevents.*"))
-    assert len(files) == 3
-    depth2 = [f for f in files if "depth-2" in str(f)][0]
-    values = {}
-    for event in tf.compat.v1.train.summary_iterator(str(depth2)):
-        for value in event.summary.value:
-            values.setdefault(value.tag, {})[event.step] = (
-                float(tf.make_ndarray(value.tensor)) if value.tag != "config" else None
-            )
-    assert {"loss", "excess_loss", "learning_rate", "end_to_end_norm", "balancedness"} <= set(values)
-    selected = frame[(frame["curve"] == "depth-2 net") & frame["selected"]]
-    np.testing.assert_allclose(values["loss"][60], selected[selected["step"] == 60]["loss"].item(), rtol=1e-6)
-    assert values["learning_rate"][0] == pytest.approx(selected["learning_rate"].iloc[0])
+    runs = _tensorboard_runs(tmp_path / "tb")
+    experiment = runs.pop("figure3")[1]["__experiment__"]
+    assert experiment == sorted(["final_loss", "final_relative_excess", "iterations_to_level", "diverged_at"])
+    assert len(runs) == 3 * 3  # three curves x three learning rates, each its own run
+    scalars, hparams = runs["figure3/depth-2_net_l4/lr=0.01"]
+    assert hparams["depth"] == 2 and hparams["learning_rate"] == pytest.approx(0.01) and hparams["p"] == 4
+    assert hparams["curve"] == "depth-2 net" and hparams["preprocessing"] == "standardize"
+    assert {"loss", "excess_loss", "relative_excess", "end_to_end_norm", "balancedness"} <= set(scalars)
+    rows = frame[(frame["curve"] == "depth-2 net") & np.isclose(frame["learning_rate"], 0.01)]
+    np.testing.assert_allclose(scalars["loss"][60], rows[rows["step"] == 60]["loss"].item(), rtol=1e-6)
+    assert scalars["final_loss"][max(scalars["final_loss"])] == pytest.approx(rows["loss"].dropna().iloc[-1], rel=1e-6)
+    # Exactly one rate per curve is the selected one, as in the CSV.
+    for curve in ("linear_model_(depth_1)_l4", "depth-2_net_l4", "depth-3_net_l4"):
+        chosen = [name for name, (_, h) in runs.items() if name.startswith(f"figure3/{curve}/") and h["selected"]]
+        assert len(chosen) == 1, (curve, chosen)
+    # Balancedness is relative (<= 2 by the triangle inequality), the linear model has none.
+    assert all(0 <= v <= 2 for v in scalars["balancedness"].values())
+    assert "balancedness" not in runs["figure3/linear_model_(depth_1)_l4/lr=0.01"][0]
 
 
 def test_claims_file_keeps_other_figures_and_panels(tmp_path):

@@ -234,6 +234,8 @@ def test_recorded_balancedness_matches_diagnostics():
     )
     expected = diagnostics.balancedness(result.final_weights)
     np.testing.assert_allclose(result.balancedness[0], np.stack(expected, axis=-1), rtol=1e-10)
+    relative = diagnostics.balancedness(result.final_weights, relative=True)
+    np.testing.assert_allclose(result.relative_balancedness()[0], np.stack(relative, axis=-1), rtol=1e-10)
     rule = sweep(x, y, [0.01], 1, depth=3, update="end_to_end", record_balancedness=True)
     assert rule.balancedness is None
 

@@ -23,9 +23,11 @@ _OBJECTS = {
     "EndToEnd": "tfovp.optimizers",
     "overparameterize": "tfovp.factoring",
     "collapse": "tfovp.factoring",
+    "compare_depths": "tfovp.compare",
 }
 _SUBMODULES = (
     "callbacks",
+    "compare",
     "datasets",
     "diagnostics",
     "end_to_end",

@@ -82,7 +82,7 @@ def _add_field(parser, field, kind, preset):
     else:
         base = next((a for a in args if a is not type(None)), kind) if origin is not None else kind
         parse, metavar = (_scalar(base) if base in (int, float) else str), None
-    shown = "" if field.default is None else f" (default: {show(field.default)})"
+    shown = "" if field.default in (None, ()) else f" (default: {show(field.default)})"
     allowed = f"; each one of: {', '.join(map(str, choices))}" if choices and origin is tuple else ""
     scalar_choices = choices if origin is not tuple else None  # a tuple's entries are checked by validate()
     parser.add_argument(

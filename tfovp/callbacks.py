@@ -11,6 +11,12 @@ from tfovp._checks import check_int
 from tfovp.factoring import flat_layers
 from tfovp.layers import FactoredDense
 
+RELATIVE = (
+    "Eq. 7 residual ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F relative to the larger of ||W_{j+1}^T W_{j+1}||_F and "
+    "||W_j W_j^T||_F (about ||W_j||_F^2); 0 means exactly balanced"
+)
+ABSOLUTE = "Eq. 7 residual ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F (paper indices)"
+
 
 def factored_layers(model):
     """Every FactoredDense/DeepLinear layer of `model`, nested models included."""
@@ -22,9 +28,13 @@ class EndToEndMonitor(keras.callbacks.Callback):
 
     - `L/end_to_end_norm`: ||W_e||_F of the product kernel,
     - `L/singular_value_i`: its `top_k` largest singular values,
-    - `L/balancedness_j`: ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F per factor pair (Eq. 7),
+    - `L/balancedness_j`: ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F per factor pair (Eq. 7)
+      relative to the larger Frobenius norm of the two Gram matrices (about
+      ||W_j||_F^2), so that it reads the same at every init scale, and
+      `L/balancedness_absolute_j`, the residual itself,
     - `L/end_to_end` (histogram) of the entries of W_e,
-    and `learning_rate`, to TensorBoard under `log_dir/end_to_end`.
+    and `learning_rate`, to TensorBoard under `log_dir/end_to_end`; and the same once
+    more for the final state at the end of training.
     """
 
     def __init__(self, log_dir, every_n_steps=100, top_k=5, histograms=True):
@@ -34,6 +44,7 @@ class EndToEndMonitor(keras.callbacks.Callback):
         self.top_k = check_int("top_k", top_k, minimum=1)
         self.histograms = bool(histograms)
         self.step = 0
+        self.written = -1  # the last step written
         self.writer = None
 
     def on_train_begin(self, logs=None):
@@ -56,12 +67,16 @@ class EndToEndMonitor(keras.callbacks.Callback):
                 tf.summary.scalar(f"{layer.name}/end_to_end_norm", float(np.linalg.norm(kernel)))
                 for i, value in enumerate(diagnostics.singular_values(kernel, top=self.top_k)):
                     tf.summary.scalar(f"{layer.name}/singular_value_{i}", float(value))
-                for j, value in enumerate(diagnostics.balancedness(layer.factors)):
-                    tf.summary.scalar(f"{layer.name}/balancedness_{j}", float(value))
+                relative = diagnostics.balancedness(layer.factors, relative=True)
+                for j, (value, absolute) in enumerate(zip(relative, diagnostics.balancedness(layer.factors))):
+                    tf.summary.scalar(f"{layer.name}/balancedness_{j}", float(value), description=RELATIVE)
+                    tf.summary.scalar(f"{layer.name}/balancedness_absolute_{j}", float(absolute), description=ABSOLUTE)
                 if self.histograms:
                     tf.summary.histogram(f"{layer.name}/end_to_end", kernel)
         self.writer.flush()
+        self.written = step
 
     def on_train_end(self, logs=None):
-        if self.writer is not None:
-            self.writer.flush()
+        """The final state, unless the last step was written already."""
+        if self.writer is not None and self.step > 0 and self.written != self.step - 1:
+            self.write(self.step - 1)

@@ -62,6 +62,8 @@ class SweepResult:
         end_to_end: (R, C, d, k) recorded W_e (Keras orientation) or None.
         end_to_end_norm: (R, C) recorded ||W_e||_F.
         balancedness: (R, C, N-1) recorded ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F (Eq. 7) or None.
+        balancedness_scale: (R, C, N-1) the larger of ||W_{j+1}^T W_{j+1}||_F and
+            ||W_j W_j^T||_F (about ||W_j||_F^2), the scale of each residual, or None.
         window_max: (R, C) largest loss over every step from recorded step r to the next
             (to the end for the last), +inf from divergence on; or None.
         last_above: (C, J) last step whose loss exceeded `thresholds[j]` (-1: never;
@@ -82,11 +84,20 @@ class SweepResult:
     end_to_end: np.ndarray | None
     end_to_end_norm: np.ndarray
     balancedness: np.ndarray | None
+    balancedness_scale: np.ndarray | None
     window_max: np.ndarray | None
     last_above: np.ndarray | None
     elapsed: float
     seconds_per_step: float
     config: dict
+
+    def relative_balancedness(self):
+        """(R, C, N-1) each Eq. 7 residual over its scale (0 where both Gram matrices are
+        0), or None: comparable across initialization scales."""
+        if self.balancedness is None:
+            return None
+        scale = self.balancedness_scale
+        return np.where(scale > 0, self.balancedness / np.where(scale > 0, scale, 1.0), 0.0)
 
     def final_end_to_end(self):
         """(C, d, k) end-to-end kernels after training."""
@@ -257,7 +268,7 @@ def _check_memory(spec, m, d, k):
             2
             + spec.record_window_max
             + (d * k if spec.record_end_to_end else 0)
-            + (spec.depth if spec.record_balancedness else 0)
+            + (2 * spec.depth if spec.record_balancedness else 0)
         ),
         "tracked thresholds": copies * spec.thresholds.size,
     }
@@ -323,7 +334,7 @@ class _SweepProgram:
         d, k = x.shape[1], y.shape[1]
         self.trajectory = tf.Variable(tf.zeros((rows if spec.record_end_to_end else 1, copies, d, k), dtype))
         pairs = max(len(factors) - 1, 1)
-        self.residuals = tf.Variable(tf.zeros((rows if self.record_balancedness else 1, copies, pairs), dtype))
+        self.residuals = tf.Variable(tf.zeros((rows if self.record_balancedness else 1, copies, pairs, 2), dtype))
         # Every step, not only the recorded ones: the largest loss in each interval
         # [record_i, record_{i+1}) (+inf once diverged), and per threshold the last step
         # whose loss was above it.
@@ -381,14 +392,14 @@ class _SweepProgram:
 
     @staticmethod
     def balancedness(weights):
-        """(C, N-1) residuals of Eq. 7 in Keras orientation (see tfovp.diagnostics)."""
-        residuals = [
-            tf.norm(
-                tf.matmul(upper, upper, transpose_b=True) - tf.matmul(lower, lower, transpose_a=True), axis=[-2, -1]
-            )
-            for lower, upper in zip(weights[:-1], weights[1:])
-        ]
-        return tf.stack(residuals, axis=-1)
+        """(C, N-1, 2): the residuals of Eq. 7 in Keras orientation (see
+        tfovp.diagnostics) and their scales, the larger norm of the two Gram matrices."""
+        pairs = []
+        for lower, upper in zip(weights[:-1], weights[1:]):
+            left, right = tf.matmul(upper, upper, transpose_b=True), tf.matmul(lower, lower, transpose_a=True)
+            norms = [tf.norm(m, axis=[-2, -1]) for m in (left - right, left, right)]
+            pairs.append(tf.stack([norms[0], tf.maximum(norms[1], norms[2])], axis=-1))
+        return tf.stack(pairs, axis=-2)
 
     def _divergence(self, t, loss):
         """Mark copies whose loss is not finite or above the factor; returns the alive mask."""
@@ -489,7 +500,8 @@ class _SweepProgram:
             final_weights=[w.numpy().astype(np.float64) for w in self.weights],
             end_to_end=self.trajectory.numpy()[:rows] if spec.record_end_to_end else None,
             end_to_end_norm=self.norms.numpy()[:rows].astype(np.float64),
-            balancedness=self.residuals.numpy()[:rows] if self.record_balancedness else None,
+            balancedness=self.residuals.numpy()[:rows, ..., 0] if self.record_balancedness else None,
+            balancedness_scale=self.residuals.numpy()[:rows, ..., 1] if self.record_balancedness else None,
             window_max=self.window_max.numpy()[:rows].astype(np.float64) if spec.record_window_max else None,
             last_above=self.last_above.numpy() if spec.thresholds.size else None,
             elapsed=time.perf_counter() - started,

@@ -62,6 +62,7 @@ class Job:
         self.units, self.work, self.started = 0, 0.0, 0
         self.finished = []  # one line per finished unit
         self.written = set()  # store files written by this command (reused, never retrained)
+        self._arrived = set()  # store files of units finished elsewhere, counted on arrival
         self._plans = set()
         self._bar = None
 
@@ -103,6 +104,20 @@ class Job:
         self.write(f"[{self.started}/{max(self.units, self.started)}] {text}")
         self.bar().advance(work)
         self.finished.append(text)
+
+    def arrived(self, path, text, work):
+        """A unit that ran elsewhere (`tfovp.study.cluster`) and was stored at `path`."""
+        self.reuse(text, work)
+        self.written.add(path)
+        self._arrived.add(path)
+
+    def counted_on_arrival(self, path):
+        """Whether `path` came from a unit `arrived` already counted (asked once: a second
+        use of the same record, e.g. by another figure, counts as a reuse)."""
+        if path in self._arrived:
+            self._arrived.remove(path)
+            return True
+        return False
 
     def close(self):
         if self._bar is not None:

@@ -97,6 +97,9 @@ class CurveFamily:
         end_to_end_norm: (R, C) ||W_e||_F.
         end_to_end: (R, C, d, k) recorded W_e (Keras orientation) or None.
         balancedness: (R, C) largest Eq. 7 residual over factor pairs, or None.
+        relative_balancedness: (R, C) largest Eq. 7 residual over factor pairs, each
+            divided by its scale (about ||W_j||_F^2, `tfovp.sweep.SweepResult`), or None
+            (also for families stored before it was recorded).
         elapsed_seconds: training time including XLA compilation.
         seconds_per_step: steady-state time of one step of all copies.
         extended: the same family on a grid extended past an edge where the best rate
@@ -121,6 +124,7 @@ class CurveFamily:
     end_to_end_norm: np.ndarray
     end_to_end: np.ndarray | None = None
     balancedness: np.ndarray | None = None
+    relative_balancedness: np.ndarray | None = None
     elapsed_seconds: float = 0.0
     seconds_per_step: float = float("nan")
     extended: "CurveFamily | None" = None
@@ -202,6 +206,7 @@ class CurveFamily:
             end_to_end_norm=self.end_to_end_norm[keep],
             end_to_end=cut(self.end_to_end),
             balancedness=cut(self.balancedness),
+            relative_balancedness=cut(self.relative_balancedness),
             extended=None if self.extended is None else self.extended.truncated(budget),
             last_above=None,
             window_max=None,
@@ -224,6 +229,9 @@ class CurveFamily:
             "end_to_end_norm": _floats(self.end_to_end_norm),
             "end_to_end": None if self.end_to_end is None else _floats(self.end_to_end),
             "balancedness": None if self.balancedness is None else _floats(self.balancedness),
+            "relative_balancedness": _floats(self.relative_balancedness)
+            if self.relative_balancedness is not None
+            else None,
             "elapsed_seconds": float(self.elapsed_seconds),
             "seconds_per_step": None if not np.isfinite(self.seconds_per_step) else float(self.seconds_per_step),
             "extended": None if self.extended is None else self.extended.to_json(),
@@ -249,6 +257,7 @@ class CurveFamily:
             end_to_end_norm=_array(data["end_to_end_norm"]),
             end_to_end=_array(data["end_to_end"]),
             balancedness=_array(data["balancedness"]),
+            relative_balancedness=_array(data.get("relative_balancedness")),
             elapsed_seconds=float(data["elapsed_seconds"]),
             seconds_per_step=float("nan") if data["seconds_per_step"] is None else float(data["seconds_per_step"]),
             extended=None if data["extended"] is None else cls.from_json(data["extended"]),

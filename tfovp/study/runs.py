@@ -68,6 +68,9 @@ def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress
         end_to_end_norm=result.end_to_end_norm,
         end_to_end=None if result.end_to_end is None else result.end_to_end.astype(np.float64),
         balancedness=None if result.balancedness is None else result.balancedness.max(axis=-1).astype(np.float64),
+        relative_balancedness=(
+            None if result.balancedness is None else result.relative_balancedness().max(axis=-1).astype(np.float64)
+        ),
         elapsed_seconds=result.elapsed,
         seconds_per_step=result.seconds_per_step,
         reference_loss=problem.reference_loss(spec.loss),
@@ -75,6 +78,16 @@ def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress
         last_above=result.last_above,
         window_max=result.window_max,
     )
+
+
+def train_unit(spec, problem, steps, grid, seeds, dtype, level):
+    """One family as a cluster unit (`tfovp.study.cluster`): `train_family`, and the grid
+    extended past its edges when `level` is given (as `FamilyRunner.family` does)."""
+    family = train_family(spec, problem, steps=steps, grid=grid, seeds=seeds, dtype=dtype)
+    extension = None if level is None else extended_spec(family, level)
+    if extension is not None:
+        family.extended = train_family(extension, problem, steps=steps, grid=grid, seeds=seeds, dtype=dtype)
+    return family
 
 
 def extended_spec(family, level):
@@ -117,15 +130,42 @@ class FamilyRunner:
     def key(self, spec, seeds):
         return spec.key() + ("" if seeds == [self.seed] else "-s" + "-".join(map(str, seeds)))
 
+    def _reusable(self, key):
+        return self.resume or self.store.path(key) in self.job.written
+
+    def units(self, specs, seeds=None, extend_edges=True, context=None):
+        """The `tfovp.study.cluster.Unit`s of the families of `specs` that `family` would
+        train (those it would reuse are left out), named after `context` (default: the
+        dataset and preprocessing)."""
+        from tfovp.study.cluster import Unit
+
+        seeds = [int(s) for s in (seeds or [self.seed])]
+        level = self.level if extend_edges else None
+        for spec in specs:  # solved here and sent along: LAPACK's last bits depend on the process
+            self.problem.solution(spec.loss)
+        context = context or f"{self.problem.dataset}, {self.problem.preprocessing}"
+        return [
+            Unit(
+                f"{spec.label} (l{spec.loss:g}), {context}",
+                self.store,
+                self.key(spec, seeds),
+                train_unit,
+                (spec, self.problem, self.steps, self.grid, seeds, self.dtype, level),
+                self.planned_work(spec, seeds),
+            )
+            for spec in specs
+            if not (self._reusable(self.key(spec, seeds)) and self.store.get(self.key(spec, seeds)) is not None)
+        ]
+
     def family(self, spec, seeds=None, extend_edges=True):
         """The trained (or reused) family of `spec`; prints one line about it."""
         seeds = [int(s) for s in (seeds or [self.seed])]
         key = self.key(spec, seeds)
         name = f"{spec.label} (l{spec.loss:g})"
-        reusable = self.resume or self.store.path(key) in self.job.written
-        family = self.store.get(key) if reusable else None
+        family = self.store.get(key) if self._reusable(key) else None
         if family is not None:
-            self.job.reuse(f"{name}: finished earlier, reused", self.planned_work(spec, seeds))
+            if not self.job.counted_on_arrival(self.store.path(key)):
+                self.job.reuse(f"{name}: finished earlier, reused", self.planned_work(spec, seeds))
         else:
             family = self._train(spec, seeds, name)
             extension = extended_spec(family, self.level) if extend_edges else None

@@ -61,5 +61,9 @@ class RecordStore:
             return None
 
     def put(self, key, record):
-        atomic_write_text(self.path(key), json.dumps(self.encode(record)))
+        return self.put_encoded(key, self.encode(record))
+
+    def put_encoded(self, key, data):
+        """Store a record already in its JSON-ready form (`encode(record)`)."""
+        atomic_write_text(self.path(key), json.dumps(data))
         return self.path(key)

@@ -1,0 +1,106 @@
+"""`tfovp.compare_depths` and `python -m tfovp.compare`: times to each level against the
+closed form of GD on a diagonal problem, the report, and the command line's errors."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfovp.compare import compare_depths, main
+from tfovp.study import speedup
+
+
+def test_linear_model_times_match_the_closed_form():
+    # x = I (m = d = 4), l2 mean loss: GD on w from 0 gives w(t) = y (1 - (1 - eta/m)^t),
+    # so the relative excess is exactly (1 - eta/m)^(2t) and the time to a level e is the
+    # first t with (1 - eta/m)^(2t) <= e.
+    y = np.array([1.0, -2.0, 0.5, 3.0])
+    eta, m = 0.5, 4
+    result = compare_depths(np.eye(4), y, depths=(1, 2), loss=2, steps=400, learning_rates=[eta], dtype="float64")
+    assert result.optimum == pytest.approx(0.0, abs=1e-15) and result.reference_loss == pytest.approx(np.sum(y**2) / 8)
+    times = result.times(1)
+    for level, time in zip(result.levels, times):
+        expected = math.ceil(math.log(level) / (2 * math.log(1 - eta / m)))
+        if expected <= 400 and abs(math.log(level) / (2 * math.log(1 - eta / m)) - round(expected)) > 1e-6:
+            assert time == expected, level
+    # Speed-ups are T_1 / T_2 where both get there, bounds where one does.
+    for s, t1, t2 in zip(result.speedups(2), times, result.times(2)):
+        if math.isfinite(t1) and math.isfinite(t2):
+            assert s.kind == speedup.EXACT and s.value == pytest.approx(max(t1, 1) / max(t2, 1))
+    assert len(result.rows()) == 2 * len(result.levels)
+
+
+def test_report_text_and_figure(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 5))
+    y = x @ rng.normal(size=5) + 0.1 * rng.normal(size=64)
+    result = compare_depths(x, y, depths=(1, 3), loss=4, steps=300, learning_rates=[1e-3, 1e-2, 10.0])
+    text = result.summary()
+    assert "depth | best lr | diverged lrs" in text and "speed-up over depth 1" in text
+    assert result.diverged_rates(3) == [10.0] and "10" in text.splitlines()[4]
+    figure = result.plot(tmp_path / "depths.png")
+    assert (tmp_path / "depths.png").stat().st_size > 10_000 and len(figure.axes) == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"depths": (1, 1)}, "distinct"),
+        ({"depths": (0, 2)}, "depths=0"),
+        ({"loss": 0.5}, "loss=0.5"),
+        ({"steps": 0}, "steps=0"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        compare_depths(np.ones((4, 2)), np.ones(4), **kwargs)
+
+
+def test_bad_data():
+    with pytest.raises(ValueError, match="one row per row"):
+        compare_depths(np.ones((4, 2)), np.ones(3))
+    with pytest.raises(ValueError, match="`x` contains NaN"):
+        compare_depths(np.array([[1.0, np.nan], [0.0, 1.0]]), np.ones(2))
+
+
+def _table(tmp_path, **columns):
+    path = tmp_path / "data.csv"
+    pd.DataFrame(columns).to_csv(path, index=False)
+    return str(path)
+
+
+def test_command_line_writes_the_report_plot_and_table(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=50), rng.normal(size=50)
+    path = _table(tmp_path, a=a, b=b, name=["x"] * 50, target=2 * a - b)
+    flags = ["--target", "target", "--features", "a,b", "--steps", "200", "--lrs", "0.001,0.01", "--depths", "1,2"]
+    main([path, *flags, "--plot", str(tmp_path / "c.png"), "--csv", str(tmp_path / "c.csv")])
+    out = capsys.readouterr().out
+    assert "50 rows, 2 features, target target" in out and "speed-up over depth 1" in out
+    table = pd.read_csv(tmp_path / "c.csv")
+    assert set(table["depth"]) == {1, 2} and (tmp_path / "c.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "columns, flags, message",
+    [
+        ({"a": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]}, ["--target", "z"], "no column z in .*; columns: a, y"),
+        ({"a": ["u", "v", "w"], "y": [1.0, 2.0, 3.0]}, ["--target", "y"], "non-numeric column a"),
+        ({"a": [1.0, None, 3.0], "y": [1.0, 2.0, 3.0]}, ["--target", "y"], r"missing values in a \(1\)"),
+        ({"a": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]}, [], "--target: required"),
+        ({"a": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]}, ["--target", "y", "--plot", "x.jpg"], "--plot x.jpg"),
+    ],
+)
+def test_command_line_errors_are_one_line(tmp_path, capsys, columns, flags, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main([_table(tmp_path, **columns), *flags])
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(error.splitlines()) == 1
+    assert pytest.importorskip("re").search(message, error), error
+
+
+def test_command_line_missing_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "nope.csv"), "--target", "y"])
+    assert "nope.csv: no such file" in capsys.readouterr().err
