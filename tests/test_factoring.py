@@ -106,10 +106,12 @@ def test_bad_inputs():
         tfovp.overparameterize({})
     with pytest.raises(ValueError, match="depth=1"):
         tfovp.overparameterize(_sequential(), depth=1)
-    with pytest.raises(ValueError, match=r"names no Dense layer of the model: \['nope'\]"):
+    with pytest.raises(
+        ValueError, match=r"names no Dense, EinsumDense or MultiHeadAttention layer of the model: \[.nope.\]"
+    ):
         tfovp.overparameterize(_functional(), layers=["nope"])
     conv = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten()])
-    with pytest.raises(ValueError, match="no plain keras.layers.Dense layer"):
+    with pytest.raises(ValueError, match="no plain keras.layers.Dense, EinsumDense or MultiHeadAttention layer"):
         tfovp.overparameterize(conv)
     with pytest.raises(ValueError, match="init='orthogonal'"):
         tfovp.overparameterize(_sequential(), init="orthogonal")
@@ -179,7 +181,9 @@ def test_cli_bad_layer_name(tmp_path, capsys):
     _sequential().save(source)
     with pytest.raises(SystemExit):
         convert_main(["overparameterize", str(source), str(tmp_path / "o.keras"), "--layers", "missing"])
-    assert "names no Dense layer of the model: ['missing']" in capsys.readouterr().err
+    assert (
+        "names no Dense, EinsumDense or MultiHeadAttention layer of the model: ['missing']" in capsys.readouterr().err
+    )
 
 
 def test_kernel_constraint_is_dropped_with_warning():

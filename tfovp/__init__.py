@@ -24,12 +24,15 @@ _OBJECTS = {
     "overparameterize": "tfovp.factoring",
     "collapse": "tfovp.factoring",
     "compare_depths": "tfovp.compare",
+    "FactoredEinsumDense": "tfovp.einsum",
+    "FactoredMultiHeadAttention": "tfovp.einsum",
 }
 _SUBMODULES = (
     "callbacks",
     "compare",
     "datasets",
     "diagnostics",
+    "einsum",
     "end_to_end",
     "factoring",
     "initializers",
@@ -41,7 +44,14 @@ _SUBMODULES = (
     "sweep",
 )
 # Importing these registers every serializable tfovp object with Keras.
-_KERAS_MODULES = ("tfovp.layers", "tfovp.initializers", "tfovp.losses", "tfovp.optimizers", "tfovp.models")
+_KERAS_MODULES = (
+    "tfovp.layers",
+    "tfovp.einsum",
+    "tfovp.initializers",
+    "tfovp.losses",
+    "tfovp.optimizers",
+    "tfovp.models",
+)
 
 
 def register_keras_objects():

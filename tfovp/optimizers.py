@@ -5,6 +5,7 @@ import tensorflow as tf
 from keras import ops
 
 from tfovp._checks import check_choice, check_int, check_real
+from tfovp.einsum import MatrixView
 from tfovp.end_to_end import METHODS, precondition
 
 
@@ -18,7 +19,9 @@ class EndToEnd(keras.optimizers.Optimizer):
         P_W(G) = sum_{j=1..N} [W W^T]^{(j-1)/N} G [W^T W]^{(N-j)/N}              (Eq. 10)
 
     which is what GD on a balanced depth-N factorization of W does to W for small eta
-    (Theorem 1). Every other variable (biases, convolution kernels, ...) gets plain
+    (Theorem 1). An `EinsumDense` kernel (also inside `MultiHeadAttention`) is the
+    matrix its einsum contracts: with `matrix_views=matrix_views(model)` it is reshaped
+    to that matrix, preconditioned and reshaped back. Every other variable (biases, convolution kernels, ...) gets plain
     gradient descent with decay, v <- (1 - eta*lambda) v - eta * g (Eq. 4), and so
     does a 2-D variable with a sparse gradient (an `Embedding` table: a lookup, not a
     linear map; only its looked-up rows move, decay aside). For N > 1 a
@@ -31,11 +34,23 @@ class EndToEnd(keras.optimizers.Optimizer):
         weight_decay: lambda >= 0 of Eqs. 4 and 10 (coupled decay, not Keras' decoupled
             `weight_decay`).
         method: "auto", "svd" or "closed_form" (see `tfovp.end_to_end.precondition`).
+        matrix_views: {variable path: {"perm": [...], "row_axes": r}} for kernels of
+            more than 2 axes that are matrices in disguise (`matrix_views(model)` finds
+            every EinsumDense kernel of a model); others of more than 2 axes get plain GD.
         **kwargs: `clipnorm`, `clipvalue`, `global_clipnorm`, `name`, ... as for any
             Keras optimizer.
     """
 
-    def __init__(self, learning_rate=0.01, depth=None, weight_decay=0.0, method="auto", name="end_to_end", **kwargs):
+    def __init__(
+        self,
+        learning_rate=0.01,
+        depth=None,
+        weight_decay=0.0,
+        method="auto",
+        matrix_views=None,
+        name="end_to_end",
+        **kwargs,
+    ):
         if depth is None:  # depth has no default: it says which rule this is
             hint = (
                 " (EndToEnd takes the learning rate first, as every Keras optimizer: pass depth= by name)"
@@ -47,13 +62,29 @@ class EndToEnd(keras.optimizers.Optimizer):
         self.depth = check_int("depth", depth, minimum=1)
         self.rule_weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
         self.method = check_choice("method", method, METHODS)
+        self.matrix_views = {str(path): dict(view) for path, view in (matrix_views or {}).items()}
+        self._views = {path: MatrixView(tuple(v["perm"]), int(v["row_axes"])) for path, v in self.matrix_views.items()}
         if isinstance(learning_rate, (int, float)):
             check_real("learning_rate", learning_rate, minimum=0.0, strict=True)
 
+    def build(self, var_list):
+        """Match the matrix views to the variables (the backend's update step sees raw
+        variables without their Keras paths)."""
+        super().build(var_list)
+        self._view_of = {
+            self._var_key(variable): self._views[variable.path] for variable in var_list if variable.path in self._views
+        }
+
     def direction(self, gradient, variable):
-        """P_W(G) + lambda*N*W for a 2-D variable, G + lambda*v otherwise."""
+        """P_W(G) + lambda*N*W for a 2-D variable (or one with a matrix view), G +
+        lambda*v otherwise."""
         gradient = ops.cast(gradient, variable.dtype)
-        if len(variable.shape) == 2:
+        view = getattr(self, "_view_of", {}).get(self._var_key(variable))
+        if view is not None:
+            matrix = precondition(view.to_matrix(variable), view.to_matrix(gradient), self.depth, method=self.method)
+            step = view.to_kernel(matrix, tuple(variable.shape))
+            decay = self.rule_weight_decay * self.depth
+        elif len(variable.shape) == 2:
             step = precondition(variable, gradient, self.depth, method=self.method)
             decay = self.rule_weight_decay * self.depth
         else:
@@ -72,5 +103,27 @@ class EndToEnd(keras.optimizers.Optimizer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"depth": self.depth, "weight_decay": self.rule_weight_decay, "method": self.method})
+        config.update(
+            {
+                "depth": self.depth,
+                "weight_decay": self.rule_weight_decay,
+                "method": self.method,
+                "matrix_views": self.matrix_views,
+            }
+        )
         return config
+
+
+def matrix_views(model):
+    """{kernel variable path: matrix view} of every EinsumDense kernel of `model`
+    (nested models and MultiHeadAttention projections included), for
+    `EndToEnd(matrix_views=...)`."""
+    from tfovp.einsum import matrix_view
+    from tfovp.factoring import flat_layers
+
+    views = {}
+    for layer in flat_layers(model):
+        for sublayer in layer._flatten_layers(include_self=True, recursive=True):
+            if type(sublayer) is keras.layers.EinsumDense and sublayer.built:
+                views[sublayer._kernel.path] = matrix_view(sublayer.equation).to_json()
+    return views
