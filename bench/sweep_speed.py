@@ -3,12 +3,18 @@
 For depths 1, 2, 3, 8 (hidden width 1) it measures microseconds per full-batch GD step:
   fit       naive Keras: model.fit(batch_size=2565), one epoch per step
   tape      a Python loop over a tf.function step with tf.GradientTape
-  sweep     tfovp.train.sweep, one learning rate (XLA while-loop)
-  sweep/lr  tfovp.train.sweep with a 10-value grid, time per step divided by 10
+  sweep     tfovp.sweep.sweep, one learning rate (XLA while-loop)
+  sweep/lr  tfovp.sweep.sweep with a 10-value grid, time per step divided by 10
 and the peak-memory growth of a sweep from 10^4 to 10^5 steps with 11 recorded losses.
+With `--copies C` it also compares, per learning-rate step with C copies (seeds x
+rates batched), the sweep against a bare XLA while-loop doing only the work every GD
+step on this problem needs (for l_p, p != 2: the residual product X W^T, the power, the
+gradient product, the update; 4 m d C flops), with the flop rate reached and its
+fraction of the machine's FMA peak (cores x clock x flops per cycle, stated).
 Compilation is excluded everywhere (warm-up, or the sweep's first chunk).
 
-    python bench/sweep_speed.py [--loss 2|4] [--markdown results/benchmarks.md]
+    python bench/sweep_speed.py [--loss 2|4] [--copies 50] [--peak-flops-per-cycle 32]
+        [--markdown results/benchmarks.md]
 """
 
 import argparse
@@ -77,6 +83,50 @@ def time_sweep(depth, p, x, y, rates, steps):
     return result.seconds_per_step
 
 
+def time_bare_loop(p, x, y, copies, steps):
+    """Seconds per step of the minimal compiled GD loop on C linear models (depth 1)."""
+    xs, yt = tf.constant(x), tf.constant(y.T)
+    weights = tf.Variable(tf.zeros((copies, D)))
+    rates = tf.constant(np.geomspace(1e-5, 1e-3, copies)[:, None], tf.float32)
+
+    @tf.function(jit_compile=True)
+    def run(n):
+        def body(t, w):
+            residual = tf.matmul(w, xs, transpose_b=True) - yt  # (C, m)
+            slope = residual * residual * residual if p == 4 else residual * tf.abs(residual) ** (p - 2)
+            return t + 1, w - rates * (tf.matmul(slope, xs) / M)
+
+        return tf.while_loop(lambda t, _: t < n, body, (tf.constant(0), weights.read_value()))[1]
+
+    run(tf.constant(10)).numpy()  # compile
+    started = time.perf_counter()
+    run(tf.constant(steps)).numpy()
+    return (time.perf_counter() - started) / steps
+
+
+def peak_flops(flops_per_cycle):
+    """cores x clock x flops per cycle (the clock from /proc/cpuinfo; None if unknown)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            mhz = next(float(line.split(":")[1]) for line in handle if line.startswith("cpu MHz"))
+    except (OSError, StopIteration, ValueError):
+        return None, None
+    return os.cpu_count() * mhz * 1e6 * flops_per_cycle, mhz
+
+
+def compare_with_bare_loop(x, y, p, copies, steps, flops_per_cycle):
+    """Rows (depth, sweep us per lr-step, bare us per lr-step, ratio, GFLOP/s, % of peak)."""
+    rates = list(np.geomspace(1e-5, 1e-3, copies))
+    bare = time_bare_loop(p, x, y, copies, steps)
+    flops = 4 * M * D * copies  # the two products per step
+    peak, mhz = peak_flops(flops_per_cycle)
+    rows = []
+    for depth in (1, 2, 3):
+        swept = time_sweep(depth, p, x, y, rates, steps)
+        rows.append((depth, swept / copies, bare / copies, swept / bare, flops / swept / 1e9, flops / bare / 1e9))
+    return rows, peak, mhz
+
+
 def peak_memory_growth(x, y, p):
     """Peak RSS after a 10^4-step and then a 10^5-step sweep (MB)."""
     peaks = []
@@ -90,8 +140,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--loss", type=float, default=4.0, help="p of the l_p loss (2 uses the Gram form)")
     parser.add_argument("--steps", type=int, default=10_000, help="steps per sweep measurement")
+    parser.add_argument("--copies", type=int, default=0, help="also compare with the bare loop at this many copies")
+    parser.add_argument(
+        "--peak-flops-per-cycle", type=int, default=32, help="FP32 flops per cycle per core (32: two 256-bit FMA pipes)"
+    )
+    parser.add_argument("--skip-baselines", action="store_true", help="only the bare-loop comparison")
     parser.add_argument("--markdown", default=None, help="append the table to this file")
     args = parser.parse_args()
+    if args.skip_baselines:
+        x, y = _data()
+        table = _bare_table(x, y, args)
+        print(table)
+        if args.markdown:
+            with open(args.markdown, "a") as handle:
+                handle.write(table + "\n")
+        return
     x, y = _data()
     p = args.loss
     rows = []
@@ -127,11 +190,35 @@ def main():
         f"sweep: {memory[1]:.0f} MB (10 copies, depth 3, 11 recorded losses).",
         "",
     ]
-    table = "\n".join(lines)
+    table = "\n".join(lines) + ("\n" + _bare_table(x, y, args) if args.copies else "")
     print(table)
     if args.markdown:
         with open(args.markdown, "a") as handle:
             handle.write(table + "\n")
+
+
+def _bare_table(x, y, args):
+    rows, peak, mhz = compare_with_bare_loop(x, y, args.loss, args.copies, args.steps, args.peak_flops_per_cycle)
+    peak_text = (
+        f"peak {peak / 1e9:.0f} GFLOP/s = {os.cpu_count()} cores x {mhz:.0f} MHz x {args.peak_flops_per_cycle} "
+        "flops/cycle (an assumption: the clock of /proc/cpuinfo, no boost, every core a full core)"
+        if peak
+        else "peak unknown"
+    )
+    lines = [
+        f"### l{args.loss:g} sweep against the bare XLA loop, {args.copies} copies, {M} x {D} data, one output",
+        "",
+        f"{args.steps:,} steps per measurement; {peak_text}.",
+        "",
+        "| depth | sweep (us per lr-step) | bare loop (us per lr-step) | sweep / bare | sweep GFLOP/s | bare GFLOP/s "
+        "| bare, % of peak |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for depth, swept, bare, ratio, sweep_rate, bare_rate in rows:
+        share = f"{100 * bare_rate * 1e9 / peak:.0f} %" if peak else "–"
+        cells = [f"{swept * 1e6:.1f}", f"{bare * 1e6:.1f}", f"{ratio:.2f}", f"{sweep_rate:.0f}", f"{bare_rate:.0f}"]
+        lines.append(f"| {depth} | {' | '.join(cells)} | {share} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
