@@ -1,0 +1,175 @@
+"""The committed results judge to their committed claims: the criteria of
+`tfovp.study.criteria`, applied to the committed data (the figures' CSV and JSON, the
+MNIST per-step CSVs, the Appendix C table), give the verdicts and measurements written
+in results/claims.json. No training; a check that results/ is internally consistent."""
+
+import json
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfovp.study import convergence, criteria
+
+RESULTS = pathlib.Path(__file__).resolve().parent.parent / "results"
+
+
+SPEEDUP = " (speed-up)"  # the claims judged on the speed-up curves (test_speedup_claims)
+
+
+def _claims(figure, speedup=False):
+    rows = json.loads((RESULTS / "claims.json").read_text())
+    return [
+        (r["claim"], r["measured"], r["verdict"])
+        for r in rows
+        if r["figure"] == figure and r["claim"].endswith(SPEEDUP) == speedup
+    ]
+
+
+def _json(name):
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is not committed")
+    return json.loads(path.read_text())
+
+
+def _speeds(summary):
+    return {
+        label: criteria.Speed(c["iterations_to_level"], c["final_relative_excess"])
+        for label, c in summary["curves"].items()
+    }
+
+
+def _rows(claims):
+    return [(c.claim, c.measured, c.verdict) for c in claims]
+
+
+@pytest.mark.parametrize("figure", ["figure3", "figure3-abalone"])
+def test_figure3(figure):
+    summary = _json(figure)
+    speeds = {
+        (1 if label.startswith("linear") else int(label.split("-")[1].split()[0]), float(label[-2])): speed
+        for label, speed in _speeds(summary).items()
+    }
+    assert _rows(criteria.figure3(speeds, summary["claims"][0]["setting"], figure)) == _claims(figure)
+
+
+def test_figure4():
+    summary = _json("figure4")
+    speeds = {label.rsplit(" (", 1)[0]: speed for label, speed in _speeds(summary).items()}
+    assert _rows(criteria.figure4(4, speeds, summary["claims"][0]["setting"])) == _claims("figure4")
+
+
+def test_figure2_width_and_depth():
+    summary = _json("figure2")
+    speeds = _speeds(summary)
+    rows = []
+    for p in (2, 4):
+        for n in (2, 3):
+            by_width = {w: speeds[f"depth-{n} net, width {w} (l{p})"] for w in (1, 10, 100)}
+            rows.append(criteria.figure2_width(p, n, by_width, summary["claims"][0]["setting"]))
+    rows.append(
+        criteria.figure2_depth(speeds["depth-3 net (l4)"], speeds["depth-2 net (l4)"], summary["claims"][0]["setting"])
+    )
+    committed = _claims("figure2")
+    assert all(row in committed for row in _rows(rows))
+
+
+def _seed_summaries(figure, budget, level):
+    """SeedSummary per curve of a figure, rebuilt from its CSV (every rate's recorded
+    losses; a rate whose curve stops before the budget diverged)."""
+    frame = pd.read_csv(RESULTS / f"{figure}.csv")
+    out = {}
+    for curve, rows in frame.groupby("curve", sort=False):
+        steps = np.unique(rows["step"])
+        rates = sorted(rows["learning_rate"].unique())
+        losses = np.full((steps.size, len(rates)), np.nan)
+        for c, rate in enumerate(rates):
+            one = rows[rows["learning_rate"] == rate]
+            losses[np.searchsorted(steps, one["step"]), c] = one["loss"]
+        diverged = np.array([rows[rows["learning_rate"] == r]["step"].max() < budget for r in rates])
+        optimum = float((rows["loss"] - rows["excess_loss"]).iloc[0])
+        out[curve] = convergence.summarize_rates(steps, losses, optimum, rates, diverged, level)
+    return out
+
+
+def test_figure5_left():
+    summary = _json("figure5")
+    config = summary["config"]
+    if "left" not in config["panels"]:
+        pytest.skip("the committed Figure 5 ran without its left panel")
+    summaries = _seed_summaries("figure5", config["steps"], config["level"])
+    setting = next(c["setting"] for c in summary["claims"] if c.get("panel") == "left")
+    claims = criteria.figure5(4.0, summaries, config["steps"], setting)
+    assert _rows(claims) == [row for row in _claims("figure5") if not row[0].startswith("MNIST")]
+
+
+def test_figure5_mnist():
+    summary = _json("figure5")
+    if "mnist" not in summary:
+        pytest.skip("the committed Figure 5 ran without its MNIST panel")
+    outcomes = {}
+    for name in ("original", "overparameterized"):
+        history = pd.read_csv(RESULTS / f"figure5_mnist_{name}.csv")
+        outcomes[name] = criteria.MnistOutcome(
+            history["minibatch_loss"].to_numpy(float), summary["mnist"][name]["test_error"], False
+        )
+    setting = next(c["setting"] for c in summary["claims"] if c["claim"].startswith("MNIST"))
+    claims = criteria.mnist(outcomes["original"], outcomes["overparameterized"], setting)
+    assert _rows(claims) == [row for row in _claims("figure5") if row[0].startswith("MNIST")]
+
+
+@pytest.mark.parametrize("figure", ["figure3", "figure3-abalone", "figure4", "figure5"])
+def test_speedup_claims(figure):
+    """The speed-up claims from the speed-ups stored in the figure's JSON: the pairs named
+    in each claim's measurement, judged by `criteria.speedup_claim`."""
+    from tfovp.study.speedup import SpeedUp
+
+    summary = _json(figure)
+    stored = summary.get("speedup") or {}
+    committed = _claims(figure, speedup=True)
+    if not committed:
+        pytest.skip(f"{figure} has no speed-up claims")
+    for claim, measured, verdict in committed:
+        p = claim.split(":")[0].lstrip("l")
+        pairs = [part.split(":")[0] for part in measured.split("; ")]
+        comparisons = []
+        for pair in pairs:
+            data = stored[f"{pair} (l{p})"]
+            contender, baseline = pair.split(" vs ")
+            values = tuple(
+                SpeedUp(level, tb if tb is not None else float("inf"), tc if tc is not None else float("inf"), v, k)
+                for level, tb, tc, v, k in zip(
+                    data["levels"], data["baseline_time"], data["contender_time"], data["speedup"], data["kind"]
+                )
+            )
+            comparisons.append(
+                criteria.Comparison(contender, baseline, values, int(data["budget"]), bool(data["any_all_diverged"]))
+            )
+        kwargs = {"not_faster": True} if "not faster" in claim else {"factor": criteria.FASTER_FACTOR}
+        setting = summary["claims"][0]["setting"]
+        row = criteria.speedup_claim(figure, claim, comparisons, setting=setting, **kwargs)
+        assert (row.claim, row.measured, row.verdict) == (claim, measured, verdict)
+
+
+def test_appendix_c():
+    summary = _json("appendix_c")
+    table = pd.read_csv(RESULTS / "appendix_c.csv")
+    best = []
+    for group in ("original", "overparameterized"):
+        finished = table[(table["group"] == group) & table["diverged_at"].isna()]
+        row = finished.sort_values("last_tenth_loss").iloc[0]
+        best.append((row["base_lr"], row["last_tenth_loss"]))
+    claims = criteria.appendix_c(*best, setting=summary["claims"][0]["setting"])
+    assert _rows(claims) == _claims("appendix_c")
+
+
+def test_readme_claims_table_is_generated_from_claims_json():
+    from reproduce import report
+
+    readme = (RESULTS.parent / "README.md").read_text()
+    table = readme.split(report.CLAIMS_BEGIN, 1)[1].split(report.CLAIMS_END, 1)[0]
+    assert table.strip() == report.claims_table(RESULTS, "results").strip(), (
+        "README.md's claims table is stale: run python -m reproduce.report --out results"
+    )
