@@ -84,7 +84,7 @@ def pin_threads(threads, blas=None):
     threadpoolctl.threadpool_limits(limits=blas or threads, user_api="blas")
 
 
-def _execute(function, args, encode, threads, blas):
+def _execute(function, encode, threads, blas, *args):
     """What a Ray task runs: the unit, with its threads pinned as the driver's; its
     record comes back in the store's JSON form (no TensorFlow objects travel)."""
     from tfovp._console import import_tensorflow_quietly
@@ -130,6 +130,18 @@ def _failure(error, limit=160):
     return f"{type(cause).__name__}: {text}"
 
 
+def _shared_arguments(ray, units):
+    """{id: object ref} of every argument that several units share (e.g. one problem's
+    data): put in Ray's object store once instead of once per task."""
+    seen, shared = {}, {}
+    for unit in units:
+        for arg in unit.args:
+            if id(arg) in seen and id(arg) not in shared and not isinstance(arg, (int, float, str, bool, type(None))):
+                shared[id(arg)] = ray.put(arg)
+            seen[id(arg)] = arg
+    return shared
+
+
 def run_units(units, cluster, job):
     """Run `units` on Ray, storing each record as it arrives; raise StudyError naming the
     units that failed twice once all the others are stored."""
@@ -147,10 +159,12 @@ def run_units(units, cluster, job):
         f"up to {int(resources.get('CPU', 0) // threads)} at once)"
     )
     options = {"num_cpus": threads, "max_retries": RETRIES, "retry_exceptions": True}
+    shared = _shared_arguments(ray, units)
     pending = {}
     for unit in units:
         call = task.options(**options, num_gpus=gpus if unit.gpu else 0)
-        pending[call.remote(unit.function, unit.args, unit.store.encode, threads, blas)] = unit
+        args = [shared.get(id(arg), arg) for arg in unit.args]
+        pending[call.remote(unit.function, unit.store.encode, threads, blas, *args)] = unit
     failed = []
     try:
         while pending:
