@@ -37,7 +37,7 @@ def test_report_text_and_figure(tmp_path):
     y = x @ rng.normal(size=5) + 0.1 * rng.normal(size=64)
     result = compare_depths(x, y, depths=(1, 3), loss=4, steps=300, learning_rates=[1e-3, 1e-2, 10.0])
     text = result.summary()
-    assert "depth | best lr | diverged lrs" in text and "speed-up over depth 1" in text
+    assert "depth | best lr (fastest to 0.1) | diverged lrs" in text and "speed-up over depth 1" in text
     assert result.diverged_rates(3) == [10.0] and "10" in text.splitlines()[4]
     figure = result.plot(tmp_path / "depths.png")
     assert (tmp_path / "depths.png").stat().st_size > 10_000 and len(figure.axes) == 2

@@ -88,7 +88,7 @@ class DepthComparison:
             f"l{self.loss:g} loss, {self.steps:,} iterations, depths {', '.join(map(str, self.depths))} "
             f"(hidden width 1, near-zero init, GD); L* = {self.optimum:.6g}, L(W=0) = {self.reference_loss:.6g}",
             "",
-            "depth | best lr | diverged lrs | " + " | ".join(f"T({e:g})" for e in REPORT_LEVELS),
+            "depth | best lr (fastest to 0.1) | diverged lrs | " + " | ".join(f"T({e:g})" for e in REPORT_LEVELS),
         ]
         for depth in self.depths:
             times = dict(zip(np.round(self.levels, 12), self.times(depth)))
