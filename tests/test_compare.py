@@ -104,3 +104,12 @@ def test_command_line_missing_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path / "nope.csv"), "--target", "y"])
     assert "nope.csv: no such file" in capsys.readouterr().err
+
+
+def test_command_line_reads_parquet(tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=40)
+    pd.DataFrame({"a": a, "y": 3 * a}).to_parquet(tmp_path / "d.parquet")
+    result = main([str(tmp_path / "d.parquet"), "--target", "y", "--steps", "50", "--lrs", "0.01", "--depths", "1,2"])
+    assert result.depths == (1, 2) and "40 rows, 1 features" in capsys.readouterr().out
