@@ -112,4 +112,4 @@ def test_command_line_reads_parquet(tmp_path, capsys):
     a = rng.normal(size=40)
     pd.DataFrame({"a": a, "y": 3 * a}).to_parquet(tmp_path / "d.parquet")
     result = main([str(tmp_path / "d.parquet"), "--target", "y", "--steps", "50", "--lrs", "0.01", "--depths", "1,2"])
-    assert result.depths == (1, 2) and "40 rows, 1 features" in capsys.readouterr().out
+    assert result.depths == (1, 2) and "40 rows, 1 feature, target y" in capsys.readouterr().out

@@ -313,7 +313,10 @@ def main(argv=None):
     from tfovp._console import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    print(f"{data}: {len(x):,} rows, {len(features)} features, target {config.target}", flush=True)
+    print(
+        f"{data}: {len(x):,} rows, {len(features)} feature{'s' * (len(features) != 1)}, target {config.target}",
+        flush=True,
+    )
     result = compare_depths(x, y, config.depths, config.loss, config.steps, config.lrs, config.seeds)
     print(result.summary())
     if config.plot:
