@@ -233,7 +233,7 @@ def _figures(measured, config, out):
     levels = list(measured[0].times and next(iter(measured)).speedups[2])
     index = {round(s.level, 12): j for j, s in enumerate(levels)}
     # 1. speed-up against L(0)/L*, one panel per summary level.
-    figure = Figure(figsize=(13, 4.4))
+    figure = Figure(figsize=(13, 4.8), layout="constrained")
     axes = figure.subplots(1, len(SUMMARY_LEVELS), sharey=True)
     for axis, level in zip(axes, SUMMARY_LEVELS):
         for n, marker in zip(DEPTHS[1:], "os^"):
@@ -257,14 +257,13 @@ def _figures(measured, config, out):
         axis.set_title(f"level e = {level:g} (bounds included as points)", fontsize=9)
         axis.grid(alpha=0.3, which="both", lw=0.5)
     axes[0].set_ylabel("speed-up over the linear model")
-    axes[-1].legend(fontsize=7)
+    figure.legend(*axes[-1].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8)
     figure.suptitle(
         f"Acceleration map: {len(measured)} settings, {config.steps:,} iterations, best rate per level", fontsize=10
     )
-    figure.tight_layout()
     save(figure, out / config.name)
     # 2. data and performance profiles at the summary levels.
-    figure = Figure(figsize=(13, 7))
+    figure = Figure(figsize=(13, 7.4), layout="constrained")
     axes = figure.subplots(2, len(SUMMARY_LEVELS))
     for col, level in enumerate(SUMMARY_LEVELS):
         data, performance = profiles(measured, index[round(level, 12)])
@@ -297,8 +296,7 @@ def _figures(measured, config, out):
             axis.grid(alpha=0.3, which="both", lw=0.5)
     axes[0, 0].set_ylabel("fraction of settings settled by k")
     axes[1, 0].set_ylabel("fraction within alpha of the fastest")
-    axes[0, -1].legend(fontsize=7)
-    figure.tight_layout()
+    figure.legend(*axes[0, -1].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=8)
     save(figure, out / f"{config.name}_profiles")
 
 

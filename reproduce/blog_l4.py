@@ -217,7 +217,7 @@ def _figure(curves, setting, out):
 
     from tfovp.study.plotting import save
 
-    figure = Figure(figsize=(8, 5))
+    figure = Figure(figsize=(10, 5), layout="constrained")
     axis = figure.subplots()
     for method, curve in curves.items():
         if curve is None:
@@ -242,8 +242,7 @@ def _figure(curves, setting, out):
         f"blog's l4 experiment, closest setting ({setting.name}); circles: read off the published figure", fontsize=9
     )
     axis.grid(alpha=0.3, which="both", lw=0.5)
-    axis.legend(fontsize=7)
-    figure.tight_layout()
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     save(figure, out / "blog_l4")
 
 

@@ -137,7 +137,7 @@ def _figure(config, runs, out):
 
     from tfovp.study.plotting import save
 
-    figure = Figure(figsize=(11, 4.2))
+    figure = Figure(figsize=(11, 4.8), layout="constrained")
     axes = figure.subplots(1, 2)
     steps = np.arange(config.steps + 1)
     for run in runs.values():
@@ -160,13 +160,12 @@ def _figure(config, runs, out):
             fontsize=10,
         )
         axis.grid(alpha=0.3, which="both", lw=0.5)
-    axes[1].legend(fontsize=7, loc="upper left")
+    figure.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8)
     figure.suptitle(
         f"Section 7 / App. B: l4, y1 = {config.y1:g}, y2 = {config.y2:g}, eps1 = {config.eps1:g}, "
         f"eps2 = {config.eps2:g}; dashed: half-way, the speed measure",
         fontsize=10,
     )
-    figure.tight_layout()
     save(figure, out / config.name)
 
 
