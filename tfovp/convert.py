@@ -4,9 +4,10 @@
                                              [--hidden-widths 64] [--init balanced|paper]
     python -m tfovp.convert collapse IN.keras OUT.keras
 
-`overparameterize` replaces Dense layers by FactoredDense layers (by default an exact
-balanced factorization: the saved model computes the same function); `collapse` turns
-them back into Dense layers, so OUT.keras loads without tfovp. A file that is missing,
+`overparameterize` replaces Dense, EinsumDense and MultiHeadAttention layers by their
+factored versions (`tfovp.factoring`; by default an exact balanced factorization: the
+saved model computes the same function); `collapse` turns them back into the plain Keras
+layers, so OUT.keras loads without tfovp. A file that is missing,
 not a .keras archive or not loadable is named in a one-line error (exit status 2).
 """
 
@@ -23,11 +24,13 @@ INITS = ("balanced", "paper")  # tfovp.factoring.INITS, without importing Keras 
 def _parser():
     parser = ArgumentParser(prog=PROG, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="{overparameterize,collapse}")
-    over = commands.add_parser("overparameterize", help="Dense -> FactoredDense (same function by default)")
+    over = commands.add_parser(
+        "overparameterize", help="Dense/EinsumDense/MultiHeadAttention -> factored (same function by default)"
+    )
     over.add_argument("source", help="the saved model (.keras)")
     over.add_argument("target", help="where to save the converted model (.keras)")
     over.add_argument("--depth", type=int, default=2, help="factors per kernel (an integer >= 2; default: 2)")
-    over.add_argument("--layers", default=None, help="comma-separated Dense layer names (default: every plain Dense)")
+    over.add_argument("--layers", default=None, help="comma-separated layer names (default: every plain one of those)")
     over.add_argument(
         "--hidden-widths",
         type=int,
@@ -41,7 +44,7 @@ def _parser():
         help="balanced: exact factorization of the kernel (same function); paper: keep the kernel "
         "and draw the new factors like the paper's CNN (default: balanced)",
     )
-    down = commands.add_parser("collapse", help="FactoredDense -> Dense (loadable without tfovp)")
+    down = commands.add_parser("collapse", help="factored layers -> plain Keras layers (loadable without tfovp)")
     down.add_argument("source", help="the saved model (.keras)")
     down.add_argument("target", help="where to save the collapsed model (.keras)")
     return parser
