@@ -207,17 +207,24 @@ def plot_speedups(comparisons, path_stem, title):
     comparison; lower bounds as upward and upper bounds as downward triangles; the
     lines S = 1, 2 and 10 for reference. `comparisons` maps a legend label to a
     `criteria.Comparison`. Writes `path_stem`.png and .pdf."""
-    figure = Figure(figsize=(10, 5))
+    figure = Figure(figsize=(10, 5 + 0.17 * len(comparisons)), layout="constrained")
     axis = figure.subplots()
     markers = {"lower bound": "^", "upper bound": "v"}
+    drawn = {}  # the values of each comparison drawn so far -> its label
     for label, c in comparisons.items():
+        values = tuple((s.level, s.value, s.kind) for s in c.speedups)
+        same = drawn.get(values)
+        drawn.setdefault(values, label)
+        style = {"ls": "--", "mfc": "none", "ms_bound": 10} if same else {"ls": "-", "mfc": None, "ms_bound": 6}
         exact = [(s.level, s.value) for s in c.speedups if s.kind == "exact"]
         xs, ys = zip(*exact) if exact else ((), ())
-        (line,) = axis.plot(xs, ys, marker="o", ms=3, lw=1.4, label=label)
+        text = label + (f" [same values as {same.split(' vs ')[0]}]" if same else "")
+        (line,) = axis.plot(xs, ys, marker="o", ms=3, lw=1.4, ls=style["ls"], label=text)
         for kind, marker in markers.items():
             bounds = [(s.level, s.value) for s in c.speedups if s.kind == kind]
             if bounds:
-                axis.plot(*zip(*bounds), ls="none", marker=marker, ms=6, color=line.get_color())
+                axis.plot(*zip(*bounds), ls="none", marker=marker, ms=style["ms_bound"], mfc=style["mfc"],
+                          color=line.get_color())  # fmt: skip
     for value, style in ((1, "-"), (2, "--"), (10, ":")):
         axis.axhline(value, color="gray", lw=0.8, ls=style)
     levels = [s.level for c in comparisons.values() for s in c.speedups]
@@ -236,12 +243,11 @@ def plot_speedups(comparisons, path_stem, title):
     axis.set_ylabel("speed-up S = T_baseline / T_contender")
     axis.set_title(title, fontsize=10)
     axis.grid(alpha=0.3, which="both", lw=0.5)
-    axis.legend(
+    figure.legend(
+        *axis.get_legend_handles_labels(),
         fontsize=7,
-        loc="center left",
-        bbox_to_anchor=(1.01, 0.5),
-        title="^ / v: lower / upper bound\nlines: S = 1, 2 (--), 10 (:)",
+        loc="outside lower center",
+        title="^ / v: lower / upper bound; grey lines: S = 1, 2 (--), 10 (:)",
         title_fontsize=7,
     )
-    figure.tight_layout()
     return save(figure, path_stem)
