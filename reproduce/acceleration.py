@@ -155,6 +155,7 @@ class Measured:
     speedups: dict  # depth (2..4) -> list of SpeedUp over depth 1
     crossovers: dict  # depth -> t_x or None
     all_diverged: dict  # depth -> bool
+    training_seconds: float  # of the setting's families, XLA compilation included
 
     @property
     def ratio(self):
@@ -184,6 +185,7 @@ def measure(setting, runner):
         {n: speedup.speedups(times[1], times[n], runner.steps, base.levels) for n in DEPTHS[1:]},
         {n: speedup.crossover(base.steps, speedup.envelope(base), speedup.envelope(families[n])) for n in DEPTHS[1:]},
         {n: speedup.all_diverged(f) for n, f in families.items()},
+        sum(f.training_seconds for f in families.values()),
     )
 
 
@@ -328,6 +330,7 @@ def run(config, workdir, job=None):
             "versions": versions(),
             "machine": machine(),
             "elapsed_seconds": round(time.time() - started, 1),
+            "training_seconds": round(sum(m.training_seconds for m in measured), 1),
             "settings": {
                 m.setting.name: {
                     "setting": dataclasses.asdict(m.setting),
@@ -336,6 +339,7 @@ def run(config, workdir, job=None):
                     "initial_over_optimum": m.ratio,
                     "crossovers": m.crossovers,
                     "all_diverged": m.all_diverged,
+                    "training_seconds": round(m.training_seconds, 1),
                 }
                 for m in measured
             },

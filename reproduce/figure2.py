@@ -6,7 +6,7 @@ net (as in Figure 3). At eta_N, nets of hidden widths 1, 10, 100 (near-zero init
 trained by GD, and a linear model by the end-to-end rule of depth N started from the
 same W_e(0) as each net; the linear model (depth 1, best rate) is shown for reference.
 Also written: the distance between each net's W_e and its rule's W_e over time
-(figure2_distance.csv/.png).
+(figure2_distance.csv/.png, or figure2-TAG_distance.* with --tag).
 
 Paper's finding: the rule tracks the deep nets closely, width has a negligible effect,
 and (l4) deeper converges faster.
@@ -133,7 +133,8 @@ def run(config, workdir, job=None):
 
 
 def _write_distance(figure, distances):
-    """figure2_distance.csv and .png: ||W_e(net) - W_e(rule)|| / ||W*|| over iterations."""
+    """<figure>_distance.csv and .png (figure2-1e5_distance.* with --tag 1e5): ||W_e(net) -
+    W_e(rule)|| / ||W*|| over iterations."""
     import pandas as pd
     from matplotlib.figure import Figure
 
@@ -154,7 +155,7 @@ def _write_distance(figure, distances):
         )
         for (p, n, w, rate), gap in distances.items()
     ]
-    outputs.write_csv(figure.out / "figure2_distance.csv", pd.concat(rows, ignore_index=True))
+    outputs.write_csv(figure.out / f"{figure.figure}_distance.csv", pd.concat(rows, ignore_index=True))
     plot = Figure(figsize=(9, 4.5), layout="constrained")
     axis = plot.subplots()
     pairs = sorted({(n, w) for _, n, w, _ in distances})
@@ -170,10 +171,10 @@ def _write_distance(figure, distances):
     axis.set_xlim(left=0)
     axis.set_xlabel("iteration (linear to 10, then log)")
     axis.set_ylabel("||W_e(net) - W_e(rule)|| / ||W*||")
-    axis.set_title("Figure 2: distance between each deep net and its end-to-end rule", fontsize=10)
+    axis.set_title(f"{figure.figure}: distance between each deep net and its end-to-end rule", fontsize=10)
     axis.grid(alpha=0.3, which="both", lw=0.5)
     axis.legend(fontsize=7, ncol=len(losses), loc="center left", bbox_to_anchor=(1.01, 0.5))
-    save(plot, figure.out / "figure2_distance", formats=("png",))
+    save(plot, figure.out / f"{figure.figure}_distance", formats=("png",))
 
 
 def main(argv=None):

@@ -500,7 +500,7 @@ def test_profiles_on_known_times():
     from reproduce import acceleration
 
     def made(times):  # depth -> (J,) times at three levels
-        return acceleration.Measured(acceleration.SETTINGS["default"], 1.0, 0.1, times, {}, {}, {})
+        return acceleration.Measured(acceleration.SETTINGS["default"], 1.0, 0.1, times, {}, {}, {}, 0.0)
 
     measured = [
         made({1: np.array([100.0]), 2: np.array([50.0]), 3: np.array([np.inf]), 4: np.array([400.0])}),
