@@ -200,10 +200,7 @@ def claims(results, setting):
         if name in MODELS or name == PRECONDITIONED:
             continue
         variant = criteria.mnist(originals[:1], [outcome(runs[0])], f"{setting.split(', seeds')[0]}, first seed")
-        rows += [
-            dataclasses.replace(c, claim=c.claim.replace("MNIST: the overparameterized tutorial", f"MNIST, {name}:"))
-            for c in variant[:2]
-        ]
+        rows += [dataclasses.replace(c, claim=_variant_claim(c.claim, name)) for c in variant[:2]]
     if PRECONDITIONED in results:
         rows.append(
             criteria.mnist_tracking(
@@ -213,6 +210,12 @@ def claims(results, setting):
             )
         )
     return rows
+
+
+def _variant_claim(claim, name):
+    """A claim of the overparameterized model restated for the variant `name`."""
+    subject = "MNIST: the overparameterized tutorial"
+    return claim.replace(f"{subject}'s ", f"MNIST, {name}: the ").replace(subject, f"MNIST, {name}:")
 
 
 def summary(results):
@@ -247,17 +250,18 @@ def centred(values, window):
 
 def figures(results, workdir, window=criteria.SMOOTHING_WINDOW):
     """figure5_mnist.png/.pdf (the loss decomposition) and figure5_mnist_norms.png/.pdf."""
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    from tfovp.study.plotting import save
+    from tfovp.study.plotting import save, tidy_log_ticks
 
     panels = (
         ("minibatch_loss", "printed loss (cross-entropy + L2 term)", True),
         ("cross_entropy", "cross-entropy", True),
         ("l2_term", "L2 term (5e-4 x l2_loss)", True),
-        ("validation_error", "validation error (%)", False),
+        ("validation_error", "validation error (%)", True),
     )
-    figure = Figure(figsize=(13, 8))
+    figure = Figure(figsize=(13, 8.6))
     axes = figure.subplots(2, 2).ravel()
     for axis, (key, title, log) in zip(axes, panels):
         for name, runs in results.items():
@@ -283,20 +287,23 @@ def figures(results, workdir, window=criteria.SMOOTHING_WINDOW):
                 axis.fill_between(steps, smoothed.min(axis=0), smoothed.max(axis=0), color=line.get_color(), alpha=0.2)
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("iteration")
+        axis.set_ylabel(title.split(" (")[0])
         if log:
             axis.set_yscale("log")
         axis.grid(alpha=0.3, which="both", lw=0.5)
-    axes[0].legend(fontsize=7)
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
     figure.suptitle(
         f"MNIST tutorial: what the plotted loss is made of (centred {window}-step means; validation: "
         "5 evaluations; bands: min-max over seeds)",
         fontsize=10,
     )
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.06, 1, 1))  # the legend below the panels, outside the data
     save(figure, pathlib.Path(workdir) / "figure5_mnist")
-    figure = Figure(figsize=(13, 4.5))
+    figure = Figure(figsize=(13, 6))
     axes = figure.subplots(1, 2)
+    colours = colormaps["tab20"]  # one colour per (model, part): up to 20 distinct lines
     for axis, layer in zip(axes, ("fc1", "fc2")):
+        line = 0
         for name, runs in results.items():
             history = runs[0].history
             keys = [k for k in history if k.startswith(f"{layer}_") and k.endswith("_frobenius")]
@@ -309,13 +316,16 @@ def figures(results, workdir, window=criteria.SMOOTHING_WINDOW):
                     values[keep],
                     ls="-" if name in MODELS else "--",
                     lw=1.2,
+                    color=colours(line % 20),
                     label=f"{name}: {part}",
                 )
+                line += 1
         axis.set_yscale("log")
         axis.set_xlabel("iteration")
         axis.set_ylabel("Frobenius norm")
         axis.set_title(f"{layer}: Frobenius norm of the kernel and of each factor (first seed)", fontsize=9)
         axis.grid(alpha=0.3, which="both", lw=0.5)
-        axis.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    figure.tight_layout()
+        tidy_log_ticks(axis)
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7, frameon=False)
+    figure.tight_layout(rect=(0, 0.22, 1, 1))  # the shared legend below, outside the data
     save(figure, pathlib.Path(workdir) / "figure5_mnist_norms")

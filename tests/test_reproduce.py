@@ -509,3 +509,17 @@ def test_profiles_on_known_times():
     data, performance = acceleration.profiles(measured, 0)
     assert list(data[1]) == [10.0, 100.0] and list(data[3]) == [5.0, np.inf]
     assert list(performance[2]) == [1.0, 4.0] and list(performance[4]) == [8.0, np.inf]
+
+
+def test_variant_claims_read_as_sentences():
+    from reproduce.mnist_panel import _variant_claim
+
+    names = [  # the first two claims of criteria.mnist
+        "MNIST: the overparameterized tutorial converges considerably faster",
+        "MNIST: the overparameterized tutorial's cross-entropy (without the L2 term) converges considerably faster",
+    ]
+    assert [_variant_claim(n, "overparameterized, L2 on factors") for n in names] == [
+        "MNIST, overparameterized, L2 on factors: converges considerably faster",
+        "MNIST, overparameterized, L2 on factors: the cross-entropy (without the L2 term) converges considerably "
+        "faster",
+    ]
