@@ -264,6 +264,7 @@ def figures(results, workdir, window=criteria.SMOOTHING_WINDOW):
     figure = Figure(figsize=(13, 8.6))
     axes = figure.subplots(2, 2).ravel()
     for axis, (key, title, log) in zip(axes, panels):
+        lowest = np.inf  # a log axis only where every plotted value is positive
         for name, runs in results.items():
             steps = np.asarray(runs[0].history["step"])
             if key == "validation_error":  # evaluated every 100 steps: plot the evaluations
@@ -283,12 +284,13 @@ def figures(results, workdir, window=criteria.SMOOTHING_WINDOW):
             style = "-" if name in MODELS else "--"
             label = f"{name} ({len(runs)} seed{'s' * (len(runs) > 1)})"
             (line,) = axis.plot(steps, smoothed.mean(axis=0), ls=style, lw=1.4, label=label)
+            lowest = min(lowest, np.nanmin(smoothed, initial=np.inf))
             if len(runs) > 1:
                 axis.fill_between(steps, smoothed.min(axis=0), smoothed.max(axis=0), color=line.get_color(), alpha=0.2)
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("iteration")
         axis.set_ylabel(title.split(" (")[0])
-        if log:
+        if log and lowest > 0:
             axis.set_yscale("log")
         axis.grid(alpha=0.3, which="both", lw=0.5)
     figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
