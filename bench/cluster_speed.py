@@ -23,6 +23,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pandas as pd  # noqa: E402
+from _table import publish  # noqa: E402 (this folder: the script's own)
 
 from reproduce import sensitivity  # noqa: E402
 
@@ -83,11 +84,7 @@ def main():
         lines.append(
             f"| {name} | {min(values):.1f} | {', '.join(f'{v:.1f}' for v in values)} | {baseline / min(values):.2f}x |"
         )
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.markdown:
-        with open(args.markdown, "a") as handle:
-            handle.write("\n" + table)
+    publish("\n".join(lines) + "\n", args.markdown)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _table import publish  # noqa: E402 (this folder: the script's own)
 
 from mnist_tutorial import convolutional as tutorial  # noqa: E402
 
@@ -107,11 +108,7 @@ def main():
             f"{', '.join(f'{v:.0f}' for v in ports)} / {', '.join(f'{v:.0f}' for v in fits)} |"
         )
         print(lines[-1], flush=True)
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.markdown:
-        with open(args.markdown, "a") as handle:
-            handle.write("\n" + table)
+    publish("\n".join(lines) + "\n", args.markdown)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _table import publish  # noqa: E402 (this folder: the script's own)
 
 from tfovp.layers import DeepLinear  # noqa: E402
 from tfovp.losses import LpLoss  # noqa: E402
@@ -149,11 +150,7 @@ def main():
     args = parser.parse_args()
     if args.skip_baselines:
         x, y = _data()
-        table = _bare_table(x, y, args)
-        print(table)
-        if args.markdown:
-            with open(args.markdown, "a") as handle:
-                handle.write(table + "\n")
+        publish(_bare_table(x, y, args), args.markdown)
         return
     x, y = _data()
     p = args.loss
@@ -190,11 +187,7 @@ def main():
         f"sweep: {memory[1]:.0f} MB (10 copies, depth 3, 11 recorded losses).",
         "",
     ]
-    table = "\n".join(lines) + ("\n" + _bare_table(x, y, args) if args.copies else "")
-    print(table)
-    if args.markdown:
-        with open(args.markdown, "a") as handle:
-            handle.write(table + "\n")
+    publish("\n".join(lines) + ("\n" + _bare_table(x, y, args) if args.copies else ""), args.markdown)
 
 
 def _bare_table(x, y, args):

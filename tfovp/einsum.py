@@ -24,6 +24,7 @@ from keras import ops
 from tfovp import initializers
 from tfovp._checks import check_int
 from tfovp._factors import factor_shapes, hidden_widths_list, product
+from tfovp.layers import add_bias_weight, add_factor_weights, shared_config
 
 PACKAGE = "tfovp"
 
@@ -146,25 +147,8 @@ class FactoredEinsumDense(keras.layers.Layer):
         self.hidden_widths = hidden_widths_list(widths, self.depth)
         shapes = factor_shapes(rows, columns, self.hidden_widths)
         values = initializers.draw_factors(self.kernel_initializer, shapes, self.dtype)
-        self.factors = [
-            self.add_weight(
-                name=f"kernel_{j}",
-                shape=shape,
-                initializer=lambda shape, dtype, value=value: ops.cast(value, dtype),
-                regularizer=self.factor_regularizer,
-                constraint=self.kernel_constraint,
-            )
-            for j, (shape, value) in enumerate(zip(shapes, values))
-        ]
-        self.bias = None
-        if bias_shape is not None:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=bias_shape,
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
+        self.factors = add_factor_weights(self, shapes, values)
+        self.bias = None if bias_shape is None else add_bias_weight(self, bias_shape)
 
     @property
     def kernel(self):
@@ -192,15 +176,9 @@ class FactoredEinsumDense(keras.layers.Layer):
                 "output_shape": list(self.partial_output_shape),
                 "depth": self.depth,
                 "hidden_widths": self.requested_widths if self.hidden_widths is None else self.hidden_widths,
-                "activation": keras.activations.serialize(self.activation),
                 "bias_axes": self.bias_axes,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "factor_regularizer": keras.regularizers.serialize(self.factor_regularizer),
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
-                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+                **shared_config(self),
             }
         )
         return config

@@ -106,35 +106,22 @@ def _factored_from(layer, depth, hidden_widths):
         config = {k: v for k, v in config.items() if k not in ("name", "dtype", "trainable")}
         return FactoredMultiHeadAttention(depth=depth, hidden_widths=hidden_widths, **config, **common)
     _warn_constraint(layer, config)
+    shared = {  # what Dense and EinsumDense both carry over; the factors are set after the build
+        "depth": depth,
+        "activation": config["activation"],
+        "kernel_regularizer": config["kernel_regularizer"],
+        "bias_regularizer": config["bias_regularizer"],
+        "activity_regularizer": config.get("activity_regularizer"),
+        "bias_constraint": config["bias_constraint"],
+        "kernel_initializer": "zeros",
+        **common,
+    }
     if isinstance(layer, keras.layers.EinsumDense):
         return FactoredEinsumDense(
-            layer.equation,
-            layer.partial_output_shape,
-            depth=depth,
-            hidden_widths=hidden_widths,
-            activation=config["activation"],
-            bias_axes=layer.bias_axes,
-            kernel_regularizer=config["kernel_regularizer"],
-            bias_regularizer=config["bias_regularizer"],
-            activity_regularizer=config.get("activity_regularizer"),
-            bias_constraint=config["bias_constraint"],
-            kernel_initializer="zeros",
-            **common,
+            layer.equation, layer.partial_output_shape, hidden_widths=hidden_widths, bias_axes=layer.bias_axes, **shared
         )
     widths = hidden_widths_list(layer.units if hidden_widths is None else hidden_widths, depth)
-    return FactoredDense(
-        units=layer.units,
-        depth=depth,
-        hidden_widths=widths,
-        activation=config["activation"],
-        use_bias=layer.use_bias,
-        kernel_regularizer=config["kernel_regularizer"],
-        bias_regularizer=config["bias_regularizer"],
-        activity_regularizer=config.get("activity_regularizer"),
-        bias_constraint=config["bias_constraint"],
-        kernel_initializer="zeros",
-        **common,
-    )
+    return FactoredDense(units=layer.units, hidden_widths=widths, use_bias=layer.use_bias, **shared)
 
 
 def _projection_pairs(old, new):

@@ -16,6 +16,46 @@ from tfovp._factors import factor_shapes, hidden_widths_list, product
 PACKAGE = "tfovp"
 
 
+def add_factor_weights(layer, shapes, values):
+    """The factors kernel_0 ... kernel_{N-1} of a factored layer, started at `values`,
+    with the layer's factor regularizer and (per-factor) kernel constraint."""
+    return [
+        layer.add_weight(
+            name=f"kernel_{j}",
+            shape=shape,
+            initializer=lambda shape, dtype, value=value: ops.cast(value, dtype),
+            regularizer=layer.factor_regularizer,
+            constraint=layer.kernel_constraint,
+        )
+        for j, (shape, value) in enumerate(zip(shapes, values))
+    ]
+
+
+def add_bias_weight(layer, shape):
+    """The bias of a factored layer, with its initializer, regularizer and constraint."""
+    return layer.add_weight(
+        name="bias",
+        shape=shape,
+        initializer=layer.bias_initializer,
+        regularizer=layer.bias_regularizer,
+        constraint=layer.bias_constraint,
+    )
+
+
+def shared_config(layer):
+    """The config entries every factored layer has (activation, bias initializer,
+    regularizers, constraints)."""
+    return {
+        "activation": keras.activations.serialize(layer.activation),
+        "bias_initializer": keras.initializers.serialize(layer.bias_initializer),
+        "kernel_regularizer": keras.regularizers.serialize(layer.kernel_regularizer),
+        "factor_regularizer": keras.regularizers.serialize(layer.factor_regularizer),
+        "bias_regularizer": keras.regularizers.serialize(layer.bias_regularizer),
+        "kernel_constraint": keras.constraints.serialize(layer.kernel_constraint),
+        "bias_constraint": keras.constraints.serialize(layer.bias_constraint),
+    }
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class FactoredDense(keras.layers.Layer):
     """`Dense` with an overparameterized kernel: outputs = activation(x @ K + bias),
@@ -98,25 +138,8 @@ class FactoredDense(keras.layers.Layer):
         input_dim = int(input_shape[-1])
         shapes = factor_shapes(input_dim, self.units, self.hidden_widths)
         values = self._initial_factors(shapes)
-        self.factors = [
-            self.add_weight(
-                name=f"kernel_{j}",
-                shape=shape,
-                initializer=lambda shape, dtype, value=value: ops.cast(value, dtype),
-                regularizer=self.factor_regularizer,
-                constraint=self.kernel_constraint,
-            )
-            for j, (shape, value) in enumerate(zip(shapes, values))
-        ]
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.units,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
+        self.factors = add_factor_weights(self, shapes, values)
+        self.bias = add_bias_weight(self, (self.units,)) if self.use_bias else None
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})
 
     @property
@@ -154,15 +177,9 @@ class FactoredDense(keras.layers.Layer):
                 "units": self.units,
                 "depth": self.depth,
                 "hidden_widths": self.hidden_widths,
-                "activation": keras.activations.serialize(self.activation),
                 "use_bias": self.use_bias,
                 "kernel_initializer": self._serialized_kernel_initializer(),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "factor_regularizer": keras.regularizers.serialize(self.factor_regularizer),
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
-                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+                **shared_config(self),
             }
         )
         return config
