@@ -232,28 +232,9 @@ def collapse(model):
         if isinstance(layer, FactoredMultiHeadAttention):
             config = {k: v for k, v in layer.get_config().items() if k not in ("depth", "hidden_widths")}
             return keras.layers.MultiHeadAttention.from_config(config)
-        if isinstance(layer, FactoredEinsumDense):
-            return _collapsed_einsum(layer)
-        if not isinstance(layer, FactoredDense):
-            return None
-        config = layer.get_config()
-        if config.get("factor_regularizer"):
-            warnings.warn(
-                f"Layer '{layer.name}': its factor_regularizer has no meaning without factors and is dropped.",
-                stacklevel=4,
-            )
-        return keras.layers.Dense(
-            layer.units,
-            activation=None if isinstance(layer, DeepLinear) else config["activation"],
-            use_bias=layer.use_bias,
-            kernel_regularizer=config["kernel_regularizer"],
-            bias_regularizer=config.get("bias_regularizer"),
-            activity_regularizer=config.get("activity_regularizer"),
-            bias_constraint=config.get("bias_constraint"),
-            name=layer.name,
-            dtype=layer.dtype_policy,
-            trainable=layer.trainable,
-        )
+        if isinstance(layer, (FactoredDense, FactoredEinsumDense)):
+            return _plain_from(layer)
+        return None
 
     def assign(old, new):
         for before, after in _projection_pairs(old, new):
@@ -262,23 +243,28 @@ def collapse(model):
     return _rebuild(model, replace, assign)
 
 
-def _collapsed_einsum(layer):
+def _plain_from(layer):
+    """The plain Dense or EinsumDense layer standing for a factored one (its kernel is
+    set after the build)."""
     config = layer.get_config()
     if config.get("factor_regularizer"):
         warnings.warn(
             f"Layer '{layer.name}': its factor_regularizer has no meaning without factors and is dropped.",
             stacklevel=5,
         )
-    return keras.layers.EinsumDense(
-        layer.equation,
-        layer.partial_output_shape,
-        activation=config["activation"],
-        bias_axes=layer.bias_axes,
-        kernel_regularizer=config["kernel_regularizer"],
-        bias_regularizer=config.get("bias_regularizer"),
-        activity_regularizer=config.get("activity_regularizer"),
-        bias_constraint=config.get("bias_constraint"),
-        name=layer.name,
-        dtype=layer.dtype_policy,
-        trainable=layer.trainable,
-    )
+    shared = {
+        "kernel_regularizer": config["kernel_regularizer"],
+        "bias_regularizer": config.get("bias_regularizer"),
+        "activity_regularizer": config.get("activity_regularizer"),
+        "bias_constraint": config.get("bias_constraint"),
+        "name": layer.name,
+        "dtype": layer.dtype_policy,
+        "trainable": layer.trainable,
+    }
+    if isinstance(layer, FactoredEinsumDense):
+        return keras.layers.EinsumDense(
+            layer.equation, layer.partial_output_shape, activation=config["activation"], bias_axes=layer.bias_axes,
+            **shared,
+        )  # fmt: skip
+    activation = None if isinstance(layer, DeepLinear) else config["activation"]
+    return keras.layers.Dense(layer.units, activation=activation, use_bias=layer.use_bias, **shared)
