@@ -5,7 +5,9 @@
    budget, diverged runs excluded) are compared (`tfovp.study.criteria.appendix_c`).
 2. The overparameterized model with the init std of the new factors in
    {1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1} at the tutorial's learning rate (paper: almost
-   identical curves, all far faster than the baseline).
+   identical curves, all far faster than the baseline), judged on the printed loss and
+   on its cross-entropy alone against the original model at the same rate
+   (`tfovp.study.criteria.appendix_c_stds`).
 
 Each row also holds the last-10 % means of the printed loss's two parts, the cross-entropy
 and the L2 term, and the Frobenius norm of fc1's (product) kernel at the end: whether a
@@ -13,13 +15,18 @@ smaller init std is faster on the fit or only on the penalty.
 
 Full runs (10 epochs each, 26 runs) take hours on a CPU; `--steps` shortens every run.
 
-    python -m reproduce.appendix_c [--steps 500] [--lrs ...] [--stds ...] [--out results] [--resume]
-        [--cluster ray [--address HOST:6379]]
+    python -m reproduce.appendix_c [--steps 500] [--lrs ...] [--stds ...] [--grids lr,std] [--seed N]
+        [--tag NAME] [--out results] [--resume] [--cluster ray [--address HOST:6379]]
+
+`--seed` changes the tutorial's graph seed (66478) for every run; `--grids std` runs only
+the init-std grid and its baseline; `--tag seed1` writes appendix_c-seed1.* with its own
+claim rows.
 """
 
 import dataclasses
 import math
 import pathlib
+import re
 import time
 
 import numpy as np
@@ -36,6 +43,8 @@ from tfovp.study.runs import PAPER_GRID
 
 STDS = (1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1)
 STD_GROUP = "overparameterized, init std"
+BASELINE_GROUP = "original, baseline of the init-std grid"  # when the rate grid does not hold it
+GRIDS = ("lr", "std")
 
 
 @dataclasses.dataclass
@@ -44,6 +53,9 @@ class Config(cli.ClusterConfig):
     epochs: float = cli.setting(10.0, "epochs per run when --steps is not given (> 0; the tutorial's 10)")
     lrs: tuple[float, ...] = cli.setting(PAPER_GRID, "base learning rates tried for both models (> 0)")
     stds: tuple[float, ...] = cli.setting(STDS, "init stds of the new factors tried at base rate 0.01 (> 0)")
+    grids: tuple[str, ...] = cli.setting(GRIDS, "which grids: lr (base rates of both models), std (init stds)")
+    seed: int = cli.setting(tutorial.SEED, "graph seed of every run (>= 0; the tutorial's 66478)")
+    tag: str = cli.setting("", "suffix of the output files and claim rows, e.g. seed1: appendix_c-seed1.*")
     data_dir: str | None = cli.setting(None, "folder with mnist/*.gz, searched before $TFOVP_DATA_DIR")
     self_test: bool = cli.setting(False, "the tutorial's fake data (a smoke test)")
     resume: bool = cli.setting(False, "reuse runs finished by an earlier (interrupted) run with the same settings")
@@ -59,6 +71,13 @@ class Config(cli.ClusterConfig):
         cli.check(math.isfinite(self.epochs) and self.epochs > 0, f"--epochs {self.epochs:g}: expected a number > 0")
         cli.check_values("lrs", self.lrs, lambda r: math.isfinite(r) and r > 0, "finite numbers > 0")
         cli.check_values("stds", self.stds, lambda s: math.isfinite(s) and s > 0, "finite numbers > 0")
+        cli.check_values("grids", self.grids, lambda g: g in GRIDS, "lr, std")
+        cli.check(len(self.grids) > 0, "--grids: expected lr, std or lr,std")
+        cli.check(self.seed >= 0, f"--seed {self.seed}: expected an integer >= 0")
+        cli.check(
+            re.fullmatch(r"[A-Za-z0-9._-]*", self.tag) is not None,
+            f"--tag {self.tag}: expected letters, digits, '.', '_' or '-'",
+        )
         cli.check(
             self.data_dir is None or pathlib.Path(self.data_dir).is_dir(), f"--data-dir {self.data_dir}: no such folder"
         )
@@ -77,13 +96,31 @@ def runs(config):
             steps=config.steps,
             data_dir=config.data_dir,
             self_test=config.self_test,
+            seed=config.seed,
             quiet=True,
         )
 
-    return (
-        [("original", make(False, lr, 0.1)) for lr in config.lrs]
-        + [("overparameterized", make(True, lr, 0.1)) for lr in config.lrs]
-        + [(STD_GROUP, make(True, 0.01, std)) for std in config.stds]
+    plan = []
+    if "lr" in config.grids:
+        plan += [("original", make(False, lr, 0.1)) for lr in config.lrs]
+        plan += [("overparameterized", make(True, lr, 0.1)) for lr in config.lrs]
+    if "std" in config.grids:
+        if not any(group == "original" and c.base_lr == criteria.STD_GRID_LR for group, c in plan):
+            plan.append((BASELINE_GROUP, make(False, criteria.STD_GRID_LR, 0.1)))
+        plan += [(STD_GROUP, make(True, criteria.STD_GRID_LR, std)) for std in config.stds]
+    return plan
+
+
+def name(config):
+    """The stem of the output files and the claims' figure: appendix_c[-TAG]."""
+    return f"{criteria.APPENDIX_C}-{config.tag}" if config.tag else criteria.APPENDIX_C
+
+
+def _baseline(rows):
+    """The original model's run at the init-std grid's base rate, or None."""
+    return next(
+        (r for r in rows if r["group"] in ("original", BASELINE_GROUP) and r["base_lr"] == criteria.STD_GRID_LR),
+        None,
     )
 
 
@@ -103,13 +140,19 @@ def _best(rows, group):
     return min(finished, key=lambda r: r["last_tenth_loss"]) if finished else None
 
 
-def _panels(rows, results):
-    best = {g: _best(rows, g) for g in ("original", "overparameterized")}
-    best_panel = MinibatchPanel(
-        "best base learning rate of each model",
-        criteria.SMOOTHING_WINDOW,
-        [_curve(f"{g} (lr {b['base_lr']:g})", results[b["index"]]) for g, b in best.items() if b is not None],
-    )
+def _panels(config, rows, results):
+    panels = []
+    if "lr" in config.grids:
+        best = {g: _best(rows, g) for g in ("original", "overparameterized")}
+        panels.append(
+            MinibatchPanel(
+                "best base learning rate of each model",
+                criteria.SMOOTHING_WINDOW,
+                [_curve(f"{g} (lr {b['base_lr']:g})", results[b["index"]]) for g, b in best.items() if b is not None],
+            )
+        )
+    if "std" not in config.grids:
+        return panels
     diverged = [r for r in rows if r["group"] == STD_GROUP and r["diverged_at"] is not None]
     title = "overparameterized, init std of the new factors" + "".join(
         f"\n(std {r['init_std']:g} diverged at step {r['diverged_at']}, not plotted)" for r in diverged
@@ -119,14 +162,34 @@ def _panels(rows, results):
         for r in rows
         if r["group"] == STD_GROUP and r["diverged_at"] is None
     ]
-    reference = [r for r in rows if r["group"] == "original" and r["base_lr"] == 0.01]
-    if reference:
-        curves.append(_curve("original (lr 0.01)", results[reference[0]["index"]]))
-    return [best_panel, MinibatchPanel(title, criteria.SMOOTHING_WINDOW, curves)]
+    reference = _baseline(rows)
+    if reference is not None:
+        curves.append(_curve(f"original (lr {criteria.STD_GRID_LR:g})", results[reference["index"]]))
+    return [*panels, MinibatchPanel(title, criteria.SMOOTHING_WINDOW, curves)]
+
+
+def _claims(config, rows, setting):
+    """The rate grid's claim and the init-std grid's, on the printed loss and the cross-entropy."""
+    claims = []
+    if "lr" in config.grids:
+        best = [_best(rows, g) for g in ("original", "overparameterized")]
+        claims += criteria.appendix_c(
+            *[None if b is None else (b["base_lr"], b["last_tenth_loss"]) for b in best],
+            setting=setting,
+            figure=name(config),
+        )
+    if "std" in config.grids:
+        baseline = _baseline(rows)
+        for quantity in criteria.APPENDIX_C_QUANTITIES:
+            by_std = {r["init_std"]: r[quantity] for r in rows if r["group"] == STD_GROUP}
+            claims += criteria.appendix_c_stds(
+                None if baseline is None else baseline[quantity], by_std, quantity, setting, name(config)
+            )
+    return claims
 
 
 def run(config, workdir, job=None):
-    with job_scope(job, "appendix_c") as job:
+    with job_scope(job, name(config)) as job:
         return _run(config, pathlib.Path(workdir), job)
 
 
@@ -135,7 +198,7 @@ def _run(config, out, job):
     claims_file = ClaimsFile(out)
     claims_file.read()
     plan = runs(config)
-    mnist_panel.expect(job, "appendix_c", [c for _, c in plan])
+    mnist_panel.expect(job, name(config), [c for _, c in plan])
     store, rows, results = mnist_panel.store(out), [], []
     labelled = [("overparameterized" if c.overparameterize else "original", c) for _, c in plan]
     if config.cluster_target() is not None:  # one Ray task per run, then the table below
@@ -175,20 +238,19 @@ def _run(config, out, job):
     import pandas as pd
 
     frame = pd.DataFrame(rows).drop(columns="index")
-    outputs.write_csv(out / "appendix_c.csv", frame, float_format=None)
+    stem = name(config)
+    outputs.write_csv(out / f"{stem}.csv", frame, float_format=None)
+    seed = "" if config.seed == tutorial.SEED else f", seed {config.seed}"
     plot_panels(
-        _panels(rows, results),
-        str(out / "appendix_c"),
-        title=f"Appendix C: MNIST tutorial, {rows[0]['steps']:,} steps per run",
+        _panels(config, rows, results),
+        str(out / stem),
+        title=f"Appendix C: MNIST tutorial, {rows[0]['steps']:,} steps per run{seed}",
     )
-    best = {g: _best(rows, g) for g in ("original", "overparameterized")}
-    setting = f"MNIST tutorial, {rows[0]['steps']:,} steps per run"
-    claims = criteria.appendix_c(
-        *[None if b is None else (b["base_lr"], b["last_tenth_loss"]) for b in best.values()], setting=setting
-    )
-    claims_file.replace("appendix_c", claims, job.command)
+    best = {g: _best(rows, g) for g in ("original", "overparameterized")} if "lr" in config.grids else {}
+    claims = _claims(config, rows, f"MNIST tutorial, {rows[0]['steps']:,} steps per run{seed}")
+    claims_file.replace(stem, claims, job.command)
     summary = {
-        "figure": "appendix_c",
+        "figure": stem,
         "command": job.command,
         "config": dataclasses.asdict(config),
         "elapsed_seconds": round(time.time() - started, 1),
@@ -196,10 +258,10 @@ def _run(config, out, job):
         "machine": machine(),
         "training_seconds": round(float(frame["seconds"].sum()), 1),  # also when runs were resumed
         "best": {g: None if b is None else {k: v for k, v in b.items() if k != "index"} for g, b in best.items()},
-        "overparameterized_faster_at_best_rates": claims[0].verdict == verdict(True),
+        "overparameterized_faster_at_best_rates": claims[0].verdict == verdict(True) if best else None,
         "claims": [dataclasses.asdict(c) for c in claims],
     }
-    outputs.write_json(out / "appendix_c.json", summary)
+    outputs.write_json(out / f"{stem}.json", summary)
     return summary
 
 

@@ -18,6 +18,7 @@ import json
 import os
 import pathlib
 
+from mnist_tutorial import convolutional as tutorial
 from tfovp._cli import ArgumentParser
 from tfovp._files import atomic_write_text
 
@@ -158,18 +159,24 @@ def _cell(text, template):
 
 def appendix_c_section(summary, table):
     args, v, m = summary.get("config") or summary["arguments"], summary["versions"], summary["machine"]
-    steps = args.get("steps")
+    steps, stem = args.get("steps"), summary.get("figure", "appendix_c")
     budget = f"{steps:,} steps per run" if steps else f"{args['epochs']:g} epochs per run"
     flag = f" --steps {steps}" if steps else ""
+    if tuple(args.get("grids", ("lr", "std"))) != ("lr", "std"):
+        flag += f" --grids {','.join(args['grids'])}"
+    if args.get("seed", tutorial.SEED) != tutorial.SEED:
+        flag += f" --seed {args['seed']}"
+    if args.get("tag"):
+        flag += f" --tag {args['tag']}"
     lines = [
-        "### appendix_c",
+        f"### {stem}",
         "",
         f"`python -m reproduce.appendix_c{flag}` · "
         f"{budget} · {len(table)} runs, {summary.get('training_seconds', summary['elapsed_seconds']) / 60:,.0f} min of "
         f"training · {m['processor']}, "
         f"{m['cpu_count']} cores · Python {v['python']}, TensorFlow {v['tensorflow']}, Keras {v['keras']}",
         "",
-        "![appendix_c](appendix_c.png)",
+        f"![{stem}]({stem}.png)",
         "",
         "| group | base lr | init std | last-10 % minibatch loss | its cross-entropy | its L2 term | "
         "‖fc1‖_F at the end | test error | diverged at |",
@@ -183,15 +190,16 @@ def appendix_c_section(summary, table):
             f"{_cell(row['test_error'], '{:.2f} %')} | {_cell(row['diverged_at'], '{:,.0f}')} |"
         )
     best = summary["best"]
-    lines += [
-        "",
-        "Fastest base learning rate (lowest last-10 % loss): "
-        + ", ".join(
-            f"{g}: {b['base_lr']:g} ({b['last_tenth_loss']:.4f})" if b else f"{g}: every rate diverged"
-            for g, b in best.items()
-        )
-        + f"; overparameterized faster at the best rates: {summary['overparameterized_faster_at_best_rates']}.",
-    ]
+    if best:
+        lines += [
+            "",
+            "Fastest base learning rate (lowest last-10 % loss): "
+            + ", ".join(
+                f"{g}: {b['base_lr']:g} ({b['last_tenth_loss']:.4f})" if b else f"{g}: every rate diverged"
+                for g, b in best.items()
+            )
+            + f"; overparameterized faster at the best rates: {summary['overparameterized_faster_at_best_rates']}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -252,10 +260,11 @@ def build(out):
         path = out / f"{name}.json"
         if path.is_file():
             sections.append(figure_section(json.loads(path.read_text())))
-    if (out / "appendix_c.json").is_file() and (out / "appendix_c.csv").is_file():
-        with open(out / "appendix_c.csv") as handle:
-            table = list(csv.DictReader(handle))
-        sections.append(appendix_c_section(json.loads((out / "appendix_c.json").read_text()), table))
+    for path in sorted(out.glob("appendix_c*.json")):  # appendix_c, then appendix_c-TAG
+        if path.with_suffix(".csv").is_file():
+            with open(path.with_suffix(".csv")) as handle:
+                table = list(csv.DictReader(handle))
+            sections.append(appendix_c_section(json.loads(path.read_text()), table))
     return "\n".join(sections)
 
 

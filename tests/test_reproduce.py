@@ -177,6 +177,19 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
     )
     text = report.build(tmp_path)
     assert "### appendix_c" in text and "| overparameterized | 0.5 | 0.1 | inf |" in text
+    stds = [r for r in result["claims"] if "init std" in r["claim"]]
+    assert [r["claim"].rsplit("(", 1)[1] for r in stds] == ["printed loss)"] * 2 + ["cross-entropy)"] * 2
+    # The init-std grid alone, another seed, its own files and claim rows; its baseline is added.
+    appendix_c.main([*flags, "--grids", "std", "--seed", "1", "--tag", "seed1"])
+    other = pd.read_csv(tmp_path / "appendix_c-seed1.csv")
+    assert list(other["group"]) == [appendix_c.BASELINE_GROUP, appendix_c.STD_GROUP]
+    assert not np.allclose(other["last_tenth_loss"], table["last_tenth_loss"].iloc[[0, 4]])  # the seed is used
+    rows = json.loads((tmp_path / "claims.json").read_text())
+    assert (
+        sum(r["figure"] == "appendix_c-seed1" for r in rows) == 4
+        and sum(r["figure"] == "appendix_c" for r in rows) == 5
+    )
+    assert "`python -m reproduce.appendix_c --steps 4 --grids std --seed 1 --tag seed1`" in report.build(tmp_path)
 
 
 def test_mnist_panel_resume_keeps_the_finished_model(data_dir, tmp_path, monkeypatch):

@@ -260,3 +260,22 @@ def test_theorem2_claims():
     assert [r.verdict for r in criteria.theorem2(good)] == ["PASS", "PASS"]
     wrong = {1: made(1, (0.3, 0.3, 0.3)), 3: made(3, (2e-6, 5e-7, 1e-7))}  # N = 1 not zero, N = 3 at the error level
     assert [r.verdict for r in criteria.theorem2(wrong)] == ["FAIL", "FAIL"]
+
+
+def test_appendix_c_init_std_claims_on_hand_made_tails():
+    def verdicts(baseline, by_std, quantity="last_tenth_loss"):
+        return [c.verdict for c in criteria.appendix_c_stds(baseline, by_std, quantity)]
+
+    # Within 1.1x of each other and every one at most half the baseline's: both hold.
+    assert verdicts(1.0, {1e-3: 0.40, 1e-2: 0.42, 1e-1: 0.44}) == ["PASS", "PASS"]
+    # Spread 0.40 -> 0.45 (1.125x) is not "almost identical"; 0.45 > 0.85 / 2 is not "far faster".
+    assert verdicts(0.85, {1e-3: 0.40, 1e-1: 0.45}, "last_tenth_cross_entropy") == ["FAIL", "FAIL"]
+    # A diverged std is named and left out of the comparison, never counted as slow or fast.
+    rows = criteria.appendix_c_stds(1.0, {1e-2: 0.3, 0.5: float("inf")})
+    assert [r.verdict for r in rows] == ["PASS", "PASS"] and "std 0.5 diverged" in rows[0].measured
+    # The baseline diverged: identical curves still decidable, "faster than it" is not.
+    assert verdicts(float("inf"), {1e-2: 0.3, 1e-1: 0.31}) == ["PASS", "INCONCLUSIVE"]
+    assert verdicts(None, {1e-2: 0.3}) == ["PASS", "INCONCLUSIVE"]
+    # Every std diverged: nothing to judge.
+    assert verdicts(1.0, {1e-2: float("inf"), 0.5: float("inf")}) == ["INCONCLUSIVE", "INCONCLUSIVE"]
+    assert "cross-entropy" in criteria.appendix_c_stds(1.0, {1e-2: 0.3}, "last_tenth_cross_entropy")[0].claim

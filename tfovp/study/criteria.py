@@ -502,7 +502,71 @@ def tail_loss(minibatch_loss, diverged):
     return float(losses[-tail:].mean())
 
 
-def appendix_c(best_original, best_overparameterized, setting=""):
+APPENDIX_C = "appendix_c"
+# Appendix C, the init-std grid of the new factors (paper: "almost identical curves, all
+# far faster than the baseline"), judged on the printed loss as the paper plots it and on
+# its cross-entropy alone, each as the tail mean of `tail_loss`, over the stds whose run
+# did not diverge (a diverged run is named, never compared; INCONCLUSIVE if no std or the
+# baseline finished). "Almost identical": the largest tail value at most
+# STD_IDENTICAL_FACTOR times the smallest (Figure 2's "negligible effect of width"
+# tolerance, reused rather than chosen for this grid). "Far faster than the baseline":
+# every tail value at most 1/FASTER_FACTOR of the baseline's, the original model at the
+# grid's own base rate STD_GRID_LR (the speed-up criteria's factor 2).
+STD_IDENTICAL_FACTOR = WIDTH_TOLERANCE
+STD_GRID_LR = 0.01
+APPENDIX_C_QUANTITIES = {"last_tenth_loss": "printed loss", "last_tenth_cross_entropy": "cross-entropy"}
+
+
+def appendix_c_stds(baseline, by_std, quantity="last_tenth_loss", setting="", figure=APPENDIX_C):
+    """Appendix C, init-std grid: two claims on one tail quantity. `baseline`: the
+    original's tail value at base rate STD_GRID_LR (inf or None if it diverged or was not
+    run); `by_std`: {init std: tail value, inf if that run diverged}."""
+    name = APPENDIX_C_QUANTITIES[quantity]
+    finished = {s: v for s, v in by_std.items() if np.isfinite(v)}
+    diverged = sorted(s for s in by_std if s not in finished)
+    values = ", ".join(f"std {s:g}: {v:.4f}" for s, v in sorted(finished.items()))
+    notes = "".join(f"; std {s:g} diverged (not compared)" for s in diverged)
+    baseline_known = baseline is not None and np.isfinite(baseline)
+    if not finished:
+        identical = faster_all = None
+        measured = "every init std diverged"
+    else:
+        low, high = min(finished.values()), max(finished.values())
+        identical = bool(high <= STD_IDENTICAL_FACTOR * low)
+        faster_all = bool(high * FASTER_FACTOR <= baseline) if baseline_known else None
+        ratio = f"largest / smallest {high / low:.3g}" if low > 0 else "smallest 0"
+        base = (
+            f"original at lr {STD_GRID_LR:g}: {baseline:.4f}"
+            if baseline_known
+            else "the baseline diverged or was not run"
+        )
+        measured = f"{values} ({ratio}; {base}){notes}"
+    tail = (
+        f"mean {name} over the last {TAIL_FRACTION:.0%} of the steps at base rate {STD_GRID_LR:g}, "
+        "stds that did not diverge"
+    )
+    return [
+        _setting_row(
+            figure,
+            f"MNIST, init std of the new factors: almost identical curves ({name})",
+            f"{tail}: largest <= {STD_IDENTICAL_FACTOR:g} x smallest (INCONCLUSIVE if every std diverged)",
+            measured,
+            identical,
+            setting,
+        ),
+        _setting_row(
+            figure,
+            f"MNIST, init std of the new factors: all far faster than the baseline ({name})",
+            f"{tail}: every one <= 1/{FASTER_FACTOR:g} of the original model's at the same rate "
+            "(INCONCLUSIVE if every std or the original diverged)",
+            measured,
+            faster_all,
+            setting,
+        ),
+    ]
+
+
+def appendix_c(best_original, best_overparameterized, setting="", figure=APPENDIX_C):
     """Appendix C: the overparameterized model is faster at each model's best base rate.
     Arguments: (base learning rate, tail loss) of each model's best run, or None if every
     run of that model diverged."""
@@ -516,7 +580,7 @@ def appendix_c(best_original, best_overparameterized, setting=""):
         holds = best_overparameterized[1] < best_original[1]
     return [
         _setting_row(
-            "appendix_c",
+            figure,
             "MNIST: the overparameterized tutorial is faster at each model's best base learning rate",
             f"mean minibatch loss over the last {TAIL_FRACTION:.0%} of the steps, lowest over the base-rate grid "
             "(diverged runs excluded): overparameterized < original (INCONCLUSIVE if every rate of a model diverged)",
