@@ -164,16 +164,26 @@ def test_speedup_claims(figure):
         assert (row.claim, row.measured, row.verdict) == (claim, measured, verdict)
 
 
-def test_appendix_c():
-    summary = _json("appendix_c")
-    table = pd.read_csv(RESULTS / "appendix_c.csv")
-    best = []
-    for group in ("original", "overparameterized"):
-        finished = table[(table["group"] == group) & table["diverged_at"].isna()]
-        row = finished.sort_values("last_tenth_loss").iloc[0]
-        best.append((row["base_lr"], row["last_tenth_loss"]))
-    claims = criteria.appendix_c(*best, setting=summary["claims"][0]["setting"])
-    assert _rows(claims) == _claims("appendix_c")
+@pytest.mark.parametrize("stem", sorted(p.stem for p in RESULTS.glob("appendix_c*.json")))
+def test_appendix_c(stem):
+    summary = _json(stem)
+    table = pd.read_csv(RESULTS / f"{stem}.csv")
+    setting = summary["claims"][0]["setting"]
+    claims = []
+    if summary["best"]:
+        best = []
+        for group in ("original", "overparameterized"):
+            finished = table[(table["group"] == group) & table["diverged_at"].isna()]
+            row = finished.sort_values("last_tenth_loss").iloc[0]
+            best.append((row["base_lr"], row["last_tenth_loss"]))
+        claims += criteria.appendix_c(*best, setting=setting, figure=stem)
+    stds = table[table["group"] == "overparameterized, init std"]
+    if "grids" in summary["config"] and len(stds):  # runs from before the init-std claims have none
+        originals = table[table["group"].str.startswith("original") & (table["base_lr"] == criteria.STD_GRID_LR)]
+        for quantity in criteria.APPENDIX_C_QUANTITIES:
+            by_std = dict(zip(stds["init_std"], stds[quantity]))
+            claims += criteria.appendix_c_stds(originals[quantity].iloc[0], by_std, quantity, setting, stem)
+    assert _rows(claims) == _claims(stem)
 
 
 def test_readme_claims_table_is_generated_from_claims_json():

@@ -180,6 +180,7 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
     stds = [r for r in result["claims"] if "init std" in r["claim"]]
     assert [r["claim"].rsplit("(", 1)[1] for r in stds] == ["printed loss)"] * 2 + ["cross-entropy)"] * 2
     # The init-std grid alone, another seed, its own files and claim rows; its baseline is added.
+    monkeypatch.undo()
     appendix_c.main([*flags, "--grids", "std", "--seed", "1", "--tag", "seed1"])
     other = pd.read_csv(tmp_path / "appendix_c-seed1.csv")
     assert list(other["group"]) == [appendix_c.BASELINE_GROUP, appendix_c.STD_GROUP]
