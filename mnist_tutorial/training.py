@@ -241,44 +241,17 @@ def train(config, progress=None):
     diverged_at, reported = None, 0
     for step in range(first, num_steps):
         offset = batch_offset(step, train_size)
-        loss, wrong, data_term, l2_term = (
-            float(v)
-            for v in trainer.train_step(
-                tf.constant(train_x[offset : offset + BATCH_SIZE]), tf.constant(train_y[offset : offset + BATCH_SIZE])
-            )
+        _train_step(
+            trainer, history, step, train_x[offset : offset + BATCH_SIZE], train_y[offset : offset + BATCH_SIZE]
         )
-        rate = float(trainer.schedule(step))
-        _append(
-            history,
-            step=step,
-            minibatch_loss=loss,
-            cross_entropy=data_term,
-            l2_term=l2_term,
-            learning_rate=rate,
-            minibatch_error=100.0 * wrong / BATCH_SIZE,
-        )
-        if not np.isfinite(loss) or loss > DIVERGENCE_FACTOR * history["minibatch_loss"][0]:
+        if _diverged(history, config.quiet):
             diverged_at = step
-            if not config.quiet:
-                print(
-                    f"Step {step}: the minibatch loss is {loss:.4g} (first step: "
-                    f"{history['minibatch_loss'][0]:.4g}); training diverged and stops."
-                )
             break
         if step % EVAL_FREQUENCY == 0:
-            elapsed = time.time() - start
-            start = time.time()
-            history["validation_error"][-1] = trainer.error_rate(val_x, val_y)
-            for key, value in kernel_norms(trainer.model).items():
-                history[key][-1] = value
+            elapsed, start = time.time() - start, time.time()  # the tutorial times the steps, not the evaluation
+            _evaluate(trainer, history, (val_x, val_y))
             if not config.quiet:
-                print(
-                    f"Step {step} (epoch {step * BATCH_SIZE / train_size:.2f}), "
-                    f"{1000 * elapsed / EVAL_FREQUENCY:.1f} ms"
-                )
-                print(f"Minibatch loss: {loss:.3f}, learning rate: {rate:.6f}")
-                print(f"Minibatch error: {history['minibatch_error'][-1]:.1f}%")
-                print(f"Validation error: {history['validation_error'][-1]:.1f}%", flush=True)
+                _print_evaluation(history, train_size, elapsed)
             if monitor is not None:
                 monitor(step, history)
             if progress is not None:
@@ -303,6 +276,49 @@ def train(config, progress=None):
         parameters=trainer.model.count_params(),
         model=trainer.model,
     )
+
+
+def _train_step(trainer, history, step, images, labels):
+    """One update on a batch; its row of the history."""
+    loss, wrong, data_term, l2_term = (float(v) for v in trainer.train_step(tf.constant(images), tf.constant(labels)))
+    _append(
+        history,
+        step=step,
+        minibatch_loss=loss,
+        cross_entropy=data_term,
+        l2_term=l2_term,
+        learning_rate=float(trainer.schedule(step)),
+        minibatch_error=100.0 * wrong / BATCH_SIZE,
+    )
+
+
+def _diverged(history, quiet):
+    """Whether the last minibatch loss is not finite or above DIVERGENCE_FACTOR x the first."""
+    loss, first = history["minibatch_loss"][-1], history["minibatch_loss"][0]
+    if np.isfinite(loss) and loss <= DIVERGENCE_FACTOR * first:
+        return False
+    if not quiet:
+        print(
+            f"Step {history['step'][-1]}: the minibatch loss is {loss:.4g} (first step: {first:.4g}); "
+            "training diverged and stops."
+        )
+    return True
+
+
+def _evaluate(trainer, history, validation):
+    """The validation error and the kernel norms, into the last row of the history."""
+    history["validation_error"][-1] = trainer.error_rate(*validation)
+    for key, value in kernel_norms(trainer.model).items():
+        history[key][-1] = value
+
+
+def _print_evaluation(history, train_size, elapsed):
+    """The tutorial's printout every EVAL_FREQUENCY steps."""
+    step = history["step"][-1]
+    print(f"Step {step} (epoch {step * BATCH_SIZE / train_size:.2f}), {1000 * elapsed / EVAL_FREQUENCY:.1f} ms")
+    print(f"Minibatch loss: {history['minibatch_loss'][-1]:.3f}, learning rate: {history['learning_rate'][-1]:.6f}")
+    print(f"Minibatch error: {history['minibatch_error'][-1]:.1f}%")
+    print(f"Validation error: {history['validation_error'][-1]:.1f}%", flush=True)
 
 
 def _append(history, **values):
