@@ -174,62 +174,10 @@ def run(config, workdir, job=None):
         started, out = time.time(), pathlib.Path(workdir)
         claims_file = ClaimsFile(out)
         claims_file.read()
-        plan = {
-            "GD on w": [config.gd_bound * f for f in config.gd_fractions],
-            "end-to-end rule, N = 2": [config.rule_rate],
-            "depth-2 net, GD": [config.rule_rate * f for f in config.net_fractions],
-        }
-        job.plan("section7", len(plan), sum(sweep_work(len(r), config.steps, 4) for r in plan.values()))
-        runs = {}
-        for name, rates in plan.items():
-            task = job.start(
-                f"{name}: {len(rates)} learning rate(s) x {config.steps:,} iterations", config.steps + 1, len(rates)
-            )
-            options = (
-                {"depth": 2, "update": "end_to_end"}
-                if name.startswith("end")
-                else ({"depth": 2, "hidden_widths": 1} if name.startswith("depth") else {})
-            )
-            runs[name] = _train(config, name, rates, progress=task.advance, **options)
-            task.done(name)
-        fastest = {name: run.fastest(config) for name, run in runs.items()}
-        setting = (
-            f"y1 = {config.y1:g}, y2 = {config.y2:g}, eps1 = {config.eps1:g}, eps2 = {config.eps2:g}, "
-            f"{config.steps:,} iterations, float64"
-        )
-        times = {name: (None if best is None else best[1]) for name, best in fastest.items()}
-        claims = criteria.appendix_b(
-            times["GD on w"],
-            times["end-to-end rule, N = 2"],
-            times["depth-2 net, GD"],
-            config.speedup_bound,
-            config.steps,
-            setting,
-        )
-        claims = [dataclasses.replace(c, figure=config.name) for c in claims]
+        runs = _train_all(config, job)
+        claims = _claims(config, runs)
         claims_file.replace(config.name, claims, job.command)
-        import pandas as pd
-
-        keep = np.unique(
-            np.concatenate(
-                [np.arange(min(config.steps, 100) + 1), np.geomspace(1, config.steps, 300).astype(int), [config.steps]]
-            )
-        )
-        rows = [
-            pd.DataFrame(
-                {
-                    "run": name,
-                    "learning_rate": rate,
-                    "step": keep,
-                    "w1": run.w[keep, c, 0],
-                    "w2": run.w[keep, c, 1],
-                    "diverged": bool(run.diverged[c]),
-                }
-            )
-            for name, run in runs.items()
-            for c, rate in enumerate(run.learning_rates)
-        ]
-        outputs.write_csv(out / f"{config.name}.csv", pd.concat(rows, ignore_index=True), float_format="%.10g")
+        outputs.write_csv(out / f"{config.name}.csv", _trajectories(config, runs), float_format="%.10g")
         _figure(config, runs, out)
         summary = {
             "figure": config.name,
@@ -254,6 +202,75 @@ def run(config, workdir, job=None):
         }
         outputs.write_json(out / f"{config.name}.json", summary)
         return summary
+
+
+def _train_all(config, job):
+    """{name: run} of plain GD over its rates, the rule at its rate and the depth-2 net."""
+    plan = {
+        "GD on w": [config.gd_bound * f for f in config.gd_fractions],
+        "end-to-end rule, N = 2": [config.rule_rate],
+        "depth-2 net, GD": [config.rule_rate * f for f in config.net_fractions],
+    }
+    job.plan("section7", len(plan), sum(sweep_work(len(r), config.steps, 4) for r in plan.values()))
+    runs = {}
+    for name, rates in plan.items():
+        task = job.start(
+            f"{name}: {len(rates)} learning rate(s) x {config.steps:,} iterations", config.steps + 1, len(rates)
+        )
+        options = (
+            {"depth": 2, "update": "end_to_end"}
+            if name.startswith("end")
+            else ({"depth": 2, "hidden_widths": 1} if name.startswith("depth") else {})
+        )
+        runs[name] = _train(config, name, rates, progress=task.advance, **options)
+        task.done(name)
+    return runs
+
+
+def _claims(config, runs):
+    """App. B's claims from the fastest rate of each run."""
+    times = {
+        name: (None if best is None else best[1]) for name, best in ((n, r.fastest(config)) for n, r in runs.items())
+    }
+    setting = (
+        f"y1 = {config.y1:g}, y2 = {config.y2:g}, eps1 = {config.eps1:g}, eps2 = {config.eps2:g}, "
+        f"{config.steps:,} iterations, float64"
+    )
+    claims = criteria.appendix_b(
+        times["GD on w"],
+        times["end-to-end rule, N = 2"],
+        times["depth-2 net, GD"],
+        config.speedup_bound,
+        config.steps,
+        setting,
+    )
+    return [dataclasses.replace(c, figure=config.name) for c in claims]
+
+
+def _trajectories(config, runs):
+    """w1 and w2 of every run and rate on the first 100 steps and a log-spaced grid."""
+    import pandas as pd
+
+    keep = np.unique(
+        np.concatenate(
+            [np.arange(min(config.steps, 100) + 1), np.geomspace(1, config.steps, 300).astype(int), [config.steps]]
+        )
+    )
+    rows = [
+        pd.DataFrame(
+            {
+                "run": name,
+                "learning_rate": rate,
+                "step": keep,
+                "w1": run.w[keep, c, 0],
+                "w2": run.w[keep, c, 1],
+                "diverged": bool(run.diverged[c]),
+            }
+        )
+        for name, run in runs.items()
+        for c, rate in enumerate(run.learning_rates)
+    ]
+    return pd.concat(rows, ignore_index=True)
 
 
 def main(argv=None):
