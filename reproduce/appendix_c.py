@@ -124,13 +124,13 @@ def _baseline(rows):
     )
 
 
-def _curve(label, result):
+def _curve(label, result, loss="minibatch_loss", lower="validation_error"):
     history = result.history
     return MinibatchCurve(
         label,
         np.asarray(history["step"]),
-        np.asarray(history["minibatch_loss"], dtype=float),
-        np.array([np.nan if e is None else e for e in history["validation_error"]], dtype=float),
+        np.asarray(history[loss], dtype=float),
+        np.array([np.nan if e is None else e for e in history.get(lower, [None] * len(history["step"]))], dtype=float),
     )
 
 
@@ -157,15 +157,25 @@ def _panels(config, rows, results):
     title = "overparameterized, init std of the new factors" + "".join(
         f"\n(std {r['init_std']:g} diverged at step {r['diverged_at']}, not plotted)" for r in diverged
     )
-    curves = [
-        _curve(f"std {r['init_std']:g}", results[r["index"]])
-        for r in rows
-        if r["group"] == STD_GROUP and r["diverged_at"] is None
-    ]
+    shown = [(f"std {r['init_std']:g}", r) for r in rows if r["group"] == STD_GROUP and r["diverged_at"] is None]
     reference = _baseline(rows)
     if reference is not None:
-        curves.append(_curve(f"original (lr {criteria.STD_GRID_LR:g})", results[reference["index"]]))
-    return [*panels, MinibatchPanel(title, criteria.SMOOTHING_WINDOW, curves)]
+        shown.append((f"original (lr {criteria.STD_GRID_LR:g})", reference))
+    curves = [_curve(label, results[r["index"]]) for label, r in shown]
+    parts = [_curve(label, results[r["index"]], "cross_entropy", "fc1_frobenius") for label, r in shown]
+    return [
+        *panels,
+        MinibatchPanel(title, criteria.SMOOTHING_WINDOW, curves),
+        MinibatchPanel(
+            "the same runs: cross-entropy alone; fc1 (product) kernel norm",
+            criteria.SMOOTHING_WINDOW,
+            parts,
+            loss_name="cross-entropy",
+            loss_axis="minibatch cross-entropy (without the L2 term)",
+            lower_name="||fc1 kernel||_F",
+            lower_axis="Frobenius norm of the fc1 kernel",
+        ),
+    ]
 
 
 def _claims(config, rows, setting):

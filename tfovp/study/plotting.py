@@ -60,6 +60,11 @@ class MinibatchPanel:
     title: str
     window: int  # steps of the moving average
     curves: list  # of MinibatchCurve
+    # What the curves' `losses` (top) and `errors` (bottom, where finite) hold:
+    loss_name: str = "minibatch loss"
+    loss_axis: str = "minibatch loss (with L2 term)"
+    lower_name: str = "validation error"
+    lower_axis: str = "validation error (%)"
 
 
 def _minibatch_panel(top, bottom, panel):
@@ -70,7 +75,7 @@ def _minibatch_panel(top, bottom, panel):
             smooth(curve.losses, panel.window),
             color=line.get_color(),
             lw=1.6,
-            label=f"{curve.label}: minibatch loss (mean of {panel.window} steps; faint: every step)",
+            label=f"{curve.label}: {panel.loss_name} (mean of {panel.window} steps; faint: every step)",
         )
         errors = np.asarray(curve.errors, dtype=float)
         keep = np.isfinite(errors)
@@ -80,11 +85,11 @@ def _minibatch_panel(top, bottom, panel):
             color=line.get_color(),
             lw=1.4,
             marker=".",
-            label=f"{curve.label}: validation error",
+            label=f"{curve.label}: {panel.lower_name}",
         )
     top.set_title(panel.title, fontsize=10)
-    top.set_ylabel("minibatch loss (with L2 term)")
-    bottom.set_ylabel("validation error (%)")
+    top.set_ylabel(panel.loss_axis)
+    bottom.set_ylabel(panel.lower_axis)
     errors = [e for c in panel.curves for e in np.asarray(c.errors, dtype=float) if np.isfinite(e)]
     positive = all(e > 0 for e in errors)
     for ax in (top, bottom):
