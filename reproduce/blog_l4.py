@@ -264,44 +264,14 @@ def run(config, workdir, job=None):
             job.write(f"stage 2: {setting.name}")
             curves = train(config, setting, config.screen_steps, out, job)
             early[setting] = distance(curves, [s for s in (0, 50_000) if s <= config.screen_steps])
-        finals = sorted(early, key=early.get)[: config.final_keep]
         final_rows = {}
-        for setting in finals:
+        for setting in sorted(early, key=early.get)[: config.final_keep]:
             job.write(f"stage 3: {setting.name}")
-            curves = train(config, setting, config.final_steps, out, job)
-            points = [s for s in PUBLISHED["GD on L(w)"] if s <= config.final_steps]
-            gd_end, deep_end = (curves.get(m) for m in ("GD on L(w)", "GD on L(w1, w2)"))
-            ratio = (
-                loss_at(gd_end, config.final_steps) / loss_at(deep_end, config.final_steps)
-                if gd_end and deep_end
-                else None
-            )
-            final_rows[setting] = {
-                "distance": distance(curves, points),
-                "crossover": crossover(curves),
-                "end_ratio": ratio,
-                "curves": curves,
-                "rates": {m: (None if c is None else c[2]) for m, c in curves.items()},
-            }
+            final_rows[setting] = _final(config, train(config, setting, config.final_steps, out, job))
         closest = min(final_rows, key=lambda s: final_rows[s]["distance"]) if final_rows else None
         if closest is not None:
             _figure(final_rows[closest]["curves"], closest, out)
-        import pandas as pd
-
-        table = pd.DataFrame(
-            [
-                {
-                    **{k: v for k, v in dataclasses.asdict(r["setting"]).items()},
-                    "initial_loss": r["initial_loss"],
-                    "optimum": r["optimum"],
-                    "plausible": r["plausible"],
-                    "distance_at_screen_steps": early.get(r["setting"]),
-                    "distance_at_final_steps": final_rows.get(r["setting"], {}).get("distance"),
-                }
-                for r in screened
-            ]
-        )
-        outputs.write_csv(out / "blog_l4.csv", table)
+        outputs.write_csv(out / "blog_l4.csv", _table(screened, early, final_rows))
         summary = {
             "figure": "blog_l4",
             "command": job.command,
@@ -332,6 +302,40 @@ def run(config, workdir, job=None):
         }
         outputs.write_json(out / "blog_l4.json", summary)
         return summary
+
+
+def _final(config, curves):
+    """What a setting's 10^6 run is judged by: distance to the published points,
+    crossover, the end ratio GD / depth-2, and the curves and rates."""
+    points = [s for s in PUBLISHED["GD on L(w)"] if s <= config.final_steps]
+    gd_end, deep_end = (curves.get(m) for m in ("GD on L(w)", "GD on L(w1, w2)"))
+    ratio = loss_at(gd_end, config.final_steps) / loss_at(deep_end, config.final_steps) if gd_end and deep_end else None
+    return {
+        "distance": distance(curves, points),
+        "crossover": crossover(curves),
+        "end_ratio": ratio,
+        "curves": curves,
+        "rates": {m: (None if c is None else c[2]) for m, c in curves.items()},
+    }
+
+
+def _table(screened, early, final_rows):
+    """One row per screened setting: its L(0), L*, plausibility and distances."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                **dataclasses.asdict(r["setting"]),
+                "initial_loss": r["initial_loss"],
+                "optimum": r["optimum"],
+                "plausible": r["plausible"],
+                "distance_at_screen_steps": early.get(r["setting"]),
+                "distance_at_final_steps": final_rows.get(r["setting"], {}).get("distance"),
+            }
+            for r in screened
+        ]
+    )
 
 
 def main(argv=None):
