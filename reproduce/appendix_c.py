@@ -203,6 +203,32 @@ def run(config, workdir, job=None):
         return _run(config, pathlib.Path(workdir), job)
 
 
+def _row(group, run_config, result):
+    """One run's row of the table: its settings, tail means of the printed loss and of its
+    two parts, the fc1 (product) kernel's final norm, test error and time."""
+    diverged = result.diverged_at is not None
+    parts = {
+        f"last_tenth_{key}": criteria.tail_loss(result.history[key], diverged)
+        if key in result.history
+        else float("nan")
+        for key in ("cross_entropy", "l2_term")
+    }
+    norms = [v for v in result.history.get("fc1_frobenius", []) if v is not None]
+    return {
+        "group": group,
+        "overparameterized": run_config.overparameterize,
+        "base_lr": run_config.base_lr,
+        "init_std": run_config.overparam_init_std,
+        "steps": result.steps,
+        "diverged_at": result.diverged_at,
+        "last_tenth_loss": criteria.tail_loss(result.history["minibatch_loss"], diverged),
+        **parts,  # the printed loss's parts: is a smaller init std faster on the fit or on the penalty?
+        "fc1_frobenius_end": norms[-1] if norms else float("nan"),  # the dense kernel (product) at the end
+        "test_error": result.test_error,
+        "seconds": round(result.seconds, 1),
+    }
+
+
 def _run(config, out, job):
     started = time.time()
     claims_file = ClaimsFile(out)
@@ -215,34 +241,10 @@ def _run(config, out, job):
         run_units(mnist_panel.units(labelled, store, config.resume, job), config.cluster_target(), job)
     for index, ((group, run_config), (label, _)) in enumerate(zip(plan, labelled)):
         result = mnist_panel.train_stored(run_config, store, config.resume, label, job)
-        diverged = result.diverged_at is not None
-        tail = criteria.tail_loss(result.history["minibatch_loss"], diverged)
-        parts = {
-            f"last_tenth_{key}": criteria.tail_loss(result.history[key], diverged)
-            if key in result.history
-            else float("nan")
-            for key in ("cross_entropy", "l2_term")
-        }
-        norms = [v for v in result.history.get("fc1_frobenius", []) if v is not None]
+        rows.append({**_row(group, run_config, result), "index": index})
         job.write(
             f"    {group}, lr {run_config.base_lr:g}, std {run_config.overparam_init_std:g}: last-10% "
-            f"loss {tail:.4f}, test error {result.test_error:.2f}%, {result.seconds:.0f} s"
-        )
-        rows.append(
-            {
-                "group": group,
-                "overparameterized": run_config.overparameterize,
-                "base_lr": run_config.base_lr,
-                "init_std": run_config.overparam_init_std,
-                "steps": result.steps,
-                "diverged_at": result.diverged_at,
-                "last_tenth_loss": tail,
-                **parts,  # the printed loss's parts: is a smaller init std faster on the fit or on the penalty?
-                "fc1_frobenius_end": norms[-1] if norms else float("nan"),  # the dense kernel (product) at the end
-                "test_error": result.test_error,
-                "seconds": round(result.seconds, 1),
-                "index": index,
-            }
+            f"loss {rows[-1]['last_tenth_loss']:.4f}, test error {result.test_error:.2f}%, {result.seconds:.0f} s"
         )
         results.append(result)
     import pandas as pd

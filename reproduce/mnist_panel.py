@@ -250,10 +250,16 @@ def centred(values, window):
 
 def figures(results, workdir, window=criteria.SMOOTHING_WINDOW):
     """figure5_mnist.png/.pdf (the loss decomposition) and figure5_mnist_norms.png/.pdf."""
-    from matplotlib import colormaps
+    _decomposition_figure(results, pathlib.Path(workdir) / "figure5_mnist", window)
+    _norms_figure(results, pathlib.Path(workdir) / "figure5_mnist_norms")
+
+
+def _decomposition_figure(results, path_stem, window):
+    """Printed loss, cross-entropy, L2 term and validation error of every model, centred
+    means over seeds with their min-max bands."""
     from matplotlib.figure import Figure
 
-    from tfovp.study.plotting import save, tidy_log_ticks
+    from tfovp.study.plotting import save
 
     panels = (
         ("minibatch_loss", "printed loss (cross-entropy + L2 term)", True),
@@ -300,7 +306,16 @@ def figures(results, workdir, window=criteria.SMOOTHING_WINDOW):
         fontsize=10,
     )
     figure.tight_layout(rect=(0, 0.06, 1, 1))  # the legend below the panels, outside the data
-    save(figure, pathlib.Path(workdir) / "figure5_mnist")
+    save(figure, path_stem)
+
+
+def _norms_figure(results, path_stem):
+    """The Frobenius norm of each dense kernel and of each factor, first seed of every model."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    from tfovp.study.plotting import save, tidy_log_ticks
+
     figure = Figure(figsize=(13, 6))
     axes = figure.subplots(1, 2)
     colours = colormaps["tab20"]  # one colour per (model, part): up to 20 distinct lines
@@ -330,4 +345,4 @@ def figures(results, workdir, window=criteria.SMOOTHING_WINDOW):
         tidy_log_ticks(axis)
     figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7, frameon=False)
     figure.tight_layout(rect=(0, 0.22, 1, 1))  # the shared legend below, outside the data
-    save(figure, pathlib.Path(workdir) / "figure5_mnist_norms")
+    save(figure, path_stem)
