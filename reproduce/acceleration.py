@@ -26,7 +26,6 @@ dimensions: inputs the identity, targets spanning several decades.
 import dataclasses
 import math
 import pathlib
-import re
 import time
 
 import numpy as np
@@ -130,10 +129,7 @@ class Config(cli.ClusterConfig):
         cli.check(1 <= self.steps <= cli.MAX_STEPS, f"--steps {self.steps}: expected an integer from 1")
         cli.check_values("lrs", self.lrs, lambda r: math.isfinite(r) and r > 0, "finite numbers > 0")
         cli.check(self.seed >= 0, f"--seed {self.seed}: expected an integer >= 0")
-        cli.check(
-            re.fullmatch(r"[A-Za-z0-9._-]*", self.tag) is not None,
-            f"--tag {self.tag}: expected letters, digits, '.', '_' or '-'",
-        )
+        cli.check_tag(self.tag)
         cli.check(
             self.data_dir is None or pathlib.Path(self.data_dir).is_dir(), f"--data-dir {self.data_dir}: no such folder"
         )

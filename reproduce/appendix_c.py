@@ -26,7 +26,6 @@ claim rows.
 import dataclasses
 import math
 import pathlib
-import re
 import time
 
 import numpy as np
@@ -74,10 +73,7 @@ class Config(cli.ClusterConfig):
         cli.check_values("grids", self.grids, lambda g: g in GRIDS, "lr, std")
         cli.check(len(self.grids) > 0, "--grids: expected lr, std or lr,std")
         cli.check(self.seed >= 0, f"--seed {self.seed}: expected an integer >= 0")
-        cli.check(
-            re.fullmatch(r"[A-Za-z0-9._-]*", self.tag) is not None,
-            f"--tag {self.tag}: expected letters, digits, '.', '_' or '-'",
-        )
+        cli.check_tag(self.tag)
         cli.check(
             self.data_dir is None or pathlib.Path(self.data_dir).is_dir(), f"--data-dir {self.data_dir}: no such folder"
         )

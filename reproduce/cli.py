@@ -11,6 +11,7 @@ import dataclasses
 import importlib.util
 import os
 import pathlib
+import re
 import shlex
 import sys
 import time
@@ -23,6 +24,7 @@ __all__ = [
     "ClusterConfig",
     "check",
     "check_out",
+    "check_tag",
     "check_values",
     "main",
     "parse",
@@ -66,6 +68,11 @@ class ClusterConfig:
         from tfovp.study.cluster import Cluster
 
         return Cluster(self.address, self.threads)
+
+
+def check_tag(tag):
+    """Raise ValueError unless `tag` (a suffix of output file names) is letters, digits, . _ -."""
+    check(re.fullmatch(r"[A-Za-z0-9._-]*", tag) is not None, f"--tag {tag}: expected letters, digits, '.', '_' or '-'")
 
 
 def check_out(out):

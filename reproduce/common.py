@@ -8,10 +8,9 @@ results/README.md records the choices of the committed runs.
 import dataclasses
 import math
 import pathlib
-import re
 import time
 
-from reproduce.cli import MAX_STEPS, check, check_values, setting
+from reproduce.cli import MAX_STEPS, check, check_tag, check_values, setting
 from tfovp.datasets import PRESETS, REGRESSION_LOADERS
 from tfovp.study import criteria, outputs, records, speedup
 from tfovp.study.claims import ClaimsFile
@@ -89,10 +88,7 @@ class LinearConfig(StudyConfig):
         self.check_steps("steps", self.steps)
         check(self.x_scale in ("linear", "log"), f"--x-scale {self.x_scale}: expected linear or log")
         check(isinstance(self.seed, int) and self.seed >= 0, f"--seed {self.seed}: expected an integer >= 0")
-        check(
-            re.fullmatch(r"[A-Za-z0-9._-]*", self.tag) is not None,
-            f"--tag {self.tag}: expected letters, digits, '.', '_' or '-'",
-        )
+        check_tag(self.tag)
 
     def check_losses(self):
         check_values("losses", self.losses, lambda p: math.isfinite(p) and p >= 1, "numbers >= 1 (p of l_p)")

@@ -22,7 +22,6 @@ rule's stability on w2 needs after the first step, 3 y2^2 / (2 eps1 y1) < 2.
 import dataclasses
 import math
 import pathlib
-import re
 import time
 
 import numpy as np
@@ -64,10 +63,7 @@ class Config:
         cli.check(10 <= self.steps <= cli.MAX_STEPS, f"--steps {self.steps}: expected an integer from 10")
         cli.check_values("gd-fractions", self.gd_fractions, lambda f: math.isfinite(f) and f > 0, "numbers > 0")
         cli.check_values("net-fractions", self.net_fractions, lambda f: math.isfinite(f) and f > 0, "numbers > 0")
-        cli.check(
-            re.fullmatch(r"[A-Za-z0-9._-]*", self.tag) is not None,
-            f"--tag {self.tag}: expected letters, digits, '.', '_' or '-'",
-        )
+        cli.check_tag(self.tag)
 
     @property
     def name(self):
