@@ -260,7 +260,7 @@ def build(out):
         path = out / f"{name}.json"
         if path.is_file():
             sections.append(figure_section(json.loads(path.read_text())))
-    for path in sorted(out.glob("appendix_c*.json")):  # appendix_c, then appendix_c-TAG
+    for path in sorted(out.glob("appendix_c*.json"), key=lambda p: (p.stem != "appendix_c", p.stem)):
         if path.with_suffix(".csv").is_file():
             with open(path.with_suffix(".csv")) as handle:
                 table = list(csv.DictReader(handle))
