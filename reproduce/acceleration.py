@@ -224,13 +224,19 @@ def profiles(measured, level_index):
 
 
 def _figures(measured, config, out):
+    """The map (speed-up against L(0)/L*) and the data and performance profiles."""
+    levels = measured[0].speedups[DEPTHS[1]] if measured[0].times else []
+    index = {round(s.level, 12): j for j, s in enumerate(levels)}
+    _map_figure(measured, config, index, out / config.name)
+    _profiles_figure(measured, config, index, out / f"{config.name}_profiles")
+
+
+def _map_figure(measured, config, index, path_stem):
+    """Speed-up over the linear model against L(0)/L*, one panel per summary level."""
     from matplotlib.figure import Figure
 
     from tfovp.study.plotting import save
 
-    levels = list(measured[0].times and next(iter(measured)).speedups[2])
-    index = {round(s.level, 12): j for j, s in enumerate(levels)}
-    # 1. speed-up against L(0)/L*, one panel per summary level.
     figure = Figure(figsize=(13, 4.8), layout="constrained")
     axes = figure.subplots(1, len(SUMMARY_LEVELS), sharey=True)
     for axis, level in zip(axes, SUMMARY_LEVELS):
@@ -259,8 +265,16 @@ def _figures(measured, config, out):
     figure.suptitle(
         f"Acceleration map: {len(measured)} settings, {config.steps:,} iterations, best rate per level", fontsize=10
     )
-    save(figure, out / config.name)
-    # 2. data and performance profiles at the summary levels.
+    save(figure, path_stem)
+
+
+def _profiles_figure(measured, config, index, path_stem):
+    """Data profiles (fraction of settings settled by k iterations) and performance
+    profiles (fraction within alpha of the fastest depth) at the summary levels."""
+    from matplotlib.figure import Figure
+
+    from tfovp.study.plotting import save
+
     figure = Figure(figsize=(13, 7.4), layout="constrained")
     axes = figure.subplots(2, len(SUMMARY_LEVELS))
     for col, level in enumerate(SUMMARY_LEVELS):
@@ -295,7 +309,7 @@ def _figures(measured, config, out):
     axes[0, 0].set_ylabel("fraction of settings settled by k")
     axes[1, 0].set_ylabel("fraction within alpha of the fastest")
     figure.legend(*axes[0, -1].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=8)
-    save(figure, out / f"{config.name}_profiles")
+    save(figure, path_stem)
 
 
 def run(config, workdir, job=None):
