@@ -390,77 +390,75 @@ def mnist(originals, overparameterized, setting=""):
     """Claims of Figure 5 (right) from lists of `MnistOutcome` (one per seed) of the two
     models: the paper's claim on the printed loss, the tutorial's test error, and the same
     speed rule on the cross-entropy alone and on the validation error; lower test error."""
-    figure = "figure5"
-    diverged = [
-        name
-        for name, runs in (("original", originals), ("overparameterized", overparameterized))
-        if any(o.diverged for o in runs)
+    models = {"original": originals, "overparameterized": overparameterized}
+    diverged = [name for name, runs in models.items() if any(o.diverged for o in runs)]
+    errors = {name: [o.test_error for o in runs] for name, runs in models.items()}
+    return [
+        *_mnist_speed_claims(originals, overparameterized, diverged, setting),
+        *_mnist_test_error_claims(errors, decided=not diverged, setting=setting),
     ]
-    errors = {
-        name: [o.test_error for o in runs]
-        for name, runs in (("original", originals), ("overparameterized", overparameterized))
-    }
-    error_text = ", ".join(f"{name}: {_range(values)}%" for name, values in errors.items())
-    rows = [
-        (_MNIST_SPEED, _MNIST_CRITERION, "minibatch_loss", SMOOTHING_WINDOW, "step"),
-        (
-            "MNIST: the overparameterized tutorial's cross-entropy (without the L2 term) converges considerably faster",
-            _MNIST_CRITERION.replace("minibatch loss", "cross-entropy"),
-            "cross_entropy",
-            SMOOTHING_WINDOW,
-            "step",
-        ),
-        (
-            "MNIST: the overparameterized tutorial's validation error falls considerably faster",
-            _MNIST_CRITERION.replace(
-                f"({SMOOTHING_WINDOW}-step trailing mean) minibatch loss",
-                f"({VALIDATION_WINDOW}-evaluation trailing mean) validation error",
-            ).replace("final smoothed loss", "final smoothed validation error"),
-            "validation_error",
-            VALIDATION_WINDOW,
-            "evaluation",
-        ),
-    ]
+
+
+_MNIST_SPEED_ROWS = (  # (claim, criterion, per-step field, smoothing window, unit)
+    (_MNIST_SPEED, _MNIST_CRITERION, "minibatch_loss", SMOOTHING_WINDOW, "step"),
+    (
+        "MNIST: the overparameterized tutorial's cross-entropy (without the L2 term) converges considerably faster",
+        _MNIST_CRITERION.replace("minibatch loss", "cross-entropy"),
+        "cross_entropy",
+        SMOOTHING_WINDOW,
+        "step",
+    ),
+    (
+        "MNIST: the overparameterized tutorial's validation error falls considerably faster",
+        _MNIST_CRITERION.replace(
+            f"({SMOOTHING_WINDOW}-step trailing mean) minibatch loss",
+            f"({VALIDATION_WINDOW}-evaluation trailing mean) validation error",
+        ).replace("final smoothed loss", "final smoothed validation error"),
+        "validation_error",
+        VALIDATION_WINDOW,
+        "evaluation",
+    ),
+)
+
+
+def _mnist_speed_claims(originals, overparameterized, diverged, setting):
+    """The "considerably faster" rule on the printed loss, the cross-entropy and the
+    validation error, each on the mean over seeds (INCONCLUSIVE if a model diverged)."""
     claims = []
-    for claim, criterion, field, window, unit in rows:
+    for claim, criterion, field, window, unit in _MNIST_SPEED_ROWS:
         original, contender = _seed_mean(originals, field), _seed_mean(overparameterized, field)
         if diverged or original is None or contender is None:
             text = f"a model diverged: {', '.join(diverged)}" if diverged else f"{field} was not recorded"
-            claims.append(Claim(figure, claim, criterion, text, verdict(None), setting))
+            claims.append(Claim("figure5", claim, criterion, text, verdict(None), setting))
         else:
             holds, text = faster_series(original, contender, window, unit)
-            claims.append(Claim(figure, claim, criterion, text, verdict(holds), setting))
-    decided = not diverged
-    claims.append(
-        Claim(
-            figure,
-            _TEST_CLAIM,
-            _TEST_CRITERION,
-            error_text,
-            verdict(
-                all(e < TUTORIAL_TEST_ERROR_LIMIT for values in errors.values() for e in values) if decided else None
-            ),
-            setting,
-        )
-    )
+            claims.append(Claim("figure5", claim, criterion, text, verdict(holds), setting))
+    return claims
+
+
+def _mnist_test_error_claims(errors, decided, setting):
+    """Both models reach the tutorial's test error; the overparameterized one a lower one
+    (every seed below every seed of the original)."""
+    error_text = ", ".join(f"{name}: {_range(values)}%" for name, values in errors.items())
+    reached = all(e < TUTORIAL_TEST_ERROR_LIMIT for values in errors.values() for e in values) if decided else None
     lower = None
     if decided:
         if max(errors["overparameterized"]) < min(errors["original"]):
             lower = True
         elif max(errors["original"]) <= min(errors["overparameterized"]):
             lower = False
-    claims.append(
+    return [
+        Claim("figure5", _TEST_CLAIM, _TEST_CRITERION, error_text, verdict(reached), setting),
         Claim(
-            figure,
+            "figure5",
             "MNIST: the overparameterized tutorial reaches a lower test error",
             "every seed's test error of the overparameterized model below every seed's of the original "
             "(FAIL if the other way round or equal, INCONCLUSIVE if the ranges overlap or a model diverged)",
             error_text,
             verdict(lower),
             setting,
-        )
-    )
-    return claims
+        ),
+    ]
 
 
 def mnist_tracking(factored, preconditioned, setting=""):
