@@ -121,13 +121,14 @@ def _baseline(rows):
 
 
 def _curve(label, result, loss="minibatch_loss", lower="validation_error"):
+    """Per-step `loss` and every-100-steps `lower` of a run; NaN where a value was not
+    recorded (also a column that runs stored before it existed lack)."""
     history = result.history
-    return MinibatchCurve(
-        label,
-        np.asarray(history["step"]),
-        np.asarray(history[loss], dtype=float),
-        np.array([np.nan if e is None else e for e in history.get(lower, [None] * len(history["step"]))], dtype=float),
-    )
+
+    def column(key):
+        return np.array([np.nan if v is None else v for v in history.get(key, [None] * len(history["step"]))], float)
+
+    return MinibatchCurve(label, np.asarray(history["step"]), column(loss), column(lower))
 
 
 def _best(rows, group):
@@ -136,10 +137,11 @@ def _best(rows, group):
     return min(finished, key=lambda r: r["last_tenth_loss"]) if finished else None
 
 
-def _panels(config, rows, results):
+def _panels(config, rows, results, best, reference):
+    """Figure columns: each model's best rate (rate grid); the init-std runs' printed loss
+    and validation error, then their cross-entropy and fc1 norm (std grid)."""
     panels = []
-    if "lr" in config.grids:
-        best = {g: _best(rows, g) for g in ("original", "overparameterized")}
+    if best:
         panels.append(
             MinibatchPanel(
                 "best base learning rate of each model",
@@ -154,7 +156,6 @@ def _panels(config, rows, results):
         f"\n(std {r['init_std']:g} diverged at step {r['diverged_at']}, not plotted)" for r in diverged
     )
     shown = [(f"std {r['init_std']:g}", r) for r in rows if r["group"] == STD_GROUP and r["diverged_at"] is None]
-    reference = _baseline(rows)
     if reference is not None:
         shown.append((f"original (lr {criteria.STD_GRID_LR:g})", reference))
     curves = [_curve(label, results[r["index"]]) for label, r in shown]
@@ -174,18 +175,16 @@ def _panels(config, rows, results):
     ]
 
 
-def _claims(config, rows, setting):
+def _claims(config, rows, best, baseline, setting):
     """The rate grid's claim and the init-std grid's, on the printed loss and the cross-entropy."""
     claims = []
-    if "lr" in config.grids:
-        best = [_best(rows, g) for g in ("original", "overparameterized")]
+    if best:
         claims += criteria.appendix_c(
-            *[None if b is None else (b["base_lr"], b["last_tenth_loss"]) for b in best],
+            *[None if b is None else (b["base_lr"], b["last_tenth_loss"]) for b in best.values()],
             setting=setting,
             figure=name(config),
         )
     if "std" in config.grids:
-        baseline = _baseline(rows)
         for quantity in criteria.APPENDIX_C_QUANTITIES:
             by_std = {r["init_std"]: r[quantity] for r in rows if r["group"] == STD_GROUP}
             claims += criteria.appendix_c_stds(
@@ -248,14 +247,13 @@ def _run(config, out, job):
     frame = pd.DataFrame(rows).drop(columns="index")
     stem = name(config)
     outputs.write_csv(out / f"{stem}.csv", frame, float_format=None)
-    seed = "" if config.seed == tutorial.SEED else f", seed {config.seed}"
-    plot_panels(
-        _panels(config, rows, results),
-        str(out / stem),
-        title=f"Appendix C: MNIST tutorial, {rows[0]['steps']:,} steps per run{seed}",
+    setting = f"MNIST tutorial, {rows[0]['steps']:,} steps per run" + (
+        "" if config.seed == tutorial.SEED else f", seed {config.seed}"
     )
     best = {g: _best(rows, g) for g in ("original", "overparameterized")} if "lr" in config.grids else {}
-    claims = _claims(config, rows, f"MNIST tutorial, {rows[0]['steps']:,} steps per run{seed}")
+    baseline = _baseline(rows)
+    plot_panels(_panels(config, rows, results, best, baseline), str(out / stem), title=f"Appendix C: {setting}")
+    claims = _claims(config, rows, best, baseline, setting)
     claims_file.replace(stem, claims, job.command)
     summary = {
         "figure": stem,

@@ -225,9 +225,8 @@ def _train_all(config, job):
 
 def _claims(config, runs):
     """App. B's claims from the fastest rate of each run."""
-    times = {
-        name: (None if best is None else best[1]) for name, best in ((n, r.fastest(config)) for n, r in runs.items())
-    }
+    fastest = {name: run.fastest(config) for name, run in runs.items()}
+    times = {name: None if best is None else best[1] for name, best in fastest.items()}
     setting = (
         f"y1 = {config.y1:g}, y2 = {config.y2:g}, eps1 = {config.eps1:g}, eps2 = {config.eps2:g}, "
         f"{config.steps:,} iterations, float64"
