@@ -6,9 +6,14 @@ synthetic problem the linear model solves exactly, and another dataset. One fact
 varied at a time around the default (Ethanol, z-scored features and target, l4, mean
 loss, near-zero init N(0, 0.01^2)), plus a few crossed pairs.
 
-Per setting: the four families (depth 1 to 4, hidden width 1, GD, the paper's grid, one
-seed) for the budget; S(e) of each depth over depth 1 at every level; L(0)/L* (L(0) =
-L(W = 0), L* the float64 optimum; infinite for an exactly solvable problem). Summaries
+Per setting: the four families (depth 1 to 4, hidden width 1, GD, one seed) for the
+budget, each tuned (`tfovp.tuning`: the paper's grid, its ends extended, the best rate's
+bracket refined to --rho at every level); S(e) of each depth over depth 1 at every level
+with both rates tuned, and on the paper's grid alone; L(0)/L* (L(0) = L(W = 0), L* the
+float64 optimum; infinite for an exactly solvable problem); and the theory's variable,
+the span of the optimum's components along the data's principal directions
+(max |v_i . W*| / min |v_i . W*|, v_i the right singular vectors of X: App. B's speed-up
+grows with y1/y2). Summaries
 across settings as the optimization community compares solvers (STYLE.md): data
 profiles (Moré & Wild 2009: the fraction of settings a depth settles below a level
 within k iterations) and performance profiles (Dolan & Moré 2002: the fraction of
@@ -17,13 +22,18 @@ levels.
 
 Exactly balanced init needs a target: it is the linear model's near-zero W(0) (the same
 seed), factored exactly (Eq. 7). The synthetic problem is the Sec. 7 problem in d
-dimensions: inputs the identity, targets spanning several decades.
+dimensions: inputs the identity, targets spanning several decades (L* = 0). Its noisy
+form has L* > 0: every input twice (X = [I; I], m = 2d) with targets w*_i + n and
+w*_i - n, so that the l_p optimum is exactly w* (by symmetry) and L* = n^p / p > 0,
+the components of w* spanning 1, 10^2 or 10^4. The uncentered settings cross min-max and
+max-abs features with min-max and max-abs targets, with and without log1p.
 
     python -m reproduce.acceleration [--quick] [--steps 100000] [--settings default,p2,...] [--tag 1e6]
         [--cluster ray [--address HOST:6379]]
 """
 
 import dataclasses
+import itertools
 import math
 import pathlib
 import time
@@ -31,16 +41,18 @@ import time
 import numpy as np
 
 from reproduce import cli
-from tfovp.study import outputs, speedup
+from tfovp.study import criteria, outputs, speedup
 from tfovp.study.cluster import run_units
 from tfovp.study.progress import job_scope, sweep_work
 from tfovp.study.provenance import digest, machine, versions
 from tfovp.study.records import CurveFamily, CurveSpec
 from tfovp.study.runs import PAPER_GRID, FamilyRunner
 from tfovp.study.store import RecordStore
+from tfovp.tuning import RHO
 
 DEPTHS = (1, 2, 3, 4)
 SUMMARY_LEVELS = (0.1, 0.01, 0.001)  # the three levels of the tables and profiles
+NOISE = 0.1  # the noisy synthetic settings' target noise (the largest component is 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,13 +68,19 @@ class Setting:
     init_std: float = 0.01
     decades: float = 0.0  # synthetic only: the targets span this many decades
     dimension: int = 16  # synthetic only
+    noise: float = 0.0  # synthetic only: > 0 gives every input twice, targets w* +- noise (L* > 0)
 
     def problem(self, data_dir):
         from tfovp.study.problem import Problem
 
         if self.dataset == "synthetic":  # Sec. 7 in d dimensions: y_i from 1 down to 10^-decades
-            targets = np.logspace(0.0, -self.decades, self.dimension)[:, None]
-            return Problem(np.eye(self.dimension), targets, f"synthetic-{self.decades:g}dec", "none", "mean")
+            optimum = np.logspace(0.0, -self.decades, self.dimension)[:, None]
+            name = f"synthetic-{self.decades:g}dec"
+            if self.noise == 0:
+                return Problem(np.eye(self.dimension), optimum, name, "none", "mean")
+            inputs = np.vstack([np.eye(self.dimension)] * 2)
+            targets = np.vstack([optimum + self.noise, optimum - self.noise])
+            return Problem(inputs, targets, f"{name}-noise{self.noise:g}", "none", "mean")
         return Problem.load(self.dataset, self.preprocessing, "mean", data_dir)
 
     def specs(self):
@@ -93,6 +111,16 @@ def _settings():
     vary("abalone", "dataset", dataset="abalone")
     vary("synthetic-2dec", "synthetic", dataset="synthetic", preprocessing="none", decades=2.0)
     vary("synthetic-4dec", "synthetic", dataset="synthetic", preprocessing="none", decades=4.0)
+    # The theory's variable with L* > 0: the optimum's span at a fixed noise.
+    for decades in (0.0, 2.0, 4.0):
+        vary(
+            f"noisy-{decades:g}dec", "synthetic, L* > 0", dataset="synthetic", preprocessing="none", decades=decades,
+            noise=NOISE,
+        )  # fmt: skip
+    # Uncentered features with uncentered targets (a dominant direction along the mean).
+    for features, target, transform in itertools.product(("minmax", "maxabs"), ("minmax", "maxabs"), ("", ":log1p")):
+        vary(f"uncentered-{features}-{target}{transform.replace(':', '-')}", "uncentered",
+             preprocessing=f"{features}:{target}{transform}")  # fmt: skip
     # Crossed pairs: the loss exponent with the features, and the init scale with the flattest
     # problem (per-example unit norm, where the linear model fits best).
     vary("p2-unit-norm", "p x features", p=2.0, preprocessing="unit-norm:standardize")
@@ -112,12 +140,19 @@ class Config(cli.ClusterConfig):
     steps: int = cli.setting(100_000, "iterations per family (>= 1)")
     lrs: tuple[float, ...] = cli.setting(PAPER_GRID, "learning-rate grid (> 0), best rate per level")
     seed: int = cli.setting(0, "initialization seed (>= 0)")
+    rho: float = cli.setting(RHO, "tune every family's learning rate to within this ratio (> 1; tfovp.tuning)")
+    no_tune: bool = cli.setting(False, "take the learning-rate grid as given (speed-ups on the grid alone)")
     tag: str = cli.setting("", "suffix of the output files, e.g. 1e6: acceleration-1e6.*")
     data_dir: str | None = cli.setting(None, "folder with the datasets, searched before $TFOVP_DATA_DIR")
     resume: bool = cli.setting(False, "reuse families finished by an earlier (interrupted) run")
     quick: bool = cli.setting(False, "smoke run in seconds: {preset} (flags given win)")
 
-    QUICK = {"settings": ("default", "p2", "synthetic-2dec"), "steps": 300, "lrs": (1e-3, 1e-2, 1e-1)}
+    QUICK = {
+        "settings": ("default", "p2", "synthetic-2dec", "noisy-2dec"),
+        "steps": 300,
+        "lrs": (1e-3, 1e-2, 1e-1),
+        "rho": 2.0,
+    }
 
     def validate(self):
         cli.check_values(
@@ -129,6 +164,7 @@ class Config(cli.ClusterConfig):
         cli.check(1 <= self.steps <= cli.MAX_STEPS, f"--steps {self.steps}: expected an integer from 1")
         cli.check_values("lrs", self.lrs, lambda r: math.isfinite(r) and r > 0, "finite numbers > 0")
         cli.check(self.seed >= 0, f"--seed {self.seed}: expected an integer >= 0")
+        cli.check(math.isfinite(self.rho) and self.rho > 1, f"--rho {self.rho:g}: expected a ratio > 1")
         cli.check_tag(self.tag)
         cli.check(
             self.data_dir is None or pathlib.Path(self.data_dir).is_dir(), f"--data-dir {self.data_dir}: no such folder"
@@ -139,23 +175,44 @@ class Config(cli.ClusterConfig):
     def name(self):
         return "acceleration" + (f"-{self.tag}" if self.tag else "")
 
+    @property
+    def tuning_ratio(self):
+        return None if self.no_tune else self.rho
+
 
 @dataclasses.dataclass
 class Measured:
-    """One setting's families and what the map reads off them."""
+    """One setting's families and what the map reads off them (tuned: both families'
+    rates tuned; grid: the paper's grid alone, equal to the tuned values without tuning)."""
 
     setting: Setting
     initial_loss: float  # L(0) = L(W = 0)
     optimum: float  # L*
-    times: dict  # depth -> (J,) T at every level
-    speedups: dict  # depth (2..4) -> list of SpeedUp over depth 1
-    crossovers: dict  # depth -> t_x or None
+    span: float  # max / min |component of W* along a principal direction of X|
+    comparisons: dict  # depth (2..4) -> criteria.Comparison over depth 1
+    times: dict  # depth -> (J,) tuned T at every level
+    grid_times: dict  # depth -> (J,) T on the grid alone
+    crossovers: dict  # depth -> t_x or None (tuned)
     all_diverged: dict  # depth -> bool
     training_seconds: float  # of the setting's families, XLA compilation included
 
     @property
     def ratio(self):
         return self.initial_loss / self.optimum if self.optimum > 0 else float("inf")
+
+    @property
+    def speedups(self):
+        """depth -> [SpeedUp] over depth 1, both rates tuned."""
+        return {n: c.speedups for n, c in self.comparisons.items()}
+
+
+def optimum_span(problem, p):
+    """max / min |v_i . W*| over the right singular vectors v_i of X with a non-zero
+    singular value (first output): how far one direction of the optimum dominates."""
+    _, values, right = np.linalg.svd(problem.x, full_matrices=False)
+    keep = values > 1e-10 * values.max()
+    components = np.abs(right[keep] @ problem.optimal_kernel(p)[:, 0])
+    return float(components.max() / components.min()) if components.min() > 0 else float("inf")
 
 
 def runner(setting, config, workdir, job):
@@ -164,33 +221,46 @@ def runner(setting, config, workdir, job):
     folder = digest({"setting": dataclasses.asdict(setting), "lrs": config.lrs, "steps": config.steps})
     store = RecordStore(pathlib.Path(workdir) / ".curves" / "acceleration" / folder, CurveFamily.from_json)
     return FamilyRunner(
-        problem, store, steps=config.steps, grid=config.lrs, seed=config.seed, level=0.2, resume=config.resume, job=job
+        problem,
+        store,
+        steps=config.steps,
+        grid=config.lrs,
+        seed=config.seed,
+        level=0.2,
+        rho=config.tuning_ratio,
+        resume=config.resume,
+        job=job,
     )
 
 
 def measure(setting, runner):
     problem = runner.problem
-    families = {spec.depth: runner.family(spec, extend_edges=False) for spec in setting.specs()}
-    times = {n: speedup.family_times(f) for n, f in families.items()}
+    families = {spec.depth: runner.family(spec) for spec in setting.specs()}
     base = families[1]
+    tuned = {n: f.with_tuned() for n, f in families.items()}
     return Measured(
         setting,
         problem.reference_loss(setting.p),
         problem.optimum(setting.p),
-        times,
-        {n: speedup.speedups(times[1], times[n], runner.steps, base.levels) for n in DEPTHS[1:]},
-        {n: speedup.crossover(base.steps, speedup.envelope(base), speedup.envelope(families[n])) for n in DEPTHS[1:]},
+        optimum_span(problem, setting.p),
+        {n: criteria.compare(f"depth {n}", families[n], "depth 1", base, runner.steps) for n in DEPTHS[1:]},
+        {n: speedup.family_times(f) for n, f in tuned.items()},
+        {n: speedup.family_times(f) for n, f in families.items()},
+        {n: speedup.crossover(base.steps, speedup.envelope(tuned[1]), speedup.envelope(tuned[n])) for n in DEPTHS[1:]},
         {n: speedup.all_diverged(f) for n, f in families.items()},
         sum(f.training_seconds for f in families.values()),
     )
 
 
 def rows(measured):
-    """One CSV row per setting, depth > 1 and level."""
+    """One CSV row per setting, depth > 1 and level: S with both rates tuned (and the
+    tuned rates), and S on the grid alone."""
     out = []
     for m in measured:
-        for n, values in m.speedups.items():
-            for s in values:
+        for n, c in m.comparisons.items():
+            grid = c.grid_speedups or c.speedups
+            rates = zip(c.baseline_rates or [None] * len(grid), c.contender_rates or [None] * len(grid))
+            for s, g, (rb, rc) in zip(c.speedups, grid, rates):
                 out.append(
                     {
                         "setting": m.setting.name,
@@ -201,10 +271,20 @@ def rows(measured):
                         "T_depth": s.contender_time,
                         "speedup": s.value,
                         "kind": s.kind,
+                        "lr_linear": None if rb is None else rb.learning_rate,
+                        "lr_depth": None if rc is None else rc.learning_rate,
+                        "linear_near_edge": None if rb is None else rb.near_edge,
+                        "depth_near_edge": None if rc is None else rc.near_edge,
+                        "grid_T_linear": g.baseline_time,
+                        "grid_T_depth": g.contender_time,
+                        "grid_speedup": g.value,
+                        "grid_kind": g.kind,
+                        "rho": c.rho,
                         "crossover": m.crossovers[n],
                         "initial_loss": m.initial_loss,
                         "optimum": m.optimum,
                         "initial_over_optimum": m.ratio,
+                        "optimum_span": m.span,
                         "all_diverged": m.all_diverged[1] or m.all_diverged[n],
                     }
                 )
@@ -228,6 +308,7 @@ def _figures(measured, config, out):
     levels = measured[0].speedups[DEPTHS[1]] if measured[0].times else []
     index = {round(s.level, 12): j for j, s in enumerate(levels)}
     _map_figure(measured, config, index, out / config.name)
+    _theory_figure(measured, config, index, out / f"{config.name}_theory")
     _profiles_figure(measured, config, index, out / f"{config.name}_profiles")
 
 
@@ -241,15 +322,12 @@ def _map_figure(measured, config, index, path_stem):
     axes = figure.subplots(1, len(SUMMARY_LEVELS), sharey=True)
     for axis, level in zip(axes, SUMMARY_LEVELS):
         for n, marker in zip(DEPTHS[1:], "os^"):
-            xs, ys, kinds = [], [], []
-            for m in measured:
-                s = m.speedups[n][index[round(level, 12)]]
-                if s.value is None or m.all_diverged[1] or m.all_diverged[n]:
-                    continue
-                xs.append(min(m.ratio, 1e8))  # exactly solvable problems (L* = 0) drawn at the right edge
-                ys.append(s.value)
-                kinds.append(s.kind)
-            axis.scatter(xs, ys, marker=marker, s=22, label=f"depth {n}", alpha=0.8)
+            for grid in (False, True):
+                points = _points(measured, n, index[round(level, 12)], lambda m: min(m.ratio, 1e8), grid)
+                if grid and points[0]:  # the grid's values, hollow, where the families were tuned
+                    axis.scatter(*points, marker=marker, s=22, facecolors="none", edgecolors="gray", lw=0.6)
+                elif not grid:  # exactly solvable problems (L* = 0) drawn at the right edge
+                    axis.scatter(*points, marker=marker, s=22, label=f"depth {n}", alpha=0.8)
         for value, style in ((1, "-"), (2, "--"), (10, ":")):
             axis.axhline(value, color="gray", lw=0.8, ls=style)
         axis.set_xscale("log")
@@ -258,12 +336,64 @@ def _map_figure(measured, config, index, path_stem):
         if not axis.collections or all(len(c.get_offsets()) == 0 for c in axis.collections):
             axis.set_ylim(1e-2, 1e2)  # nothing reached at this level: keep a readable empty panel
         axis.set_xlabel("L(0) / L*  (1e8: exactly solvable)")
-        axis.set_title(f"level e = {level:g} (bounds included as points)", fontsize=9)
+        axis.set_title(f"level e = {level:g} (bounds included as points; grey hollow: grid alone)", fontsize=9)
         axis.grid(alpha=0.3, which="both", lw=0.5)
     axes[0].set_ylabel("speed-up over the linear model")
     figure.legend(*axes[-1].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8)
     figure.suptitle(
         f"Acceleration map: {len(measured)} settings, {config.steps:,} iterations, best rate per level", fontsize=10
+    )
+    save(figure, path_stem)
+
+
+def _points(measured, depth, j, x_of, grid=False):
+    """(xs, ys) of the map: S of `depth` over depth 1 at level index `j` per setting (the
+    grid's S if `grid`, only where the families were tuned), skipping no-data settings."""
+    xs, ys = [], []
+    for m in measured:
+        c = m.comparisons[depth]
+        if grid and not c.tuned:
+            continue
+        s = (c.grid_speedups if grid else c.speedups)[j]
+        if s.value is None or m.all_diverged[1] or m.all_diverged[depth]:
+            continue
+        xs.append(x_of(m))
+        ys.append(s.value)
+    return xs, ys
+
+
+def _theory_figure(measured, config, index, path_stem):
+    """Tuned S against the theory's variables: the span of the optimum's components along
+    the data's principal directions (top) and L(0)/L* (bottom), one column per level."""
+    from matplotlib.figure import Figure
+
+    from tfovp.study.plotting import save
+
+    figure = Figure(figsize=(13, 8), layout="constrained")
+    axes = figure.subplots(2, len(SUMMARY_LEVELS), sharey=True)
+    variables = (  # (axis label, x of a setting, x range)
+        ("span of W*: max/min |v_i . W*| (v_i: principal dirs of X)", lambda m: min(m.span, 1e12), (0.5, 3e12)),
+        ("L(0) / L*  (1e8: exactly solvable)", lambda m: min(m.ratio, 1e8), (1, 3e8)),
+    )
+    for row, (name, x_of, limits) in zip(axes, variables):
+        for axis, level in zip(row, SUMMARY_LEVELS):
+            for n, marker in zip(DEPTHS[1:], "os^"):
+                axis.scatter(*_points(measured, n, index[round(level, 12)], x_of), marker=marker, s=22,
+                             label=f"depth {n}", alpha=0.8)  # fmt: skip
+            for m in measured:  # name the settings of the depth-2 points
+                point = _points([m], 2, index[round(level, 12)], x_of)
+                if point[0]:
+                    axis.annotate(m.setting.name, (point[0][0], point[1][0]), fontsize=5, alpha=0.7)
+            for value, style in ((1, "-"), (2, "--"), (10, ":")):
+                axis.axhline(value, color="gray", lw=0.8, ls=style)
+            axis.set(xscale="log", yscale="log", xlim=limits)
+            axis.set_xlabel(name, fontsize=8)
+            axis.set_title(f"level e = {level:g}, both rates tuned", fontsize=9)
+            axis.grid(alpha=0.3, which="both", lw=0.5)
+        row[0].set_ylabel("speed-up over the linear model")
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8)
+    figure.suptitle(
+        f"When depth accelerates: {len(measured)} settings, {config.steps:,} iterations, rates tuned", fontsize=10
     )
     save(figure, path_stem)
 
@@ -319,11 +449,12 @@ def run(config, workdir, job=None):
         job.plan(
             config.name,
             len(chosen) * len(DEPTHS),
-            sum(sweep_work(len(config.lrs), config.steps, s.p) * len(DEPTHS) for s in chosen),
+            sum(sweep_work(len(config.lrs), config.steps, s.p, config.tuning_ratio is not None) for s in chosen)
+            * len(DEPTHS),
         )
         runners = {setting.name: runner(setting, config, out, job) for setting in chosen}
         if config.cluster_target() is not None:  # every family of every setting at once
-            units = [u for s in chosen for u in runners[s.name].units(s.specs(), extend_edges=False, context=s.name)]
+            units = [u for s in chosen for u in runners[s.name].units(s.specs(), context=s.name)]
             run_units(units, config.cluster_target(), job)
         measured = []
         for setting in chosen:
@@ -347,7 +478,9 @@ def run(config, workdir, job=None):
                     "initial_loss": m.initial_loss,
                     "optimum": m.optimum,
                     "initial_over_optimum": m.ratio,
+                    "optimum_span": m.span,
                     "crossovers": m.crossovers,
+                    "comparisons": {n: c.to_json() for n, c in m.comparisons.items()},
                     "all_diverged": m.all_diverged,
                     "training_seconds": round(m.training_seconds, 1),
                 }

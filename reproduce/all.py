@@ -23,7 +23,7 @@ class Config(common.LinearConfig):
         "20,000 for Figures 2-4, the paper's 100,000 for Figure 5)",
     )
 
-    QUICK = {"lrs": (1e-3, 1e-2, 1e-1)}  # and each figure's own quick budget; no MNIST panel
+    QUICK = {"lrs": (1e-3, 1e-2, 1e-1), "rho": 2.0}  # and each figure's own quick budget; no MNIST panel
 
     def validate(self):
         common.StudyConfig.validate(self)

@@ -3,23 +3,29 @@ regression experiment"): on Ethanol, plain GD on L(w), GD on the depth-2 form
 L(w1, w2) (w = w1 * w2, hidden width 1), AdaGrad and AdaDelta on L(w), l4 loss,
 10^6 iterations.
 
-The post does not state its preprocessing or whether the loss is summed or averaged.
-This module searches those settings for the one whose curves come closest to the
-published figure, in three stages that keep the cost affordable:
+The post does not state its preprocessing or whether the loss is summed or averaged, and
+its loss scale (L(0) ~ 5) depends on that unstated normalization, so settings are
+compared on the *shape* of the curves: every loss divided by the setting's L(0) =
+L(W = 0), against the published values divided by 5. Three stages keep the cost
+affordable:
 
-1. screen every setting without training: L(0) = L(W = 0) against the figure's ~5, and
-   L* (the float64 optimum) against the figure's lowest value (a setting whose optimum
-   lies above a published curve cannot produce it);
-2. train the plausible settings closest in L(0) for 5 * 10^4 iterations and compare with
-   the figure at 0 and 5 * 10^4;
-3. train at most three at 10^6 and compare with every published point, the crossover
-   iteration of the depth-2 curve below plain GD, and the end ratio GD / depth-2.
+1. screen every setting without training: a setting whose normalized optimum L*/L(0)
+   lies above the lowest normalized published point (+10 % reading error) cannot
+   produce the figure;
+2. train every plausible setting (or the first --screen-keep, smallest L*/L(0) first)
+   for 5 * 10^4 iterations and compare the normalized curves at the published points
+   up to there;
+3. train the closest (--final-keep) at 10^6, each family tuned (`tfovp.tuning`), and
+   compare with every published point, the crossover iteration of the depth-2 curve
+   below plain GD and the end ratio GD / depth-2, once with each method's best rate of
+   the grid and once with its best tuned rate.
 
-Distance = mean |log10(ours / published)| over the published points of GD, depth-2 and
-AdaDelta (AdaGrad has no points: it lies on plain GD in the figure). Each method's curve
-is its best learning rate of the grid (lowest loss at the end of the budget, diverged
+Distance = mean |log10((ours / L(0)) / (published / 5))| over the published points of
+GD, depth-2 and AdaDelta (AdaGrad has no points: it lies on plain GD in the figure).
+Each method's curve is its rate with the lowest loss at the end of the budget (diverged
 rates excluded); the grid is the paper's, divided by m for a summed loss (a sum only
-rescales the learning rate). The closest match is reported, never made a default.
+rescales the loss and the learning rate, so its normalized curves equal the mean's: the
+default searches the mean only). The closest match is reported, never made a default.
 
 Points read off the figure (log axis, +-10 %):
 
@@ -52,6 +58,7 @@ from tfovp.study.provenance import digest, machine, versions
 from tfovp.study.records import CurveFamily, CurveSpec
 from tfovp.study.runs import PAPER_GRID, FamilyRunner
 from tfovp.study.store import RecordStore
+from tfovp.tuning import RHO
 
 PUBLISHED = {
     "GD on L(w)": {0: 5.0, 50_000: 0.22, 200_000: 0.13, 400_000: 0.10, 600_000: 0.08, 1_000_000: 0.06},
@@ -77,10 +84,13 @@ class Config:
         SCALINGS, "target scalings searched (comma-separated: " + ", ".join(SCALINGS) + ")"
     )
     transforms: tuple[str, ...] = cli.setting(TRANSFORMS, "target transforms searched: none, log1p")
-    reductions: tuple[str, ...] = cli.setting(("mean", "sum"), "loss over examples: mean, sum")
-    screen_keep: int = cli.setting(6, "plausible settings trained at --screen-steps (>= 1)")
+    reductions: tuple[str, ...] = cli.setting(
+        ("mean",), "loss over examples: mean, sum (a sum's normalized curves equal the mean's)"
+    )
+    screen_keep: int = cli.setting(0, "plausible settings trained at --screen-steps (0: every one)")
     screen_steps: int = cli.setting(50_000, "iterations of the second stage (>= 1)")
-    final_keep: int = cli.setting(3, "settings trained at --final-steps (1 to 3)")
+    final_keep: int = cli.setting(2, "settings trained at --final-steps (1 to 3)")
+    rho: float = cli.setting(RHO, "last stage: tune every method's learning rate to within this ratio (> 1)")
     final_steps: int = cli.setting(1_000_000, "iterations of the last stage, the figure's (>= 1)")
     lrs: tuple[float, ...] = cli.setting(PAPER_GRID, "learning-rate grid for a mean loss (divided by m for a sum)")
     data_dir: str | None = cli.setting(None, "folder with the datasets, searched before $TFOVP_DATA_DIR")
@@ -91,12 +101,13 @@ class Config:
         "features": ("standardize", "unit-norm"),
         "targets": ("minmax",),
         "transforms": ("none",),
-        "reductions": ("sum",),
+        "reductions": ("mean",),
         "screen_keep": 2,
         "screen_steps": 200,
         "final_keep": 1,
         "final_steps": 400,
         "lrs": (1e-3, 1e-2, 1e-1),
+        "rho": 2.0,
     }
 
     def validate(self):
@@ -104,7 +115,8 @@ class Config:
         cli.check_values("targets", self.targets, lambda t: t in SCALINGS, ", ".join(SCALINGS))
         cli.check_values("transforms", self.transforms, lambda t: t in TRANSFORMS, ", ".join(TRANSFORMS))
         cli.check_values("reductions", self.reductions, lambda r: r in ("mean", "sum"), "mean, sum")
-        cli.check(self.screen_keep >= 1, f"--screen-keep {self.screen_keep}: expected an integer >= 1")
+        cli.check(self.screen_keep >= 0, f"--screen-keep {self.screen_keep}: expected an integer >= 0")
+        cli.check(math.isfinite(self.rho) and self.rho > 1, f"--rho {self.rho:g}: expected a ratio > 1")
         cli.check(1 <= self.final_keep <= 3, f"--final-keep {self.final_keep}: expected 1, 2 or 3")
         for name in ("screen_steps", "final_steps"):
             value = getattr(self, name)
@@ -133,18 +145,23 @@ class Setting:
         return f"{self.preprocessing}, {self.reduction}"
 
 
+PUBLISHED_INITIAL = 5.0  # the published curves' common L(0)
+
+
 def published_at(method, step):
-    return PUBLISHED[method][step]
+    """The published value at `step`, divided by the published L(0)."""
+    return PUBLISHED[method][step] / PUBLISHED_INITIAL
 
 
-def best_curve(family):
-    """(steps, losses) of the rate with the lowest final loss (None if all diverged)."""
+def best_curve(family, initial):
+    """(steps, losses / `initial`, rate) of the rate with the lowest final loss (None if
+    all diverged)."""
     finals = np.where(family.diverged, np.inf, family.losses[-1])
     finals = np.where(np.isfinite(finals), finals, np.inf)
     if not np.isfinite(finals).any():
         return None
     column = int(np.argmin(finals))
-    return family.steps, family.losses[:, column], float(family.learning_rates[column])
+    return family.steps, family.losses[:, column] / initial, float(family.learning_rates[column])
 
 
 def loss_at(curve, step):
@@ -153,7 +170,8 @@ def loss_at(curve, step):
 
 
 def distance(curves, steps):
-    """Mean |log10(ours / published)| over the published points at `steps`."""
+    """Mean |log10(ours / published)| of the normalized curves over the published points
+    at `steps`."""
     errors = [
         abs(math.log10(loss_at(curves[m], s) / published_at(m, s)))
         for m in PUBLISHED
@@ -180,7 +198,7 @@ def screen(config):
     """Every setting with L(0), L* and whether it can produce the published curves."""
     from tfovp.study.problem import Problem
 
-    lowest = min(min(points.values()) for points in PUBLISHED.values())
+    lowest = min(min(points.values()) for points in PUBLISHED.values()) / PUBLISHED_INITIAL
     rows = []
     for features, target, transform, reduction in itertools.product(
         config.features, config.targets, config.transforms, config.reductions
@@ -193,26 +211,34 @@ def screen(config):
                 "setting": setting,
                 "initial_loss": initial,
                 "optimum": optimum,
-                "plausible": bool(optimum <= lowest * 1.1),  # the figure's lowest point, +10 % reading error
-                "initial_distance": abs(math.log10(initial / 5.0)),
+                # the figure's lowest normalized point, +10 % reading error
+                "plausible": bool(optimum / initial <= lowest * 1.1),
+                "optimum_over_initial": optimum / initial,
             }
         )
     return rows
 
 
-def train(config, setting, steps, workdir, job):
-    """{method: best curve} of the four methods at `steps` iterations for one setting."""
+def train(config, setting, steps, workdir, job, rho=None):
+    """({method: best normalized curve of the grid}, {method: ... of the tuned rates, or
+    None without `rho`}) of the four methods at `steps` iterations for one setting."""
     from tfovp.study.problem import Problem
 
     problem = Problem.load("ethanol", setting.preprocessing, setting.reduction, config.data_dir)
     grid = tuple(r / (len(problem.x) if setting.reduction == "sum" else 1) for r in config.lrs)
     folder = digest({"setting": setting.name, "grid": grid, "steps": steps})
     store = RecordStore(pathlib.Path(workdir) / ".curves" / "blog_l4" / folder, CurveFamily.from_json)
-    runner = FamilyRunner(problem, store, steps=steps, grid=grid, seed=0, level=0.2, resume=config.resume, job=job)
-    return {spec.label: best_curve(runner.family(spec, extend_edges=False)) for spec in METHODS}
+    runner = FamilyRunner(
+        problem, store, steps=steps, grid=grid, seed=0, level=0.2, rho=rho, resume=config.resume, job=job
+    )
+    families = {spec.label: runner.family(spec) for spec in METHODS}
+    initial = problem.reference_loss(4.0)
+    grid_curves = {label: best_curve(f, initial) for label, f in families.items()}
+    tuned = {label: best_curve(f.with_tuned(), initial) for label, f in families.items()} if rho else None
+    return grid_curves, tuned
 
 
-def _figure(curves, setting, out):
+def _figure(curves, setting, which, out):
     from matplotlib.figure import Figure
 
     from tfovp.study.plotting import save
@@ -226,10 +252,10 @@ def _figure(curves, setting, out):
         keep = np.isfinite(losses) & (steps > 0)
         (line,) = axis.plot(steps[keep], losses[keep], lw=1.4, label=f"{method} (lr {rate:.3g})")
         if method in PUBLISHED:
-            points = PUBLISHED[method]
+            points = [s for s in PUBLISHED[method] if s > 0]
             axis.plot(
-                [s for s in points if s > 0],
-                [v for s, v in points.items() if s > 0],
+                points,
+                [published_at(method, s) for s in points],
                 ls="none",
                 marker="o",
                 mfc="none",
@@ -237,40 +263,46 @@ def _figure(curves, setting, out):
             )
     axis.set_yscale("log")
     axis.set_xlabel("iteration")
-    axis.set_ylabel("l4 loss")
+    axis.set_ylabel("l4 loss / L(0)")
     axis.set_title(
-        f"blog's l4 experiment, closest setting ({setting.name}); circles: read off the published figure", fontsize=9
+        f"blog's l4 experiment, closest setting ({setting.name}, {which}); circles: read off the published figure, "
+        "divided by its L(0) = 5",
+        fontsize=9,
     )
     axis.grid(alpha=0.3, which="both", lw=0.5)
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    save(figure, out / "blog_l4")
+    save(figure, out / ("blog_l4" if which == "grid" else f"blog_l4_{which}"))
 
 
 def run(config, workdir, job=None):
     with job_scope(job, "blog_l4") as job:
         started, out = time.time(), pathlib.Path(workdir)
         screened = screen(config)
-        candidates = sorted((r for r in screened if r["plausible"]), key=lambda r: r["initial_distance"])
-        stage2 = [r["setting"] for r in candidates[: config.screen_keep]]
+        candidates = sorted((r for r in screened if r["plausible"]), key=lambda r: r["optimum_over_initial"])
+        stage2 = [r["setting"] for r in candidates[: config.screen_keep or None]]
         copies = len(config.lrs) * len(METHODS)
         job.plan(
             "blog_l4",
             len(METHODS) * (len(stage2) + config.final_keep),
             sweep_work(copies, config.screen_steps, 4) * len(stage2)
-            + sweep_work(copies, config.final_steps, 4) * config.final_keep,
+            + sweep_work(copies, config.final_steps, 4, tuned=True) * config.final_keep,
         )
         early = {}
         for setting in stage2:
             job.write(f"stage 2: {setting.name}")
-            curves = train(config, setting, config.screen_steps, out, job)
-            early[setting] = distance(curves, [s for s in (0, 50_000) if s <= config.screen_steps])
+            curves, _ = train(config, setting, config.screen_steps, out, job)
+            early[setting] = distance(curves, [s for s in PUBLISHED["GD on L(w)"] if 0 < s <= config.screen_steps])
         final_rows = {}
         for setting in sorted(early, key=early.get)[: config.final_keep]:
             job.write(f"stage 3: {setting.name}")
-            final_rows[setting] = _final(config, train(config, setting, config.final_steps, out, job))
-        closest = min(final_rows, key=lambda s: final_rows[s]["distance"]) if final_rows else None
-        if closest is not None:
-            _figure(final_rows[closest]["curves"], closest, out)
+            grid_curves, tuned_curves = train(config, setting, config.final_steps, out, job, config.rho)
+            final_rows[setting] = {"grid": _final(config, grid_curves), "tuned": _final(config, tuned_curves)}
+        closest = {}
+        for which in ("grid", "tuned"):
+            if final_rows:
+                setting = min(final_rows, key=lambda s: final_rows[s][which]["distance"])
+                closest[which] = _closest(config, setting, final_rows[setting][which])
+                _figure(final_rows[setting][which]["curves"], setting, which, out)
         outputs.write_csv(out / "blog_l4.csv", _table(screened, early, final_rows))
         summary = {
             "figure": "blog_l4",
@@ -285,23 +317,31 @@ def run(config, workdir, job=None):
             "screened": len(screened),
             "plausible": sum(r["plausible"] for r in screened),
             "stage2": {s.name: early[s] for s in stage2},
-            "finals": {s.name: {k: v for k, v in row.items() if k != "curves"} for s, row in final_rows.items()},
-            "closest": None
-            if closest is None
-            else {
-                "setting": closest.name,
-                "distance": final_rows[closest]["distance"],
-                "crossover": final_rows[closest]["crossover"],
-                "end_ratio": final_rows[closest]["end_ratio"],
-                "losses_at_published_steps": {
-                    m: {str(s): loss_at(c, s) for s in PUBLISHED[m] if s <= config.final_steps}
-                    for m, c in final_rows[closest]["curves"].items()
-                    if c is not None and m in PUBLISHED
-                },
+            "finals": {
+                s.name: {which: {k: v for k, v in row.items() if k != "curves"} for which, row in rows.items()}
+                for s, rows in final_rows.items()
             },
+            "closest": closest.get("grid"),
+            "closest_tuned": closest.get("tuned"),
         }
         outputs.write_json(out / "blog_l4.json", summary)
         return summary
+
+
+def _closest(config, setting, row):
+    """The JSON summary of the closest setting (with the grid's or the tuned rates)."""
+    return {
+        "setting": setting.name,
+        "distance": row["distance"],
+        "crossover": row["crossover"],
+        "end_ratio": row["end_ratio"],
+        "rates": row["rates"],
+        "normalized_losses_at_published_steps": {
+            m: {str(s): loss_at(c, s) for s in PUBLISHED[m] if s <= config.final_steps}
+            for m, c in row["curves"].items()
+            if c is not None and m in PUBLISHED
+        },
+    }
 
 
 def _final(config, curves):
@@ -329,9 +369,11 @@ def _table(screened, early, final_rows):
                 **dataclasses.asdict(r["setting"]),
                 "initial_loss": r["initial_loss"],
                 "optimum": r["optimum"],
+                "optimum_over_initial": r["optimum_over_initial"],
                 "plausible": r["plausible"],
                 "distance_at_screen_steps": early.get(r["setting"]),
-                "distance_at_final_steps": final_rows.get(r["setting"], {}).get("distance"),
+                "distance_at_final_steps": final_rows.get(r["setting"], {}).get("grid", {}).get("distance"),
+                "distance_at_final_steps_tuned": final_rows.get(r["setting"], {}).get("tuned", {}).get("distance"),
             }
             for r in screened
         ]

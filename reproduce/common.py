@@ -21,8 +21,10 @@ from tfovp.study.provenance import machine, settings_key, versions
 from tfovp.study.records import CurveFamily
 from tfovp.study.runs import PAPER_GRID, FamilyRunner
 from tfovp.study.store import RecordStore
+from tfovp.tuning import RHO
 
-BOOKKEEPING = ("resume", "tensorboard", "quick", "data_dir", "tag", "x_scale")  # fields that change no result
+# Fields that change no stored curve (the tuning is part of each stored family's key).
+BOOKKEEPING = ("resume", "tensorboard", "quick", "data_dir", "tag", "x_scale", "rho", "no_tune")
 
 
 @dataclasses.dataclass
@@ -36,10 +38,16 @@ class StudyConfig:
     dtype: str = setting("float32", "training precision (optima are float64)", ("float32", "float64"))
     level: float = setting(0.2, "relative excess loss (L - L*)/(L0 - L*) that counts as converged, in (0, 1)")
     data_dir: str | None = setting(None, "folder with the datasets, searched before $TFOVP_DATA_DIR")
+    rho: float = setting(
+        RHO, "tune every grid curve's learning rate to within this ratio for the speed-ups (> 1; tfovp.tuning)"
+    )
+    no_tune: bool = setting(
+        False, "take the learning-rate grid as given: no grid-end extension and no refinement (speed-ups on the grid)"
+    )
     resume: bool = setting(False, "reuse curves finished by an earlier (interrupted) run with the same settings")
     quick: bool = setting(False, "smoke run in seconds: {preset} (flags given win)")
 
-    QUICK = {"steps": 300, "lrs": (1e-3, 1e-2, 1e-1)}
+    QUICK = {"steps": 300, "lrs": (1e-3, 1e-2, 1e-1), "rho": 2.0}
 
     def validate(self):
         """Raise ValueError naming the flag for a value no study can use."""
@@ -51,9 +59,15 @@ class StudyConfig:
         check_values("lrs", self.lrs, lambda r: math.isfinite(r) and r > 0, "finite numbers > 0")
         check(self.dtype in ("float32", "float64"), f"--dtype {self.dtype}: expected float32 or float64")
         check(0 < self.level < 1, f"--level {self.level:g}: expected a number in (0, 1)")
+        check(math.isfinite(self.rho) and self.rho > 1, f"--rho {self.rho:g}: expected a ratio > 1")
         check(
             self.data_dir is None or pathlib.Path(self.data_dir).is_dir(), f"--data-dir {self.data_dir}: no such folder"
         )
+
+    @property
+    def tuning_ratio(self):
+        """The refinement ratio of the tuning, or None without tuning."""
+        return None if self.no_tune else self.rho
 
     @staticmethod
     def check_steps(name, steps):
@@ -131,10 +145,12 @@ class FigureRun:
             seed=config.seed,
             level=config.level,
             dtype=config.dtype,
+            rho=config.tuning_ratio,
             resume=config.resume,
             job=self.job,
         )
         self.families = {}
+        self.grid_verdicts = []  # the speed-up claims judged on the paper's grid, beside the tuned rows
 
     def expect(self, specs):
         """Plan the families of `specs` (for the announcements and the progress bar)."""
@@ -153,12 +169,11 @@ class FigureRun:
         return criteria.Speed.of(self.summary(label, p))
 
     def comparison(self, contender, baseline, p):
-        """criteria.Comparison of two trained families of the l_p panel (speed-ups at
-        every tracked level, `tfovp.study.speedup`)."""
+        """criteria.Comparison of two trained families of the l_p panel: speed-ups at
+        every tracked level (`tfovp.study.speedup`) with both families tuned, and on
+        the grid alone."""
         fc, fb = self.families[(contender, p)], self.families[(baseline, p)]
-        values = speedup.speedups(speedup.family_times(fb), speedup.family_times(fc), self.config.steps, fb.levels)
-        either = speedup.all_diverged(fb) or speedup.all_diverged(fc)
-        return criteria.Comparison(contender, baseline, tuple(values), self.config.steps, either)
+        return criteria.compare(contender, fc, baseline, fb, self.config.steps)
 
     def write_speedups(self, pairs):
         """<figure>_speedup.csv/.png/.pdf of every (contender, baseline, p) pair; returns
@@ -168,7 +183,7 @@ class FigureRun:
         comparisons = {f"{c} vs {b} (l{p:g})": self.comparison(c, b, p) for c, b, p in pairs}
         crossovers = {}
         for (contender, baseline, p), name in zip(pairs, comparisons):
-            fc, fb = self.families[(contender, p)], self.families[(baseline, p)]
+            fc, fb = self.families[(contender, p)].with_tuned(), self.families[(baseline, p)].with_tuned()
             crossovers[name] = speedup.crossover(fb.steps, speedup.envelope(fb), speedup.envelope(fc))
         rows, summary = outputs.speedup_table(comparisons, crossovers)
         import pandas as pd
@@ -181,6 +196,17 @@ class FigureRun:
             f"{self.figure}: speed-up of each contender over its baseline, {self.config.steps:,} iterations",
         )
         return comparisons, summary
+
+    def speedup_claims(self, figure, claim, comparisons, **kwargs):
+        """The speed-up claim row (judged on the tuned speed-ups) and its verdict on the
+        paper's grid, for the figure's JSON (`criteria.speedup_claim`)."""
+        setting = self.config.setting_text()
+        row = criteria.speedup_claim(figure, claim, comparisons, setting=setting, **kwargs)
+        grid = criteria.speedup_claim(figure, claim, [c.on_grid() for c in comparisons], setting=setting, **kwargs)
+        self.grid_verdicts.append(
+            {"claim": claim, "tuned": row.verdict, "grid": grid.verdict, "measured_grid": grid.measured}
+        )
+        return row
 
     def panel(self, title, labels_and_losses, notes=(), styles=None):
         """A LossPanel of the best-rate curves named by (label, p) pairs; `styles` maps a
@@ -246,6 +272,7 @@ class FigureRun:
                 f"{label} (l{p:g})": outputs.family_summary(f, c.level) for (label, p), f in self.families.items()
             },
             "claims": [dataclasses.asdict(claim) for claim in claims],
+            "speedup_claims_on_grid": self.grid_verdicts,
             **(extra or {}),
         }
         outputs.write_json(f"{stem}.json", summary)
@@ -265,7 +292,11 @@ class FigureRun:
 
 def plan(job, name, config, specs):
     """Plan figure `name`'s curve families `specs` in `job` (see `Job.plan`)."""
-    work = sum(sweep_work(len(spec.learning_rates or config.lrs), config.steps, spec.loss) for spec in specs)
+    tuned = config.tuning_ratio is not None
+    work = sum(
+        sweep_work(len(spec.learning_rates or config.lrs), config.steps, spec.loss, tuned and not spec.learning_rates)
+        for spec in specs
+    )
     job.plan(name, len(specs), work)
 
 

@@ -55,7 +55,7 @@ def run(config, workdir, job=None):
         ):
             chosen = [c for name, c in comparisons.items() if name.endswith(f"(l{p:g})")]
             if chosen:
-                claims.append(criteria.speedup_claim("figure3", claim, chosen, setting=config.setting_text(), **kwargs))
+                claims.append(figure.speedup_claims("figure3", claim, chosen, **kwargs))
         return figure.write(panels, claims, {"speedup": summary})
 
     return common.run_figure("figure3", config, workdir, job, body)

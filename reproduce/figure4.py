@@ -69,8 +69,8 @@ def run(config, workdir, job=None):
             ):
                 chosen = [comparisons[f"{c} vs {b} (l{q:g})"] for c, b, q in pairs if q == p]
                 claims.append(
-                    criteria.speedup_claim(
-                        "figure4", f"l{p:g}: {claim} (speed-up)", chosen, criteria.FASTER_FACTOR, config.setting_text()
+                    figure.speedup_claims(
+                        "figure4", f"l{p:g}: {claim} (speed-up)", chosen, factor=criteria.FASTER_FACTOR
                     )
                 )
         return figure.write(panels, claims, {"speedup": summary})

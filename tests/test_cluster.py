@@ -31,13 +31,19 @@ def local_ray():
 WALL_TIMES = ("elapsed_seconds", "seconds_per_step", "seconds")  # the only stored values that may differ
 
 
+def _without_wall_times(data):
+    """A stored record without its wall times (also in the records nested in it)."""
+    if isinstance(data, dict):
+        return {k: _without_wall_times(v) for k, v in data.items() if k not in WALL_TIMES}
+    return data
+
+
 def _stored(out):
     """{file name: record without its wall times} of every stored run under `out`."""
-    records = {}
-    for path in sorted(pathlib.Path(out, ".curves").rglob("*.json")):
-        data = json.loads(path.read_text())
-        records[str(path.relative_to(out))] = {k: v for k, v in data.items() if k not in WALL_TIMES}
-    return records
+    return {
+        str(path.relative_to(out)): _without_wall_times(json.loads(path.read_text()))
+        for path in sorted(pathlib.Path(out, ".curves").rglob("*.json"))
+    }
 
 
 def test_sensitivity_on_ray_equals_the_single_machine_run(data_dir, tmp_path):

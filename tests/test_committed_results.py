@@ -135,8 +135,6 @@ def test_figure5_mnist():
 def test_speedup_claims(figure):
     """The speed-up claims from the speed-ups stored in the figure's JSON: the pairs named
     in each claim's measurement, judged by `criteria.speedup_claim`."""
-    from tfovp.study.speedup import SpeedUp
-
     summary = _json(figure)
     stored = summary.get("speedup") or {}
     committed = _claims(figure, speedup=True)
@@ -144,20 +142,8 @@ def test_speedup_claims(figure):
         pytest.skip(f"{figure} has no speed-up claims")
     for claim, measured, verdict in committed:
         p = claim.split(":")[0].lstrip("l")
-        pairs = [part.split(":")[0] for part in measured.split("; ")]
-        comparisons = []
-        for pair in pairs:
-            data = stored[f"{pair} (l{p})"]
-            contender, baseline = pair.split(" vs ")
-            values = tuple(
-                SpeedUp(level, tb if tb is not None else float("inf"), tc if tc is not None else float("inf"), v, k)
-                for level, tb, tc, v, k in zip(
-                    data["levels"], data["baseline_time"], data["contender_time"], data["speedup"], data["kind"]
-                )
-            )
-            comparisons.append(
-                criteria.Comparison(contender, baseline, values, int(data["budget"]), bool(data["any_all_diverged"]))
-            )
+        pairs = [part.split(":")[0] for part in measured.split("; ") if " vs " in part.split(":")[0]]
+        comparisons = [criteria.Comparison.from_json(stored[f"{pair} (l{p})"], f"{pair} (l{p})") for pair in pairs]
         kwargs = {"not_faster": True} if "not faster" in claim else {"factor": criteria.FASTER_FACTOR}
         setting = summary["claims"][0]["setting"]
         row = criteria.speedup_claim(figure, claim, comparisons, setting=setting, **kwargs)

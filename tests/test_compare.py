@@ -17,7 +17,9 @@ def test_linear_model_times_match_the_closed_form():
     # first t with (1 - eta/m)^(2t) <= e.
     y = np.array([1.0, -2.0, 0.5, 3.0])
     eta, m = 0.5, 4
-    result = compare_depths(np.eye(4), y, depths=(1, 2), loss=2, steps=400, learning_rates=[eta], dtype="float64")
+    result = compare_depths(
+        np.eye(4), y, depths=(1, 2), loss=2, steps=400, learning_rates=[eta], dtype="float64", tune=False
+    )
     assert result.optimum == pytest.approx(0.0, abs=1e-15) and result.reference_loss == pytest.approx(np.sum(y**2) / 8)
     times = result.times(1)
     for level, time in zip(result.levels, times):
@@ -37,8 +39,9 @@ def test_report_text_and_figure(tmp_path):
     y = x @ rng.normal(size=5) + 0.1 * rng.normal(size=64)
     result = compare_depths(x, y, depths=(1, 3), loss=4, steps=300, learning_rates=[1e-3, 1e-2, 10.0])
     text = result.summary()
-    assert "depth | best lr (fastest to 0.1) | diverged lrs" in text and "speed-up over depth 1" in text
-    assert result.diverged_rates(3) == [10.0] and "10" in text.splitlines()[4]
+    assert "depth | tuned lr at e (grid's) | divergence edge | diverged lrs" in text and "speed-up over depth 1" in text
+    assert "S(e) = T_1(e) / T_N(e)" in text and "Answer:" in text and "depth 3 " in text.split("Answer:")[1]
+    assert 10.0 in result.diverged_rates(3) and result.tuned
     figure = result.plot(tmp_path / "depths.png")
     assert (tmp_path / "depths.png").stat().st_size > 10_000 and len(figure.axes) == 2
 

@@ -84,7 +84,7 @@ def test_a_corrupt_claims_file_stops_the_run_before_any_training(data_dir, tmp_p
 
 
 def test_a_corrupt_stored_curve_is_named_and_recomputed(data_dir, tmp_path):
-    flags = ["--quick", "--steps", "40", "--losses", "2", "--out", str(tmp_path), "--data-dir", data_dir]
+    flags = ["--quick", "--steps", "40", "--losses", "2", "--no-tune", "--out", str(tmp_path), "--data-dir", data_dir]
     figure3.main(flags)
     before = (tmp_path / "figure3.csv").read_text()
     stored = sorted((tmp_path / ".curves").rglob("depth-2*.json"))[0]
@@ -124,6 +124,7 @@ def test_ctrl_c_prints_one_line_and_resume_finishes_the_run(data_dir, tmp_path):
         "100000",
         "--lrs",
         "0.001",
+        "--no-tune",
         "--out",
         str(tmp_path),
         "--data-dir",

@@ -48,20 +48,7 @@ def _speed(curve):
 
 def _comparisons(summary, p):
     """The criteria.Comparison records of a figure's JSON for the l_p panel."""
-    from tfovp.study.speedup import SpeedUp
-
-    out = []
-    for name, c in summary["speedup"].items():
-        if not name.endswith(f"(l{p:g})"):
-            continue
-        contender, baseline = name[: -len(f" (l{p:g})")].split(" vs ")
-        times = (
-            [(float("inf") if t is None else t) for t in c["baseline_time"]],
-            [(float("inf") if t is None else t) for t in c["contender_time"]],
-        )
-        speedups = tuple(SpeedUp(*row) for row in zip(c["levels"], *times, c["speedup"], c["kind"]))
-        out.append(criteria.Comparison(contender, baseline, speedups, c["budget"], c["any_all_diverged"]))
-    return out
+    return [criteria.Comparison.from_json(c) for name, c in summary["speedup"].items() if name.endswith(f"(l{p:g})")]
 
 
 def _check_outputs(out, figure, n_claims):
@@ -136,6 +123,7 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
         "--mnist-seeds",
         "66478,1",
         "--mnist-variants",
+        "--no-tune",
     )
     rows = [r for r in json.loads((tmp_path / "claims.json").read_text()) if r["claim"].startswith("MNIST")]
     # 5 claims of the two models, 2 per L2 variant, the preconditioned original's tracking
@@ -229,10 +217,11 @@ def test_resume_after_interruption_gives_identical_outputs(data_dir, tmp_path, m
 
     monkeypatch.setattr(runs, "train_family", counted)
     _run(figure3, tmp_path / "whole", data_dir, "--losses", "4")
-    whole = len(calls)  # the three l4 curves and the grid extensions they needed
+    whole = len(calls)  # the three l4 curves, each on its grid and at the rates its tuning added
+    first = calls.count(figure3.label(1))  # the sweeps of the first curve
 
     def interrupted(spec, *args, **kwargs):
-        if len(calls) == 2:
+        if len(calls) == first + 1:  # the first curve is done, the second one started
             raise KeyboardInterrupt
         return counted(spec, *args, **kwargs)
 
@@ -244,13 +233,13 @@ def test_resume_after_interruption_gives_identical_outputs(data_dir, tmp_path, m
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert "interrupted" in message and "--resume" in message
     finished = list((tmp_path / "cut" / ".curves").rglob("*.json"))
-    assert 1 <= len(finished) <= 2 and not (tmp_path / "cut" / "figure3.csv").exists()
+    assert len(finished) == 1 and not (tmp_path / "cut" / "figure3.csv").exists()
     calls.clear()
     monkeypatch.setattr(runs, "train_family", counted)
     _run(figure3, tmp_path / "cut", data_dir, "--losses", "4", "--resume")
-    # Only what had not finished ran again (a curve whose grid extension was interrupted
-    # is trained again in full).
-    assert whole - 2 <= len(calls) <= whole - 1
+    # Only what had not finished ran again (a curve whose tuning was interrupted is
+    # trained again in full).
+    assert len(calls) == whole - first
     assert capsys.readouterr().err.count("finished earlier, reused") == len(finished)
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "whole" / "figure3.csv"), pd.read_csv(tmp_path / "cut" / "figure3.csv")
@@ -343,8 +332,11 @@ def test_sensitivity_quick(data_dir, tmp_path):
         ]
     )
     frame = pd.read_csv(tmp_path / "sensitivity.csv")
-    # 3 levels x 2 preprocessings x 2 seeds x 2 budgets x (2 Figure 3 claims + 4 Figure 5 claims)
-    assert len(frame) == 3 * 2 * 2 * 2 * 6
+    # 3 levels x 2 preprocessings x 2 seeds x 2 budgets x (2 Figure 3 claims + 4 Figure 5 claims),
+    # and Figure 3's l4 speed-up claim tuned and on the grid at the longest budget and the default level
+    assert len(frame) == 3 * 2 * 2 * 2 * 6 + 2 * 2 * 2
+    speedup_rows = frame[frame["claim"].str.contains("speed-up")]
+    assert set(speedup_rows["budget"]) == {200} and set(speedup_rows["level"]) == {0.2}
     assert set(frame["budget"]) == {40, 200} and set(frame["level"]) == {0.2, 0.1, 0.05}
     assert "| claim | level | PASS | FAIL | INCONCLUSIVE | settings |" in (tmp_path / "sensitivity.md").read_text()
     # Judging at other levels later reuses the stored curves (no training) and replaces the rows.
@@ -442,7 +434,9 @@ def test_runner_reuses_a_stored_family_only_with_resume_or_within_one_command(tm
 
     def runner(resume, job):
         store = RecordStore(tmp_path, CurveFamily.from_json)
-        return runs.FamilyRunner(problem, store, steps=10, grid=(0.01,), seed=0, level=0.2, resume=resume, job=job)
+        return runs.FamilyRunner(
+            problem, store, steps=10, grid=(0.01,), seed=0, level=0.2, rho=None, resume=resume, job=job
+        )
 
     spec = CurveSpec("depth-2 net", depth=2)
     first = Job("first")
@@ -483,8 +477,11 @@ def test_blog_l4_quick(data_dir, tmp_path):
     # Per-example unit norm can fit below the figure's lowest point (0.008); standardized features cannot.
     plausible = dict(zip(table["features"], table["plausible"]))
     assert plausible == {"standardize": False, "unit-norm": True}
-    assert summary["closest"]["setting"] == "unit-norm:minmax:none, sum" and (tmp_path / "blog_l4.png").is_file()
-    assert blog_l4.distance({m: ([0, 10], [5.0, 1.0], 0.1) for m in blog_l4.PUBLISHED}, [0]) == 0.0
+    assert summary["closest"]["setting"] == "unit-norm:minmax:none, mean" and (tmp_path / "blog_l4.png").is_file()
+    assert summary["closest_tuned"]["setting"] == "unit-norm:minmax:none, mean"
+    assert (tmp_path / "blog_l4_tuned.png").is_file()
+    # Curves are compared normalized by L(0): the published ones by their 5.
+    assert blog_l4.distance({m: ([0, 10], [1.0, 0.2], 0.1) for m in blog_l4.PUBLISHED}, [0]) == 0.0
 
 
 def test_acceleration_quick(data_dir, tmp_path):
@@ -514,7 +511,7 @@ def test_profiles_on_known_times():
     from reproduce import acceleration
 
     def made(times):  # depth -> (J,) times at three levels
-        return acceleration.Measured(acceleration.SETTINGS["default"], 1.0, 0.1, times, {}, {}, {}, 0.0)
+        return acceleration.Measured(acceleration.SETTINGS["default"], 1.0, 0.1, 1.0, {}, times, times, {}, {}, 0.0)
 
     measured = [
         made({1: np.array([100.0]), 2: np.array([50.0]), 3: np.array([np.inf]), 4: np.array([400.0])}),

@@ -127,3 +127,28 @@ def test_speedup_claim_rule(baseline, contender, expected):
         criteria.speedup_holds(result, criteria.FASTER_FACTOR)
         == {"PASS": True, "FAIL": False, "INCONCLUSIVE": None}[expected]
     )
+
+
+def test_rate_results_take_the_upper_median_over_seeds_and_a_tuned_family_joins_its_rates():
+    # Two seeds x two rates; seed 1 of the faster rate diverges at step 5 (NaN on).
+    slow, fast = _decay(0.05), _decay(0.2)
+    broken = fast.copy()
+    broken[5:] = np.nan
+    family = _family(np.column_stack([slow, fast, slow, broken]), seeds=[0, 0, 1, 1], rates=[1e-3, 2e-3] * 2)
+    results = speedup.rate_results(family)
+    assert results.learning_rates.tolist() == [1e-3, 2e-3]
+    assert results.diverged.tolist() == [False, True]  # the upper median of (no, yes) is yes
+    assert np.isinf(results.times[1]).all() and results.times[0, 0] == speedup.family_times(family)[0]
+    # Tuning adds rates as further copies: joined, the family has every rate of every seed.
+    extra = _family(np.column_stack([_decay(0.1)] * 2), seeds=[0, 1], rates=[1.5e-3, 1.5e-3])
+    family.tuned, family.tuning_stages, family.rho = extra, (), (1.2,)
+    joined = family.with_tuned()
+    assert joined.learning_rates[joined.columns(1)].tolist() == [1e-3, 2e-3, 1.5e-3]
+    assert speedup.rate_results(joined).learning_rates.tolist() == [1e-3, 1.5e-3, 2e-3]
+    assert speedup.family_times(joined)[0] < speedup.family_times(family)[0]  # the added rate is faster
+    one = joined.of_seed(1)
+    assert one.seed_list == [1] and one.losses.shape == (101, 3) and one.last_above.shape == (3, LEVELS.size)
+    # The record round-trips through JSON with its tuning.
+    again = CurveFamily.from_json(family.to_json())
+    np.testing.assert_array_equal(again.with_tuned().losses, joined.losses)
+    assert again.tuning().grid == (1e-3, 2e-3) and again.tuning().results.learning_rates.size == 3

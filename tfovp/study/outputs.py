@@ -64,40 +64,53 @@ def write_json(path, data):
 def family_summary(family, level, seed=None):
     """The JSON summary of one family: its best rate at `level` and the measures of it."""
     out = family.summary(level, seed).to_json()
-    out["elapsed_seconds"] = round(family.elapsed_seconds, 2)
-    if family.extended is not None:
-        out["extended_grid"] = family_summary(family.extended, level, seed)
+    out["elapsed_seconds"] = round(family.training_seconds, 2)
+    tuning = family.tuning()
+    if tuning is not None:
+        out["tuning"] = tuning.to_json()
     return out
 
 
 def speedup_table(comparisons, crossovers):
     """Rows of every comparison at every level (for <figure>_speedup.csv) and the JSON
     summary {"<contender> vs <baseline> (lp)": {...}}; `comparisons` maps a key (the
-    JSON name) to a `criteria.Comparison`, `crossovers` the same key to t_x or None."""
+    JSON name) to a `criteria.Comparison`, `crossovers` the same key to t_x or None.
+    Where the families were tuned, each row holds S with both families tuned (`speedup`,
+    `kind`, the times, the tuned rates and whether each is within rho of its divergence
+    edge) and S on the paper's grid alone (`grid_*`)."""
     rows, summary = [], {}
     for name, c in comparisons.items():
-        for s in c.speedups:
-            rows.append(
-                {
-                    "comparison": name,
-                    "contender": c.contender,
-                    "baseline": c.baseline,
-                    "budget": c.budget,
-                    "level": s.level,
-                    "baseline_time": s.baseline_time,
-                    "contender_time": s.contender_time,
-                    "speedup": s.value,
-                    "kind": s.kind,
-                }
-            )
-        summary[name] = {
-            "budget": c.budget,
-            "crossover": crossovers[name],
-            "any_all_diverged": c.any_all_diverged,
-            "levels": [s.level for s in c.speedups],
-            "speedup": [s.value for s in c.speedups],
-            "kind": [s.kind for s in c.speedups],
-            "baseline_time": [None if s.baseline_time == float("inf") else s.baseline_time for s in c.speedups],
-            "contender_time": [None if s.contender_time == float("inf") else s.contender_time for s in c.speedups],
-        }
+        grid = c.grid_speedups or (None,) * len(c.speedups)
+        rates = zip(c.baseline_rates or grid, c.contender_rates or grid)
+        for s, g, (rb, rc) in zip(c.speedups, grid, rates):
+            row = {
+                "comparison": name,
+                "contender": c.contender,
+                "baseline": c.baseline,
+                "budget": c.budget,
+                "level": s.level,
+                "tuned": c.tuned,
+                "rho": c.rho,
+                "baseline_time": s.baseline_time,
+                "contender_time": s.contender_time,
+                "speedup": s.value,
+                "kind": s.kind,
+            }
+            if c.tuned:
+                row.update(
+                    {
+                        "baseline_lr": rb.learning_rate,
+                        "contender_lr": rc.learning_rate,
+                        "baseline_near_edge": rb.near_edge,
+                        "contender_near_edge": rc.near_edge,
+                        "grid_baseline_lr": rb.grid_learning_rate,
+                        "grid_contender_lr": rc.grid_learning_rate,
+                        "grid_baseline_time": g.baseline_time,
+                        "grid_contender_time": g.contender_time,
+                        "grid_speedup": g.value,
+                        "grid_kind": g.kind,
+                    }
+                )
+            rows.append(row)
+        summary[name] = {**c.to_json(), "crossover": crossovers[name]}
     return rows, summary

@@ -209,9 +209,11 @@ def plot_panels(panels, path_stem, title=None, log_x=False):
 
 def plot_speedups(comparisons, path_stem, title):
     """S(e) against the level e (log-log, tighter levels to the right), one line per
-    comparison; lower bounds as upward and upper bounds as downward triangles; the
-    lines S = 1, 2 and 10 for reference. `comparisons` maps a legend label to a
-    `criteria.Comparison`. Writes `path_stem`.png and .pdf."""
+    comparison; lower bounds as upward and upper bounds as downward triangles; where the
+    families were tuned (`tfovp.tuning`), the tuned S as the line and the paper grid's S
+    as a thin dotted line of the same colour; the lines S = 1, 2 and 10 for reference.
+    `comparisons` maps a legend label to a `criteria.Comparison`. Writes `path_stem`.png
+    and .pdf."""
     figure = Figure(figsize=(10, 5 + 0.17 * len(comparisons)), layout="constrained")
     axis = figure.subplots()
     markers = {"lower bound": "^", "upper bound": "v"}
@@ -230,6 +232,14 @@ def plot_speedups(comparisons, path_stem, title):
             if bounds:
                 axis.plot(*zip(*bounds), ls="none", marker=marker, ms=style["ms_bound"], mfc=style["mfc"],
                           color=line.get_color())  # fmt: skip
+        if c.tuned:
+            grid = [(s.level, s.value) for s in c.grid_speedups if s.kind == "exact"]
+            if grid:
+                axis.plot(*zip(*grid), ls=":", lw=1.0, marker=".", ms=3, color=line.get_color(), alpha=0.8)
+    tuned = [c for c in comparisons.values() if c.tuned]
+    key = "^ / v: lower / upper bound; grey lines: S = 1, 2 (--), 10 (:)"
+    if tuned:
+        key = f"solid: both rates tuned to within {tuned[0].rho:g}; dotted: the grid alone; " + key
     for value, style in ((1, "-"), (2, "--"), (10, ":")):
         axis.axhline(value, color="gray", lw=0.8, ls=style)
     levels = [s.level for c in comparisons.values() for s in c.speedups]
@@ -252,7 +262,7 @@ def plot_speedups(comparisons, path_stem, title):
         *axis.get_legend_handles_labels(),
         fontsize=7,
         loc="outside lower center",
-        title="^ / v: lower / upper bound; grey lines: S = 1, 2 (--), 10 (:)",
+        title=key,
         title_fontsize=7,
     )
     return save(figure, path_stem)

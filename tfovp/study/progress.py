@@ -17,6 +17,10 @@ from tfovp._progress import Progress
 # ~3 us per copy-step for l2 in its Gram form, ~20 us for l4, ~70 ms per MNIST step).
 L2_COPY_STEP = 0.15
 MNIST_STEP = 3500.0
+# Planned work of a tuned family (`tfovp.tuning`) in units of its grid sweep: the grid,
+# a refinement of ~12-17 rates and a grid end or two; settled with the real work when
+# the family is done (`Job.settle`).
+TUNING_WORK = 2.5
 
 
 def copy_step_work(p):
@@ -24,9 +28,10 @@ def copy_step_work(p):
     return L2_COPY_STEP if p == 2 else 1.0
 
 
-def sweep_work(copies, steps, p):
-    """Planned work of a sweep of `copies` copies for `steps` updates (steps + 1 losses)."""
-    return copies * (steps + 1) * copy_step_work(p)
+def sweep_work(copies, steps, p, tuned=False):
+    """Planned work of a sweep of `copies` copies for `steps` updates (steps + 1 losses),
+    with the stages of its tuning if `tuned`."""
+    return copies * (steps + 1) * copy_step_work(p) * (TUNING_WORK if tuned else 1.0)
 
 
 class Task:
@@ -41,10 +46,12 @@ class Task:
         self.job.bar().advance(amount)
 
     def done(self, text):
-        """The unit finished (early finishes count as the whole unit)."""
+        """The unit finished (early finishes count as the whole unit); `text` goes to
+        the record of finished units (None: a stage of a unit, not recorded)."""
         self.job.bar().advance(self.work - self.moved)
         self.moved = self.work
-        self.job.finished.append(text)
+        if text is not None:
+            self.job.finished.append(text)
 
 
 class Job:
@@ -88,15 +95,24 @@ class Job:
     def write(self, text):
         self.bar().write(text)
 
-    def start(self, text, steps, per_step, planned=True):
-        """Announce and start a unit of `steps` steps worth `per_step` each; an unplanned
-        unit (e.g. a grid extended past its edge) grows the plan."""
-        work = steps * per_step
-        if not planned:
-            self.expect(1, work)
-        self.started += 1
-        self.write(f"[{self.started}/{max(self.units, self.started)}] {text}")
-        return Task(self, work, per_step)
+    def start(self, text, steps, per_step, unit=True):
+        """Announce and start `steps` steps worth `per_step` each: a planned unit, or with
+        `unit=False` a further stage of the unit in progress (announced without a
+        number; its work was part of the unit's plan, see `settle`)."""
+        if unit:
+            self.started += 1
+            self.write(f"[{self.started}/{max(self.units, self.started)}] {text}")
+        else:
+            self.write(text)
+        return Task(self, steps * per_step, per_step)
+
+    def settle(self, planned, done):
+        """A unit planned as `planned` work took `done`: the difference moves the bar (or
+        grows the plan), so that the time left stays honest."""
+        if done < planned:
+            self.bar().advance(planned - done)
+        elif done > planned:
+            self.expect(0, done - planned)
 
     def reuse(self, text, work):
         """A unit that needs no work (finished earlier, or by this command already)."""

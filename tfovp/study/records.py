@@ -14,7 +14,7 @@ import numpy as np
 
 from tfovp.study import convergence
 
-FORMAT = 3  # version of the JSON layout written by `CurveFamily.to_json`; stores are kept per format
+FORMAT = 4  # version of the JSON layout written by `CurveFamily.to_json`; stores are kept per format
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +82,14 @@ def _array(data, dtype=np.float64):
     return None if data is None else np.array(data, dtype=dtype)
 
 
+def _stages(data):
+    if data is None:
+        return None
+    from tfovp.tuning import Stage
+
+    return tuple(Stage.from_json(s) for s in data)
+
+
 @dataclasses.dataclass
 class CurveFamily:
     """A curve family trained by one sweep: copy c (column c of the (R, C) arrays) has
@@ -102,8 +110,12 @@ class CurveFamily:
             (also for families stored before it was recorded).
         elapsed_seconds: training time including XLA compilation.
         seconds_per_step: steady-state time of one step of all copies.
-        extended: the same family on a grid extended past an edge where the best rate
-            of some seed sat (see `tfovp.study.runs`), or None.
+        tuned: the same family at the learning rates that tuning added to the grid
+            (`tfovp.tuning`: grid ends extended, brackets refined), one record, or None
+            (not tuned, or nothing to add); `with_tuned` merges it in.
+        tuning_stages: the `tfovp.tuning.Stage`s that trained this family and `tuned`
+            (the first is the grid), or None if not tuned.
+        rho: the ratio of each refinement round of the tuning, or None.
         reference_loss: L_ref = L^1(W = 0) of the problem, shared by every family it is
             compared with (`tfovp.study.speedup`), or None.
         levels: (J,) relative excess levels e whose loss thresholds L* + e (L_ref - L*)
@@ -127,7 +139,9 @@ class CurveFamily:
     relative_balancedness: np.ndarray | None = None
     elapsed_seconds: float = 0.0
     seconds_per_step: float = float("nan")
-    extended: "CurveFamily | None" = None
+    tuned: "CurveFamily | None" = None
+    tuning_stages: tuple | None = None
+    rho: tuple | None = None
     reference_loss: float | None = None
     levels: np.ndarray | None = None
     last_above: np.ndarray | None = None
@@ -146,8 +160,29 @@ class CurveFamily:
 
     @property
     def training_seconds(self):
-        """Seconds spent training this family and its extended grid."""
-        return self.elapsed_seconds + (self.extended.training_seconds if self.extended else 0.0)
+        """Seconds spent training this family and the rates its tuning added."""
+        return self.elapsed_seconds + (self.tuned.training_seconds if self.tuned else 0.0)
+
+    @property
+    def is_tuned(self):
+        return self.tuning_stages is not None
+
+    def with_tuned(self):
+        """This family with the rates its tuning added as further copies (itself if none)."""
+        return self if self.tuned is None else concatenated(self, self.tuned)
+
+    def tuning(self):
+        """The `tfovp.tuning.Tuning` of this family (every rate trained, the tuned rate at
+        every level), or None if it was not tuned."""
+        if not self.is_tuned:
+            return None
+        from tfovp import tuning
+        from tfovp.study import speedup
+
+        grid = tuple(float(r) for r in self.learning_rates[self.columns()])
+        return tuning.Tuning(
+            self.levels, grid, tuple(self.rho), speedup.rate_results(self.with_tuned()), tuple(self.tuning_stages)
+        )
 
     def columns(self, seed=None):
         """Indices of the copies of `seed` (default: the first seed)."""
@@ -156,6 +191,13 @@ class CurveFamily:
         if found.size == 0:
             raise KeyError(f"curve family {self.spec.label!r} has no seed {seed}; seeds: {self.seed_list}")
         return found
+
+    def of_seed(self, seed):
+        """The family of one seed's copies (its tuning included)."""
+        columns = self.columns(seed)
+        picked = {name: _take(getattr(self, name), columns, axis) for name, axis in _COPY_AXES.items()}
+        tuned = None if self.tuned is None else self.tuned.of_seed(seed)
+        return dataclasses.replace(self, **picked, tuned=tuned)
 
     def summary(self, level, seed=None):
         """`convergence.SeedSummary` of one seed's learning rates at `level`."""
@@ -207,7 +249,7 @@ class CurveFamily:
             end_to_end=cut(self.end_to_end),
             balancedness=cut(self.balancedness),
             relative_balancedness=cut(self.relative_balancedness),
-            extended=None if self.extended is None else self.extended.truncated(budget),
+            tuned=None if self.tuned is None else self.tuned.truncated(budget),
             last_above=None,
             window_max=None,
         )
@@ -234,7 +276,9 @@ class CurveFamily:
             else None,
             "elapsed_seconds": float(self.elapsed_seconds),
             "seconds_per_step": None if not np.isfinite(self.seconds_per_step) else float(self.seconds_per_step),
-            "extended": None if self.extended is None else self.extended.to_json(),
+            "tuned": None if self.tuned is None else self.tuned.to_json(),
+            "tuning_stages": None if self.tuning_stages is None else [s.to_json() for s in self.tuning_stages],
+            "rho": None if self.rho is None else list(self.rho),
             "reference_loss": self.reference_loss,
             "levels": None if self.levels is None else self.levels.tolist(),
             "last_above": None if self.last_above is None else self.last_above.tolist(),
@@ -260,7 +304,9 @@ class CurveFamily:
             relative_balancedness=_array(data.get("relative_balancedness")),
             elapsed_seconds=float(data["elapsed_seconds"]),
             seconds_per_step=float("nan") if data["seconds_per_step"] is None else float(data["seconds_per_step"]),
-            extended=None if data["extended"] is None else cls.from_json(data["extended"]),
+            tuned=None if data["tuned"] is None else cls.from_json(data["tuned"]),
+            tuning_stages=_stages(data["tuning_stages"]),
+            rho=None if data["rho"] is None else tuple(float(r) for r in data["rho"]),
             reference_loss=data.get("reference_loss"),
             levels=_array(data.get("levels")),
             last_above=_array(data.get("last_above"), np.int64),
@@ -272,3 +318,42 @@ class CurveFamily:
                 f"stored curve family has losses of shape {family.losses.shape}, expected ({rows}, {copies})"
             )
         return family
+
+
+# Per-copy arrays of a CurveFamily and the axis that runs over copies.
+_COPY_AXES = {
+    "learning_rates": 0,
+    "seeds": 0,
+    "losses": 1,
+    "diverged_at": 0,
+    "end_to_end_norm": 1,
+    "end_to_end": 1,
+    "balancedness": 1,
+    "relative_balancedness": 1,
+    "last_above": 0,
+    "window_max": 1,
+}
+
+
+def _take(array, columns, axis):
+    return None if array is None else np.take(array, columns, axis=axis)
+
+
+def concatenated(first, second):
+    """One family holding the copies of `first` then `second` (the same spec trained on
+    other learning rates, for the same steps and seeds); `first`'s spec and tuning."""
+    if not np.array_equal(first.steps, second.steps) or first.seed_list != second.seed_list:
+        raise ValueError(
+            f"curve families {first.spec.label!r} cannot be joined: other recorded steps or seeds "
+            f"({first.seed_list} vs {second.seed_list})"
+        )
+    joined = {}
+    for name, axis in _COPY_AXES.items():
+        a, b = getattr(first, name), getattr(second, name)
+        joined[name] = None if a is None or b is None else np.concatenate([a, b], axis=axis)
+    return dataclasses.replace(
+        first,
+        **joined,
+        elapsed_seconds=first.elapsed_seconds + second.elapsed_seconds,
+        tuned=None,
+    )

@@ -1,22 +1,28 @@
 """Curves of the paper's linear experiments: one `CurveSpec` swept over learning rates
-and seeds with `tfovp.sweep.sweep` (`train_family`), and a runner that keeps finished
-families in a store so that an interrupted command loses nothing (`FamilyRunner`).
+and seeds with `tfovp.sweep.sweep` (`train_family`), tuned (`tune_family`), and a runner
+that keeps finished families in a store so that an interrupted command loses nothing
+(`FamilyRunner`).
 
-Learning-rate grid edges: when the best rate of a seed is the smallest or largest of
-the grid, the family is trained again on the grid extended by one decade on that side
-(`extended_spec`), and both are kept.
+Tuning (`tfovp.tuning`): a family on a grid is trained on the grid, then at the rates
+the protocol adds (grid ends extended x5, the best rate's bracket refined to a ratio
+rho, at every tracked level); the grid's copies stay the family, the added ones are kept
+beside them (`CurveFamily.tuned`). Threshold verdicts read the grid; speed-ups are
+reported on both.
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 
-from tfovp.study import convergence, speedup
+from tfovp import tuning
+from tfovp.study import speedup
 from tfovp.study.claims import fmt_iterations
+from tfovp.study.criteria import fmt_time
 from tfovp.study.progress import Job, copy_step_work, sweep_work
-from tfovp.study.records import CurveFamily
+from tfovp.study.records import CurveFamily, concatenated
 
-PAPER_GRID = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1)
+PAPER_GRID = tuning.PAPER_GRID
 
 
 def record_steps(steps, points=160):
@@ -80,26 +86,41 @@ def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress
     )
 
 
-def train_unit(spec, problem, steps, grid, seeds, dtype, level):
-    """One family as a cluster unit (`tfovp.study.cluster`): `train_family`, and the grid
-    extended past its edges when `level` is given (as `FamilyRunner.family` does)."""
-    family = train_family(spec, problem, steps=steps, grid=grid, seeds=seeds, dtype=dtype)
-    extension = None if level is None else extended_spec(family, level)
-    if extension is not None:
-        family.extended = train_family(extension, problem, steps=steps, grid=grid, seeds=seeds, dtype=dtype)
+def tune_family(train, grid, levels, rho):
+    """The family trained by `train(rates, stage)` (a CurveFamily per call) on `grid`, tuned by
+    `tfovp.tuning.tune` at every level and the final loss: the grid's family, with the
+    rates tuning added in `tuned` and the stages that trained them."""
+    trained = []
+
+    def measured(rates, stage):
+        trained.append(train(rates, stage))
+        return speedup.rate_results(trained[-1])
+
+    result = tuning.tune(measured, levels, grid, rho=rho)
+    extra = functools.reduce(concatenated, trained[1:]) if len(trained) > 1 else None
+    if extra is not None:
+        extra.spec = dataclasses.replace(trained[0].spec, learning_rates=tuple(extra.learning_rates[extra.columns()]))
+    family = trained[0]
+    family.tuned, family.tuning_stages, family.rho = extra, result.stages, result.rho
     return family
 
 
-def extended_spec(family, level):
-    """The spec on a grid extended past the edges where a seed's best rate sits, or None
-    (no edge, or the spec has its own learning rates)."""
-    edges = {family.summary(level, seed).at_edge for seed in family.seed_list} - {None}
-    if family.spec.learning_rates is not None or not edges:
-        return None
-    wider = list(family.learning_rates[family.columns()])
-    for side in sorted(edges):
-        wider = convergence.extend_grid(wider, side)
-    return dataclasses.replace(family.spec, learning_rates=tuple(wider))
+def at_rates(spec, rates, grid):
+    """`spec` at `rates`: the spec itself for its grid (so that its key stays the same)."""
+    same = spec.learning_rates is None and tuple(rates) == tuple(sorted(grid))
+    return spec if same else dataclasses.replace(spec, learning_rates=tuple(float(r) for r in rates))
+
+
+def train_unit(spec, problem, steps, grid, seeds, dtype, rho):
+    """One family as a cluster unit (`tfovp.study.cluster`): `train_family`, tuned when
+    `rho` is given (as `FamilyRunner.family` does)."""
+
+    def train(rates, stage="grid"):
+        return train_family(at_rates(spec, rates, grid), problem, steps=steps, grid=grid, seeds=seeds, dtype=dtype)
+
+    if rho is None or spec.learning_rates is not None:
+        return train(grid)
+    return tune_family(train, grid, speedup.LEVELS, rho)
 
 
 class FamilyRunner:
@@ -112,35 +133,43 @@ class FamilyRunner:
         problem: the data and optima.
         store: a `RecordStore` of CurveFamily records.
         steps, grid, seed, level, dtype: the training budget, default learning-rate grid,
-            default seed, convergence level (for best rates and grid edges), precision.
+            default seed, convergence level (for best rates), precision.
+        rho: the refinement ratio of `tfovp.tuning` for families trained on the grid, or
+            None to take the grid as given.
         resume: reuse families stored by earlier commands.
         job: the command's `Job` (announcements and progress).
     """
 
-    def __init__(self, problem, store, *, steps, grid, seed, level, dtype="float32", resume=False, job=None):
+    def __init__(
+        self, problem, store, *, steps, grid, seed, level, dtype="float32", rho=tuning.RHO, resume=False, job=None
+    ):
         self.problem, self.store = problem, store
         self.steps, self.grid, self.seed, self.level, self.dtype = steps, tuple(grid), seed, level, dtype
-        self.resume = resume
+        self.rho, self.resume = rho, resume
         self.job = job or Job("curves")
 
-    def planned_work(self, spec, seeds=None):
-        rates = len(spec.learning_rates or self.grid)
-        return sweep_work(rates * len(seeds or [self.seed]), self.steps, spec.loss)
+    def tunes(self, spec, tune=True):
+        """Whether `family(spec, tune=tune)` tunes: a grid family, and tuning on."""
+        return tune and self.rho is not None and spec.learning_rates is None
 
-    def key(self, spec, seeds):
-        return spec.key() + ("" if seeds == [self.seed] else "-s" + "-".join(map(str, seeds)))
+    def planned_work(self, spec, seeds=None, tune=True):
+        rates = len(spec.learning_rates or self.grid)
+        return sweep_work(rates * len(seeds or [self.seed]), self.steps, spec.loss, self.tunes(spec, tune))
+
+    def key(self, spec, seeds, tune=True):
+        seeds_part = "" if seeds == [self.seed] else "-s" + "-".join(map(str, seeds))
+        return spec.key() + seeds_part + (f"-rho{self.rho:g}" if self.tunes(spec, tune) else "")
 
     def _reusable(self, key):
         return self.resume or self.store.path(key) in self.job.written
 
-    def units(self, specs, seeds=None, extend_edges=True, context=None):
+    def units(self, specs, seeds=None, tune=True, context=None):
         """The `tfovp.study.cluster.Unit`s of the families of `specs` that `family` would
         train (those it would reuse are left out), named after `context` (default: the
         dataset and preprocessing)."""
         from tfovp.study.cluster import Unit
 
         seeds = [int(s) for s in (seeds or [self.seed])]
-        level = self.level if extend_edges else None
         for spec in specs:  # solved here and sent along: LAPACK's last bits depend on the process
             self.problem.solution(spec.loss)
         context = context or f"{self.problem.dataset}, {self.problem.preprocessing}"
@@ -148,47 +177,60 @@ class FamilyRunner:
             Unit(
                 f"{spec.label} (l{spec.loss:g}), {context}",
                 self.store,
-                self.key(spec, seeds),
+                self.key(spec, seeds, tune),
                 train_unit,
-                (spec, self.problem, self.steps, self.grid, seeds, self.dtype, level),
-                self.planned_work(spec, seeds),
+                (spec, self.problem, self.steps, self.grid, seeds, self.dtype, self.rho if tune else None),
+                self.planned_work(spec, seeds, tune),
             )
             for spec in specs
-            if not (self._reusable(self.key(spec, seeds)) and self.store.get(self.key(spec, seeds)) is not None)
+            if not (
+                self._reusable(self.key(spec, seeds, tune)) and self.store.get(self.key(spec, seeds, tune)) is not None
+            )
         ]
 
-    def family(self, spec, seeds=None, extend_edges=True):
-        """The trained (or reused) family of `spec`; prints one line about it."""
+    def family(self, spec, seeds=None, tune=True):
+        """The trained (or reused) family of `spec`, tuned if `tune` and the runner tunes;
+        prints one line about it."""
         seeds = [int(s) for s in (seeds or [self.seed])]
-        key = self.key(spec, seeds)
+        key = self.key(spec, seeds, tune)
         name = f"{spec.label} (l{spec.loss:g})"
         family = self.store.get(key) if self._reusable(key) else None
         if family is not None:
             if not self.job.counted_on_arrival(self.store.path(key)):
-                self.job.reuse(f"{name}: finished earlier, reused", self.planned_work(spec, seeds))
+                self.job.reuse(f"{name}: finished earlier, reused", self.planned_work(spec, seeds, tune))
         else:
-            family = self._train(spec, seeds, name)
-            extension = extended_spec(family, self.level) if extend_edges else None
-            if extension is not None:
-                family.extended = self._train(extension, seeds, f"{name}, grid extended past its edge", False)
+            family = self._trained(spec, seeds, name, self.tunes(spec, tune))
             self.job.written.add(self.store.put(key, family))
         self._report(name, family)
         return family
 
-    def _train(self, spec, seeds, name, planned=True):
-        rates = len(spec.learning_rates or self.grid)
-        copies = rates * len(seeds)
-        task = self.job.start(
-            f"{name}: {rates} learning rate{'s' * (rates > 1)} x {len(seeds)} seed{'s' * (len(seeds) > 1)} x "
-            f"{self.steps:,} iterations",
-            self.steps + 1,
-            copies * copy_step_work(spec.loss),
-            planned,
-        )
-        family = train_family(
-            spec, self.problem, steps=self.steps, grid=self.grid, seeds=seeds, dtype=self.dtype, progress=task.advance
-        )
-        task.done(name)
+    def _trained(self, spec, seeds, name, tune):
+        """Train (and tune) one family under the job's progress: the grid is the unit
+        announced, the tuning stages are announced beneath it."""
+        planned = self.planned_work(spec, seeds, tune)
+        done = []
+
+        def train(rates, stage="grid"):
+            first = not done
+            copies = len(rates) * len(seeds)
+            what = f"{len(rates)} learning rate{'s' * (len(rates) > 1)} x {len(seeds)} seed{'s' * (len(seeds) > 1)}"
+            text = f"{name}: {what} x {self.steps:,} iterations" if first else f"    {name}, tuning ({stage}): {what}"
+            task = self.job.start(text, self.steps + 1, copies * copy_step_work(spec.loss), unit=first)
+            family = train_family(
+                at_rates(spec, rates, self.grid),
+                self.problem,
+                steps=self.steps,
+                grid=self.grid,
+                seeds=seeds,
+                dtype=self.dtype,
+                progress=task.advance,
+            )
+            task.done(name if first else None)
+            done.append(task.work)
+            return family
+
+        family = tune_family(train, self.grid, speedup.LEVELS, self.rho) if tune else train(self.grid)
+        self.job.settle(planned, sum(done))
         return family
 
     def _report(self, name, family):
@@ -200,3 +242,27 @@ class FamilyRunner:
             f"{fmt_iterations(summary.iterations_to_level)}; diverged lrs: {diverged}; "
             f"{family.training_seconds:.1f} s of training"
         )
+        tuned = family.tuning()
+        if tuned is not None:
+            self.job.write(f"    {name}: {describe_tuning(tuned, self.level)}")
+
+
+def describe_tuning(result, level):
+    """One line: the tuned rate at `level` (or the tightest level reached), its bracket
+    and distance to the divergence edge, against the grid's."""
+    rates = [r for r in result.per_level() if r.learning_rate is not None]
+    if not rates:
+        return f"tuned to rho {result.rho[-1]:g}: no rate reaches any level"
+    chosen = next((r for r in rates if np.isclose(r.level, level)), min(rates, key=lambda r: r.level))
+    low, high = result.edge()
+    edge = "no rate diverged" if high is None else f"divergence edge between {low:.3g} and {high:.3g}"
+    return (
+        f"tuned to rho {result.rho[-1]:g} ({sum(len(s.learning_rates) for s in result.stages[1:])} rates added): "
+        f"at e = {chosen.level:g} lr {chosen.learning_rate:.3g} (T {fmt_time(chosen.time)}; bracket "
+        f"{_rate(chosen.lower)}-{_rate(chosen.upper)}{'; within rho of the edge' if chosen.near_edge else ''}), "
+        f"grid: lr {_rate(chosen.grid_learning_rate)} (T {fmt_time(chosen.grid_time)}); {edge}"
+    )
+
+
+def _rate(value):
+    return "none" if value is None else f"{value:.3g}"

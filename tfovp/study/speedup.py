@@ -55,6 +55,27 @@ def rate_times(family):
     return per_seed, family.learning_rates[family.columns(seeds[0])]
 
 
+def rate_results(family):
+    """`tfovp.tuning.RateResults` of a family: per learning rate the upper median over
+    seeds of T at every tracked level and of the final relative excess (against the
+    shared reference; inf if diverged), and whether the upper median diverged."""
+    from tfovp.tuning import RateResults
+
+    per_seed, rates = rate_times(family)
+    reference = family.reference_loss if family.reference_loss is not None else np.nanmax(family.losses[0])
+    scale = max(reference - family.optimum, np.finfo(float).tiny)
+    excess = np.where(family.diverged, np.inf, (family.losses[-1] - family.optimum) / scale)
+    seeds = family.seed_list
+    per_seed_final = np.stack([excess[family.columns(seed)] for seed in seeds], axis=1)
+    per_seed_diverged = np.stack([family.diverged[family.columns(seed)] for seed in seeds], axis=1)
+    return RateResults.of(
+        rates,
+        _upper_median(per_seed, axis=1),
+        _upper_median(per_seed_final, axis=1),
+        _upper_median(per_seed_diverged, axis=1) > 0.5,
+    )
+
+
 def family_times(family):
     """(J,) T_X at every tracked level: min over rates of the median over seeds."""
     per_seed, _ = rate_times(family)
