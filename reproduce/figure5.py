@@ -18,8 +18,10 @@ original; it records the loss's cross-entropy and L2 parts and the kernel norms
 project's 2 CPU cores (results/README.md). `--panels left` skips it (and is what
 `--quick` does unless `--panels` is given); `--resume` keeps finished runs and continues
 an interrupted one from its last checkpoint. A run of one panel keeps the other panel's
-claim rows. With `--cluster ray` every curve family and MNIST run is one task on a Ray
-cluster (`tfovp.study.cluster`; MNIST runs there take a GPU where there is one).
+claim rows, and a run of the left panel alone redraws the right one from the MNIST
+outputs already in the folder (its JSON summary and first-seed CSVs). With `--cluster
+ray` every curve family and MNIST run is one task on a Ray cluster
+(`tfovp.study.cluster`; MNIST runs there take a GPU where there is one).
 
     python -m reproduce.figure5 [--quick] [--steps N] [--losses 2] [--panels left] [--resume]
         [--cluster ray [--address HOST:6379]] ...
@@ -138,6 +140,9 @@ def run(config, workdir, job=None):
             setting = f"MNIST tutorial, {budget:,} steps, L2 on {config.l2_on}, seeds {seeds}"
             claims += [dataclasses.replace(c, panel="right") for c in mnist_panel.claims(results, setting)]
             extra["mnist"] = mnist_panel.summary(results)
+        elif (earlier := mnist_panel.earlier_panel(workdir, config.mnist_seeds[0])) is not None:
+            panels.append(earlier[0])  # the right panel of the run that wrote this folder's MNIST outputs
+            extra["mnist"] = earlier[1]
         return figure.write(panels, claims, extra, panels_run=chosen)
 
     return common.run_figure("figure5", config, workdir, job, body)

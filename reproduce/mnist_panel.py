@@ -177,6 +177,35 @@ def panel(results):
     return MinibatchPanel("right: MNIST tutorial, original vs. overparameterized", criteria.SMOOTHING_WINDOW, curves)
 
 
+def earlier_panel(workdir, first_seed):
+    """(panel, JSON summary) of the MNIST panel an earlier run wrote to `workdir` (its
+    figure5.json and first-seed CSVs), or None: a run of the left panel alone keeps the
+    right one in the figure and its JSON."""
+    import json
+
+    import pandas as pd
+
+    folder = pathlib.Path(workdir)
+    try:
+        summary = json.loads((folder / "figure5.json").read_text())["mnist"]
+        curves = []
+        for name in MODELS:
+            history = pd.read_csv(folder / csv_name(name, first_seed, first_seed))
+            curves.append(
+                MinibatchCurve(
+                    f"{name} ({summary[name]['parameters']:,} parameters, test error "
+                    f"{summary[name]['test_errors'][0]:.2f}%)",
+                    history["step"].to_numpy(),
+                    history["minibatch_loss"].to_numpy(dtype=float),
+                    history["validation_error"].to_numpy(dtype=float),
+                )
+            )
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+    title = "right: MNIST tutorial (the earlier run in this folder)"
+    return MinibatchPanel(title, criteria.SMOOTHING_WINDOW, curves), summary
+
+
 def outcome(result):
     """What the MNIST criteria need of a TrainingResult."""
     history = result.history
