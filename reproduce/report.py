@@ -6,11 +6,14 @@ project's README.md from the runs' own files.
 Replaces what lies between the `<!-- report:begin -->` and `<!-- report:end -->`
 markers of OUT/README.md with, per figure: its command, machine, versions, wall time,
 settings, and per curve the selected learning rate, iterations to each convergence
-level, diverged and stalled rates; Figure 5's MNIST models and Appendix C; then the
-verdicts of each figure's claims. Replaces what lies between `<!-- claims:begin -->`
-and `<!-- claims:end -->` of the README given by `--readme` (if it has the markers)
-with one row per claim of OUT/claims.json: the claim, the paper's figure, the verdict
-and what was measured, the command, its training time, and a link to the plot.
+level, diverged and stalled rates, the tuned rate; Figure 5's MNIST models and Appendix
+C; then the verdicts of each figure's claims. Between `<!-- tuned:begin -->` and
+`<!-- tuned:end -->`: every speed-up claim judged on the paper's grid and with both
+rates tuned, the speed-ups at a few levels both ways, and the acceleration map's.
+Replaces what lies between `<!-- claims:begin -->` and `<!-- claims:end -->` of the
+README given by `--readme` (if it has the markers) with one row per claim of
+OUT/claims.json: the claim, the paper's figure, the verdict and what was measured, the
+command, its training time, and a link to the plot.
 """
 
 import csv
@@ -24,6 +27,7 @@ from tfovp._files import atomic_write_text
 
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
 CLAIMS_BEGIN, CLAIMS_END = "<!-- claims:begin -->", "<!-- claims:end -->"
+TUNED_BEGIN, TUNED_END = "<!-- tuned:begin -->", "<!-- tuned:end -->"
 PAPER = {  # output stem -> where the claim is in the paper
     "figure2": "Fig. 2",
     "figure3": "Fig. 3",
@@ -75,13 +79,13 @@ def figure_section(summary):
         f"![{name}]({name}.png)",
         "",
         "| curve | best lr | it. to 0.5 | it. to 0.2 | it. to 0.1 | it. to 0.01 | final rel. excess | diverged lrs "
-        "| edge |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| edge | tuned at 0.1: lr (T) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for label, curve in summary["curves"].items():
         final = curve["final_relative_excess"]
         edge = curve["at_edge"] or ""
-        if edge and "extended_grid" in curve:
+        if edge and "extended_grid" in curve:  # runs from before the tuning
             wider = curve["extended_grid"]
             edge += (
                 f" (extended grid: best {_rate(wider['best_learning_rate'])}, it. to level "
@@ -91,7 +95,7 @@ def figure_section(summary):
             f"| {label} | {_rate(curve['best_learning_rate'])} | "
             f"{_iterations(curve, 0.5)} | {_iterations(curve, 0.2)} | {_iterations(curve, 0.1)} | "
             f"{_iterations(curve, 0.01)} | {'–' if final is None else f'{final:.3g}'} | "
-            f"{_rates(curve['diverged_rates'])} | {edge} |"
+            f"{_rates(curve['diverged_rates'])} | {edge} | {_tuned_cell(curve.get('tuning'), 0.1)} |"
         )
     lines += _mnist_lines(summary.get("mnist"))
     lines += _speedup_lines(summary.get("speedup"), summary["figure"])
@@ -110,23 +114,116 @@ def _speedup(value, kind):
     return {"exact": "", "lower bound": "> ", "upper bound": "< "}[kind] + f"{value:.3g}"
 
 
+def _tuned_cell(tuning, level):
+    """'lr (T), within rho of the edge' of a curve's tuning at `level`, or a dash."""
+    if not tuning:
+        return "–"
+    found = next((t for t in tuning["levels"] if t["level"] != "final" and abs(t["level"] - level) < 1e-12), None)
+    if found is None or found["learning_rate"] is None:
+        return "not reached"
+    iterations = found["iterations"]
+    edge = ", at the edge" if found["near_edge"] else ""
+    return f"{found['learning_rate']:.3g} ({'–' if iterations is None else f'{iterations:,.0f}'}){edge}"
+
+
+def _speedup_at(data, level):
+    """(value, kind) of a JSON speed-up record at `level`."""
+    at = {round(v, 12): (s, k) for v, s, k in zip(data["levels"], data["speedup"], data["kind"])}
+    return at.get(round(level, 12), (None, None))
+
+
+def _both(c, level):
+    """'tuned [grid]' at `level` (the grid's alone for records without tuning)."""
+    tuned = _speedup(*_speedup_at(c, level))
+    if not c.get("grid"):
+        return tuned
+    grid = _speedup(*_speedup_at({"levels": c["levels"], **c["grid"]}, level))
+    return "–" if tuned == grid == "–" else f"{tuned} [{grid}]"
+
+
 def _speedup_lines(speedups, figure):
-    """Speed-up S = T_baseline / T_contender at a few levels, and the crossover."""
+    """Speed-up S = T_baseline / T_contender at a few levels (both rates tuned, the paper's
+    grid in brackets), and the crossover."""
     if not speedups:
         return []
     header = " | ".join(f"S at {level:g}" for level in SPEEDUP_LEVELS)
+    tuned = any(c.get("tuned") for c in speedups.values())
     lines = [
         "",
-        f"Speed-ups (`{figure}_speedup.csv` has every level; ![speed-ups]({figure}_speedup.png)):",
+        f"Speed-ups (`{figure}_speedup.csv` has every level; ![speed-ups]({figure}_speedup.png))"
+        + (", both rates tuned, [the paper's grid]:" if tuned else ", on the grid:"),
         "",
         f"| contender vs baseline | crossover | {header} |",
         "|---|---:|" + "---:|" * len(SPEEDUP_LEVELS),
     ]
     for name, c in speedups.items():
-        at = {round(level, 12): (value, kind) for level, value, kind in zip(c["levels"], c["speedup"], c["kind"])}
-        cells = [_speedup(*at.get(round(level, 12), (None, None))) for level in SPEEDUP_LEVELS]
+        cells = [_both(c, level) for level in SPEEDUP_LEVELS]
         cross = "none" if c["crossover"] is None else f"{c['crossover']:,}"
         lines.append(f"| {name} | {cross} | " + " | ".join(cells) + " |")
+    return lines
+
+
+TUNED_LEVELS = (0.2, 0.1, 0.05, 10**-1.75, 0.01, 0.001)
+
+
+def tuned_tables(out):
+    """The "paper grid vs tuned" tables: every speed-up claim's verdict both ways, the
+    speed-ups of every compared pair at a few levels both ways, and the map's."""
+    out = pathlib.Path(out)
+    verdicts = [
+        "| output | claim | paper's grid | both rates tuned | changed |",
+        "|---|---|---|---|---|",
+    ]
+    levels = " | ".join(f"S({level:.3g})" for level in TUNED_LEVELS)
+    pairs = [f"| output | contender vs baseline | rho | {levels} |", "|---|---|---:|" + "---:|" * len(TUNED_LEVELS)]
+    for path in sorted(out.glob("figure*.json")):
+        summary = json.loads(path.read_text())
+        for row in summary.get("speedup_claims_on_grid", []):
+            changed = "**yes**" if row["grid"] != row["tuned"] else "no"
+            verdicts.append(f"| {path.stem} | {row['claim']} | {row['grid']} | {row['tuned']} | {changed} |")
+        for name, c in (summary.get("speedup") or {}).items():
+            if c.get("tuned"):
+                cells = " | ".join(_both(c, level) for level in TUNED_LEVELS)
+                pairs.append(f"| {path.stem} | {name} | {c['rho']:g} | {cells} |")
+    lines = [
+        "Every speed-up claim judged twice by the same rule (`criteria.speedup_claim`): on the paper's grid, "
+        "and with both families' learning rates tuned (`tfovp.tuning`; the claim rows of `claims.json` are "
+        "the tuned ones). Outputs written before the tuning existed have no row.",
+        "",
+        *verdicts,
+        "",
+        "Speed-ups S(e) = T_baseline / T_contender, both rates tuned [the paper's grid] (`>` / `<`: bounds):",
+        "",
+        *pairs,
+    ]
+    for path in sorted(out.glob("acceleration*.json")):
+        lines += ["", *_map_lines(json.loads(path.read_text()))]
+    return "\n".join(lines) + "\n"
+
+
+def _map_lines(summary):
+    """The acceleration map's speed-ups over the linear model, tuned [grid], per setting."""
+    name, config = summary["figure"], summary["config"]
+    head = " | ".join(f"depth {n}: S(0.1) / S(0.01) / S(0.001)" for n in (2, 3, 4))
+    lines = [
+        f"`{summary['command']}` ({config['steps']:,} iterations, "
+        f"{summary.get('training_seconds', summary['elapsed_seconds']) / 60:,.0f} min of training), "
+        "both rates tuned [the paper's grid]:",
+        "",
+        f"| {name} setting | L(0)/L* | span of W* | {head} |",
+        "|---|---:|---:|---|---|---|",
+    ]
+    for setting, data in summary["settings"].items():
+        comparisons = data.get("comparisons")
+        if not comparisons:
+            continue
+        cells = [" / ".join(_both(comparisons[str(n)], level) for level in (0.1, 0.01, 0.001)) for n in (2, 3, 4)]
+        ratio = data["initial_over_optimum"]
+        span = data.get("optimum_span")
+        lines.append(
+            f"| {setting} | {'inf' if ratio is None or ratio == float('inf') else f'{ratio:.3g}'} | "
+            f"{'–' if span is None else f'{span:.3g}'} | " + " | ".join(cells) + " |"
+        )
     return lines
 
 
@@ -290,6 +387,7 @@ def main(argv=None):
         atomic_write_text(readme, f"# Results\n\n{BEGIN}\n{END}\n")
     if not replace_between(readme, BEGIN, END, build(args.out)):
         parser.error(f"{readme} needs the markers {BEGIN} and {END}")
+    replace_between(readme, TUNED_BEGIN, TUNED_END, tuned_tables(args.out))
     print(f"updated {readme}")
     top = pathlib.Path(args.readme)
     if top.is_file() and (pathlib.Path(args.out) / "claims.json").is_file():
