@@ -14,7 +14,10 @@ fraction of the machine's FMA peak (cores x clock x flops per cycle, stated).
 Compilation is excluded everywhere (warm-up, or the sweep's first chunk).
 
     python bench/sweep_speed.py [--loss 2|4] [--copies 50] [--peak-flops-per-cycle 32]
-        [--markdown results/benchmarks.md]
+        [--markdown results/benchmarks.md] [--smoke]
+
+`--smoke` runs every measurement for a few steps (depths 1 and 2; numbers meaningless):
+CI runs it so that the script cannot break unnoticed.
 """
 
 import argparse
@@ -128,10 +131,10 @@ def compare_with_bare_loop(x, y, p, copies, steps, flops_per_cycle):
     return rows, peak, mhz
 
 
-def peak_memory_growth(x, y, p):
+def peak_memory_growth(x, y, p, budgets=(10_000, 100_000)):
     """Peak RSS after a 10^4-step and then a 10^5-step sweep (MB)."""
     peaks = []
-    for steps in (10_000, 100_000):
+    for steps in budgets:
         sweep(x, y, GRID, steps, depth=3, loss=p, record_steps=np.linspace(0, steps, 11).astype(int), chunk_size=20_000)
         peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return peaks
@@ -147,7 +150,12 @@ def main():
     )
     parser.add_argument("--skip-baselines", action="store_true", help="only the bare-loop comparison")
     parser.add_argument("--markdown", default=None, help="append the table to this file")
+    parser.add_argument("--smoke", action="store_true", help="a few steps of every measurement (CI)")
     args = parser.parse_args()
+    depths, fit_epochs, tape_steps, budgets = (1, 2, 3, 8), 40, 300, (10_000, 100_000)
+    if args.smoke:
+        args.steps, args.copies = 20, args.copies and 2
+        depths, fit_epochs, tape_steps, budgets = (1, 2), 1, 2, (20, 40)
     if args.skip_baselines:
         x, y = _data()
         publish(_bare_table(x, y, args), args.markdown)
@@ -155,9 +163,9 @@ def main():
     x, y = _data()
     p = args.loss
     rows = []
-    for depth in (1, 2, 3, 8):
-        fit = time_fit(depth, p, x, y)
-        tape = time_tape(depth, p, x, y)
+    for depth in depths:
+        fit = time_fit(depth, p, x, y, fit_epochs)
+        tape = time_tape(depth, p, x, y, tape_steps)
         single = time_sweep(depth, p, x, y, [1e-4], args.steps)
         grid = time_sweep(depth, p, x, y, GRID, args.steps) / len(GRID)
         rows.append((depth, fit, tape, single, grid))
@@ -166,7 +174,7 @@ def main():
             f"sweep {single * 1e6:6.1f} us  sweep/lr {grid * 1e6:6.1f} us",
             flush=True,
         )
-    memory = peak_memory_growth(x, y, p)
+    memory = peak_memory_growth(x, y, p, budgets)
     lines = [
         f"### Sweep trainer, l{p:g} loss, {M} x {D} data, one output "
         f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

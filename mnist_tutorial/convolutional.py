@@ -190,25 +190,58 @@ def parse_args(argv=None):
         parser.error(str(error))
 
 
+def check_outputs(config):
+    """ValueError naming the flag of an output path the run could not write (--out,
+    --checkpoint, --tensorboard), before any data is loaded or any step trained."""
+    from tfovp._files import output_problem
+
+    for name, folder in (("out", False), ("checkpoint", False), ("tensorboard", True)):
+        path = getattr(config, name)
+        problem = path and output_problem(path, folder=folder)
+        check(not problem, f"--{name} {path}: {problem}")
+
+
 def main(argv=None):
     config = parse_args(argv)
-    from tfovp._console import import_tensorflow_quietly
+    from tfovp._console import import_tensorflow_quietly, stop_on_sigterm, stop_status, stop_word
     from tfovp.datasets import DatasetError
 
     prog = "python -m mnist_tutorial.convolutional"
+    try:
+        check_outputs(config)
+    except ValueError as error:
+        print(f"{prog}: error: {error} (see --help)", file=sys.stderr)
+        return 2
+    stop_on_sigterm()
     import_tensorflow_quietly()
     try:
         result = train(config)
-    except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted; nothing is kept (--steps gives a shorter run)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:
+        print(f"\n{prog}: {stop_word(error)}; {_what_is_kept(config)}", file=sys.stderr)
+        return stop_status(error)
     except DatasetError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"{prog}: error: cannot write {error.filename or ''} ({error.strerror or error}); "
+              f"{_what_is_kept(config)}", file=sys.stderr)  # fmt: skip
         return 1
     if config.self_test and result.test_error != 0.0:  # as the tutorial's --self_test asserts
         print(f"Self-test FAILED: expected 0.0% test error, got {result.test_error}%", file=sys.stderr)
         return 1
     return 1 if result.diverged_at is not None else 0
+
+
+def _what_is_kept(config):
+    """What an interrupted run leaves: its checkpoint's step, or nothing."""
+    from mnist_tutorial.training import checkpoint_of
+
+    checkpoint = checkpoint_of(config)
+    step = checkpoint.saved_step() if checkpoint else None
+    if step is None:
+        hint = "" if config.checkpoint else " (--checkpoint FILE keeps a run every --checkpoint-every steps)"
+        return f"nothing is kept{hint}"
+    return f"{config.checkpoint} holds the run at step {step}; rerun the same command to continue from there"
 
 
 if __name__ == "__main__":

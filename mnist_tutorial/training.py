@@ -7,7 +7,9 @@ import dataclasses
 import json
 import os
 import pathlib
+import sys
 import time
+import zipfile
 
 import keras
 import numpy as np
@@ -171,10 +173,13 @@ def kernel_norms(model):
 class Checkpoint:
     """The state of a run in one .npz file, written atomically every `every` steps: every
     variable of the model (the dropout seed included) and of the optimizer (its step and
-    momentum), the history and the seconds spent. A file of other settings is ignored."""
+    momentum), the history, the seconds spent and the settings that identify the run.
+    A file that cannot be read is moved aside (`.corrupt`), and one of a run with other
+    settings is kept aside (`.other`), each with one line, and the run starts over."""
 
-    def __init__(self, path, trainer, fingerprint, every):
+    def __init__(self, path, trainer, fingerprint, every, say=print):
         self.path, self.trainer, self.fingerprint, self.every = path, trainer, fingerprint, every
+        self.say = say
 
     def _variables(self):
         return list(self.trainer.model.variables) + list(self.trainer.optimizer.variables)
@@ -186,16 +191,54 @@ class Checkpoint:
             np.savez(handle, state=np.array(json.dumps(state)), **arrays)
 
     def restore(self):
-        """(next step, history, seconds) of the saved run, or None."""
-        if not self.path or not pathlib.Path(self.path).is_file():
+        """(next step, history, seconds) of the saved run, or None (no file, a corrupt one
+        or one of other settings: set aside, see the class docstring)."""
+        path = pathlib.Path(self.path) if self.path else None
+        if path is None or not path.is_file():
             return None
-        with np.load(self.path) as saved:
-            state = json.loads(str(saved["state"]))
-            if state["fingerprint"] != self.fingerprint:
-                return None
-            for i, variable in enumerate(self._variables()):
-                variable.assign(saved[f"v{i}"])
-        return state["next_step"], state["history"], state["seconds"]
+        try:
+            with np.load(path) as saved:
+                state = json.loads(str(saved["state"]))
+                if state["fingerprint"] != self.fingerprint:
+                    self._set_aside(".other", "holds a run with other settings")
+                    return None
+                arrays = [saved[f"v{i}"] for i in range(len(self._variables()))]
+                restored = state["next_step"], state["history"], state["seconds"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+            self._set_aside(".corrupt", f"cannot be read ({type(error).__name__}: {str(error).splitlines()[0]})")
+            return None
+        for variable, value in zip(self._variables(), arrays):
+            variable.assign(value)
+        return restored
+
+    def saved_step(self):
+        """The step the checkpoint file would resume at, or None (no readable file of this run)."""
+        try:
+            with np.load(self.path) as saved:
+                state = json.loads(str(saved["state"]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, TypeError):
+            return None
+        return state["next_step"] if state.get("fingerprint") == self.fingerprint else None
+
+    def _set_aside(self, suffix, why):
+        path = pathlib.Path(self.path)
+        aside = path.with_name(path.name + suffix)
+        os.replace(path, aside)
+        self.say(f"checkpoint {path} {why}; kept as {aside}; starting from step 0")
+
+
+def checkpoint_of(config, trainer=None):
+    """The Checkpoint of `config` (None without --checkpoint); `trainer` may be None to
+    ask only which step its file holds."""
+    if not config.checkpoint:
+        return None
+    return Checkpoint(
+        config.checkpoint,
+        trainer,
+        _fingerprint(config),
+        config.checkpoint_every,
+        lambda text: print(text, file=sys.stderr),
+    )
 
 
 def _fingerprint(config):
@@ -227,11 +270,7 @@ def train(config, progress=None):
     train_size = len(train_x)
     num_steps = planned_steps(config)
     trainer = Trainer(config, train_size, make_strategy(config.strategy))
-    checkpoint = (
-        Checkpoint(config.checkpoint, trainer, _fingerprint(config), config.checkpoint_every)
-        if config.checkpoint
-        else None
-    )
+    checkpoint = checkpoint_of(config, trainer)
     restored = checkpoint.restore() if checkpoint else None
     first, history, spent = restored or (0, {key: [] for key in (*HISTORY, *kernel_norms(trainer.model))}, 0.0)
     if first and not config.quiet:

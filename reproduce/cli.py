@@ -104,15 +104,26 @@ def parse(config_cls, argv, prog, description):
     try:
         config = config_from(config_cls, given, getattr(config_cls, "QUICK", {}) if given.get("quick") else None)
         check_out(out)
+        check_output_flags(config)
     except ValueError as error:
         parser.error(str(error))
     return config, out
 
 
+def check_output_flags(config):
+    """Raise ValueError naming the flag of an output folder the run could not write
+    (--tensorboard), before anything is loaded or trained."""
+    from tfovp._files import output_problem
+
+    path = getattr(config, "tensorboard", None)
+    problem = path and output_problem(path, folder=True)
+    check(not problem, f"--tensorboard {path}: {problem}")
+
+
 def main(run, config_cls, description, argv=None, prog=None):
     """Parse, validate, run `run(config, out, job)` and report; the entry point of every
     `reproduce` module. Returns what `run` returns."""
-    from tfovp._console import import_tensorflow_quietly
+    from tfovp._console import import_tensorflow_quietly, stop_on_sigterm, stop_status, stop_word
     from tfovp.datasets import DatasetError
     from tfovp.study.progress import Job
     from tfovp.study.store import StudyError
@@ -121,6 +132,7 @@ def main(run, config_cls, description, argv=None, prog=None):
     config, out = parse(config_cls, argv, prog, description)
     job = Job(prog.split(".")[-1], command=" ".join([prog, *map(shlex.quote, argv)]))
     started = time.time()
+    stop_on_sigterm()
     try:
         try:
             import_tensorflow_quietly()
@@ -131,12 +143,23 @@ def main(run, config_cls, description, argv=None, prog=None):
             result = run(config, out, job)
         finally:
             job.close()  # the progress bar ends before any message
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         done = f"{len(job.finished)} of {max(job.units, len(job.finished))} runs finished and are stored in {out}/"
-        print(f"\n{prog}: interrupted; {done}; rerun the same command with --resume to continue", file=sys.stderr)
-        raise SystemExit(130) from None
+        print(
+            f"\n{prog}: {stop_word(error)}; {done}; rerun the same command with --resume to continue", file=sys.stderr
+        )
+        raise SystemExit(stop_status(error)) from None
     except (DatasetError, StudyError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except OSError as error:  # no space left, no permission, ...: name the file, say what is kept
+        done = f"{len(job.finished)} finished runs are stored in {out}/.curves"
+        where = f" {error.filename}" if error.filename else ""
+        print(
+            f"{prog}: error: {where.strip() or 'a file'}: {error.strerror or error}; {done}; free space or fix the "
+            "permissions, then rerun the same command with --resume",
+            file=sys.stderr,
+        )
         raise SystemExit(1) from None
     print(f"wrote {out}/ in {time.time() - started:,.1f} s", file=sys.stderr)
     return result

@@ -23,7 +23,9 @@ import pathlib
 
 from mnist_tutorial import convolutional as tutorial
 from tfovp._cli import ArgumentParser
-from tfovp._files import atomic_write_text
+from tfovp._files import atomic_write_text, locked
+from tfovp.study.claims import ClaimsFile
+from tfovp.study.store import StudyError
 
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
 CLAIMS_BEGIN, CLAIMS_END = "<!-- claims:begin -->", "<!-- claims:end -->"
@@ -177,7 +179,7 @@ def tuned_tables(out):
     levels = " | ".join(f"S({level:.3g})" for level in TUNED_LEVELS)
     pairs = [f"| output | contender vs baseline | rho | {levels} |", "|---|---|---:|" + "---:|" * len(TUNED_LEVELS)]
     for path in sorted(out.glob("figure*.json")):
-        summary = json.loads(path.read_text())
+        summary = read_summary(path, ())
         for row in summary.get("speedup_claims_on_grid", []):
             changed = "**yes**" if row["grid"] != row["tuned"] else "no"
             verdicts.append(f"| {path.stem} | {row['claim']} | {row['grid']} | {row['tuned']} | {changed} |")
@@ -197,7 +199,7 @@ def tuned_tables(out):
         *pairs,
     ]
     for path in sorted(out.glob("acceleration*.json")):
-        lines += ["", *_map_lines(json.loads(path.read_text()))]
+        lines += ["", *_map_lines(read_summary(path, ("figure", "config", "command", "settings")))]
     return "\n".join(lines) + "\n"
 
 
@@ -316,7 +318,7 @@ def _minutes(seconds):
 def claims_table(out, link):
     """The README's table: one row per claim of `out`/claims.json; plots linked as
     `link`/<figure>.png."""
-    rows = json.loads((pathlib.Path(out) / "claims.json").read_text())
+    rows = ClaimsFile(out).read()
     lines = [
         "| claim | paper | verdict | measured | command | training time here | plot |",
         "|---|---|---|---|---|---:|---|",
@@ -324,7 +326,7 @@ def claims_table(out, link):
     for row in rows:
         figure = row["figure"]
         summary_path = pathlib.Path(out) / f"{figure}.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        summary = read_summary(summary_path, ()) if summary_path.is_file() else {}
         seconds = summary.get("training_seconds", summary.get("elapsed_seconds"))
         plot = pathlib.Path(out) / f"{figure}.png"
         lines.append(
@@ -339,13 +341,31 @@ def claims_table(out, link):
 def replace_between(path, begin, end, body):
     """Replace the text between the markers of file `path` with `body`; False if the
     file lacks them."""
-    text = pathlib.Path(path).read_text()
-    if begin not in text or end not in text:
-        return False
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    atomic_write_text(path, f"{head}{begin}\n\n{body}\n{end}{tail}")
+    with locked(path):
+        text = pathlib.Path(path).read_text()
+        if begin not in text or end not in text:
+            return False
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        atomic_write_text(path, f"{head}{begin}\n\n{body}\n{end}{tail}")
     return True
+
+
+FIGURE_KEYS = ("figure", "config", "versions", "machine", "elapsed_seconds", "curves", "claims")
+APPENDIX_C_KEYS = ("versions", "machine", "elapsed_seconds", "best")
+
+
+def read_summary(path, keys):
+    """A run's JSON summary; ValueError naming the file if it cannot be read or lacks a key
+    the report needs (checked for every input before anything is written)."""
+    try:
+        summary = json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: cannot be read ({str(error).splitlines()[0]}); rerun its command") from None
+    missing = [k for k in keys if not isinstance(summary, dict) or k not in summary]
+    if missing:
+        raise ValueError(f"{path}: lacks {', '.join(missing)}; rerun its command")
+    return summary
 
 
 def build(out):
@@ -356,12 +376,12 @@ def build(out):
     for name in (*names, *others):
         path = out / f"{name}.json"
         if path.is_file():
-            sections.append(figure_section(json.loads(path.read_text())))
+            sections.append(figure_section(read_summary(path, FIGURE_KEYS)))
     for path in sorted(out.glob("appendix_c*.json"), key=lambda p: (p.stem != "appendix_c", p.stem)):
         if path.with_suffix(".csv").is_file():
             with open(path.with_suffix(".csv")) as handle:
                 table = list(csv.DictReader(handle))
-            sections.append(appendix_c_section(json.loads(path.read_text()), table))
+            sections.append(appendix_c_section(read_summary(path, APPENDIX_C_KEYS), table))
     return "\n".join(sections)
 
 
@@ -383,17 +403,21 @@ def main(argv=None):
     readme = pathlib.Path(args.out) / "README.md"
     if not pathlib.Path(args.out).is_dir():
         parser.error(f"--out {args.out}: no such folder")
+    top = pathlib.Path(args.readme)
+    link = os.path.relpath(args.out, top.parent)
+    try:  # every input is read and checked before anything is written
+        report, tuned = build(args.out), tuned_tables(args.out)
+        table = claims_table(args.out, link) if (pathlib.Path(args.out) / "claims.json").is_file() else None
+    except (ValueError, StudyError) as error:
+        parser.error(str(error))
     if not readme.is_file():
         atomic_write_text(readme, f"# Results\n\n{BEGIN}\n{END}\n")
-    if not replace_between(readme, BEGIN, END, build(args.out)):
+    if not replace_between(readme, BEGIN, END, report):
         parser.error(f"{readme} needs the markers {BEGIN} and {END}")
-    replace_between(readme, TUNED_BEGIN, TUNED_END, tuned_tables(args.out))
+    replace_between(readme, TUNED_BEGIN, TUNED_END, tuned)
     print(f"updated {readme}")
-    top = pathlib.Path(args.readme)
-    if top.is_file() and (pathlib.Path(args.out) / "claims.json").is_file():
-        link = os.path.relpath(args.out, top.parent)
-        if replace_between(top, CLAIMS_BEGIN, CLAIMS_END, claims_table(args.out, link)):
-            print(f"updated the claims table of {top}")
+    if top.is_file() and table is not None and replace_between(top, CLAIMS_BEGIN, CLAIMS_END, table):
+        print(f"updated the claims table of {top}")
 
 
 if __name__ == "__main__":

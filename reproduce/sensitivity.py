@@ -28,7 +28,7 @@ import pathlib
 import time
 
 from reproduce import cli, common, figure3, figure5
-from tfovp._files import atomic_write_text
+from tfovp._files import atomic_write_text, locked
 from tfovp.datasets import PRESETS
 from tfovp.study import criteria, outputs, records
 from tfovp.study.cluster import run_units
@@ -236,9 +236,10 @@ def write_tables(config, workdir, rows, training, started):
     if not frame.empty:  # seconds spent training the curves, also when they were resumed
         frame["training_seconds"] = frame["figure"].map(lambda f: round(training.get(f, 0.0), 1))
     path = pathlib.Path(workdir) / "sensitivity.csv"
-    frame = _merge(frame, path)
-    outputs.write_csv(path, frame, float_format=None)
-    atomic_write_text(pathlib.Path(workdir) / "sensitivity.md", _markdown(frame))
+    with locked(path):  # two studies sharing --out keep each other's rows
+        frame = _merge(frame, path)
+        outputs.write_csv(path, frame, float_format=None)
+        atomic_write_text(pathlib.Path(workdir) / "sensitivity.md", _markdown(frame))
 
 
 def _merge(frame, path):

@@ -43,3 +43,28 @@ def import_tensorflow_quietly():
         raise failure
     tensorflow.get_logger().setLevel("ERROR")  # e.g. retracing notices: every sweep compiles its own loop
     return tensorflow
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it stops as after Ctrl-C (finished
+    work kept, one line) but exits with 143."""
+
+
+def stop_on_sigterm():
+    """From now on SIGTERM raises `Terminated` in the main thread (as SIGINT raises
+    KeyboardInterrupt). Call it in a command-line entry point."""
+    import signal
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def stop_status(error):
+    """The exit status of a stop by `error`: 143 for SIGTERM, 130 for Ctrl-C."""
+    return 143 if isinstance(error, Terminated) else 130
+
+
+def stop_word(error):
+    return "terminated" if isinstance(error, Terminated) else "interrupted"

@@ -25,6 +25,7 @@ about that budget (a longer run can pick other learning rates).
 
 import dataclasses
 import math
+import sys
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from tfovp.study import speedup
 from tfovp.study.records import CurveFamily, CurveSpec
 from tfovp.tuning import PAPER_GRID, RHO
 
+PROG = "python -m tfovp.compare"
 REPORT_LEVELS = (0.5, 0.1, 0.01, 0.001)  # the levels of the text summary
 CLEARLY = 1.1  # the plain answer calls a depth faster or slower only beyond this factor
 
@@ -240,34 +242,51 @@ class DepthComparison:
 
         figure = Figure(figsize=(11, 4.2), layout="constrained")
         curves, speeds = figure.subplots(1, 2)
+        drawn = False
         for depth in self.depths:
-            family = self.families[depth]
+            family = self.families[depth].with_tuned()
             envelope = speedup.envelope(family)
             keep = (family.steps > 0) & np.isfinite(envelope) & (envelope > 0)
-            curves.plot(family.steps[keep], envelope[keep], label=f"depth {depth}")
-        curves.set(xscale="log", yscale="log", xlabel="iteration", ylabel="best settled relative excess loss")
+            if keep.any():
+                curves.plot(family.steps[keep], envelope[keep], label=f"depth {depth}")
+                drawn = True
+        curves.set(xlabel="iteration", ylabel="best settled relative excess loss")
         curves.set_title(f"l{self.loss:g} loss: best learning rate at every iteration", fontsize=10)
-        curves.legend(loc="lower left", fontsize=8)
+        if drawn:
+            curves.set(xscale="log", yscale="log")
+            curves.legend(loc="lower left", fontsize=8)
+        else:
+            _note(curves, "nothing to draw: every learning rate of every depth diverged")
+        drawn = False
         for depth in self.depths[1:]:
             values = [(s.level, s.value, s.kind) for s in self.speedups(depth) if s.kind != speedup.NO_DATA]
             if values:
+                drawn = True
                 levels, numbers, kinds = zip(*values)
                 (line,) = speeds.plot(levels, numbers, marker="o", ms=3, label=f"depth {depth} over {self.baseline}")
                 for level, number, kind in zip(levels, numbers, kinds):
                     if kind != speedup.EXACT:  # a bound: an open marker
                         speeds.plot(level, number, marker="^" if kind == speedup.LOWER else "v", color=line.get_color())
-        speeds.axhline(1.0, color="grey", lw=0.8, ls="--")
-        speeds.set(xscale="log", yscale="log", xlabel="relative excess loss level e", ylabel="speed-up S(e)")
-        speeds.invert_xaxis()
+        speeds.set(xlabel="relative excess loss level e", ylabel="speed-up S(e)")
         speeds.set_title("speed-up (triangles: bounds, one depth did not get there)", fontsize=10)
-        if self.depths[1:]:
+        if drawn:
+            speeds.axhline(1.0, color="grey", lw=0.8, ls="--")
+            speeds.set(xscale="log", yscale="log")
+            speeds.invert_xaxis()
             speeds.legend(loc="best", fontsize=8)
+        else:
+            _note(speeds, "nothing to draw: no depth reaches any level within the budget")
         if path is not None:
             from tfovp._files import atomic_writer
 
             with atomic_writer(path, "wb") as handle:
                 figure.savefig(handle, format=str(path).rsplit(".", 1)[-1], dpi=130)
         return figure
+
+
+def _note(axis, text):
+    axis.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=9, transform=axis.transAxes)
+    axis.set(xticks=[], yticks=[])
 
 
 def _percent(level):
@@ -362,7 +381,10 @@ def _checked_data(x, y):
     for name, values in (("x", x), ("y", y)):
         if not np.all(np.isfinite(values)):
             raise ValueError(f"`{name}` contains NaN or infinite values; drop or fill them first.")
-    return x, y.reshape(len(y), -1)
+    y = y.reshape(len(y), -1)
+    if np.all(y == y[:1]):
+        raise ValueError(f"`y` is constant ({y[0, 0]:g} in every row): there is nothing to fit.")
+    return x, y
 
 
 def read_table(path, target, features=None):
@@ -397,11 +419,19 @@ def read_table(path, target, features=None):
     chosen = frame[[*features, target]]
     text = [c for c in chosen.columns if not pd.api.types.is_numeric_dtype(chosen[c])]
     if text:
-        raise ValueError(f"{path}: non-numeric column{'s' * (len(text) > 1)} {', '.join(text)}; drop or encode them")
+        raise ValueError(
+            f"{path}: non-numeric column{'s' * (len(text) > 1)} {', '.join(text)}; drop or encode them, or pick the "
+            "numeric ones with --features"
+        )
     empty = chosen.isna().sum()
     if empty.any():
         named = ", ".join(f"{c} ({n})" for c, n in empty[empty > 0].items())
         raise ValueError(f"{path}: missing values in {named}; drop or fill them first")
+    infinite = [c for c in chosen.columns if not np.isfinite(chosen[c].to_numpy(np.float64)).all()]
+    if infinite:
+        raise ValueError(f"{path}: infinite values in {', '.join(infinite)}; drop or replace them first")
+    if chosen[target].nunique() == 1:
+        raise ValueError(f"--target {target}: the column is constant ({chosen[target].iloc[0]:g}); nothing to fit")
     return chosen[features].to_numpy(np.float64), chosen[target].to_numpy(np.float64), features
 
 
@@ -441,13 +471,29 @@ class Config:
 
 
 def main(argv=None):
-    """`python -m tfovp.compare DATA --target COLUMN ...`; returns the DepthComparison."""
-    parser = ArgumentParser(prog="python -m tfovp.compare", description=__doc__)
+    """`python -m tfovp.compare DATA --target COLUMN ...`; returns the DepthComparison
+    (exit status 130 or 143 after Ctrl-C or SIGTERM, 1 when the sweep cannot fit in memory)."""
+    from tfovp._console import stop_on_sigterm, stop_status, stop_word
+
+    stop_on_sigterm()
+    try:
+        return _compare(argv)
+    except KeyboardInterrupt as error:
+        print(f"\n{PROG}: {stop_word(error)}; nothing was written", file=sys.stderr)
+        raise SystemExit(stop_status(error)) from None
+    except MemoryError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _compare(argv):
+    parser = ArgumentParser(prog=PROG, description=__doc__)
     parser.add_argument("data", help="a .csv or .parquet file with a header row")
     given = vars(add_config_flags(parser, Config).parse_args(argv))
     data = given.pop("data")
     try:
         config = config_from(Config, given)
+        _check_outputs(config)
         x, y, features = read_table(data, config.target, config.features)
         from tfovp.datasets.preprocessing import preprocess
 
@@ -474,9 +520,6 @@ def main(argv=None):
         rho=config.rho,
     )
     print(result.summary())
-    if config.plot:
-        result.plot(config.plot)
-        print(f"wrote {config.plot}")
     if config.csv:
         import pandas as pd
 
@@ -484,7 +527,22 @@ def main(argv=None):
 
         atomic_write_text(config.csv, pd.DataFrame(result.rows()).to_csv(index=False))
         print(f"wrote {config.csv}")
+    if config.plot:
+        result.plot(config.plot)
+        print(f"wrote {config.plot}")
     return result
+
+
+def _check_outputs(config):
+    """ValueError naming the flag of an output file that cannot be written (before any
+    data is read or anything trains)."""
+    from tfovp._files import output_problem
+
+    for name in ("csv", "plot"):
+        path = getattr(config, name)
+        problem = path and output_problem(path)
+        if problem:
+            raise ValueError(f"--{name} {path}: {problem}")
 
 
 __all__ = ["DepthComparison", "compare_depths", "main", "read_table"]

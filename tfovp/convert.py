@@ -8,7 +8,11 @@
 factored versions (`tfovp.factoring`; by default an exact balanced factorization: the
 saved model computes the same function); `collapse` turns them back into the plain Keras
 layers, so OUT.keras loads without tfovp. A file that is missing,
-not a .keras archive or not loadable is named in a one-line error (exit status 2).
+not a .keras archive or not loadable is named in a one-line error (exit status 2), as is
+a target that is the source itself or cannot be written. OUT.keras is written to a
+temporary file beside it and renamed, so an existing OUT.keras is replaced only by a
+complete model (a kill during the save leaves it as it was). Ctrl-C or SIGTERM ends
+with one line (exit status 130 or 143) and writes nothing.
 """
 
 import pathlib
@@ -19,6 +23,10 @@ from tfovp._cli import ArgumentParser
 
 PROG = "python -m tfovp.convert"
 INITS = ("balanced", "paper")  # tfovp.factoring.INITS, without importing Keras for --help
+# Factors per kernel: the paper's experiments use at most 8; each factor adds a matrix
+# product to every forward and backward pass and, at the default hidden widths, a full
+# copy of the layer's parameters, so a larger value is a typo, not an experiment.
+MAX_DEPTH = 64
 
 
 def _parser():
@@ -29,7 +37,9 @@ def _parser():
     )
     over.add_argument("source", help="the saved model (.keras)")
     over.add_argument("target", help="where to save the converted model (.keras)")
-    over.add_argument("--depth", type=int, default=2, help="factors per kernel (an integer >= 2; default: 2)")
+    over.add_argument(
+        "--depth", type=int, default=2, help=f"factors per kernel (an integer from 2 to {MAX_DEPTH}; default: 2)"
+    )
     over.add_argument("--layers", default=None, help="comma-separated layer names (default: every plain one of those)")
     over.add_argument(
         "--hidden-widths",
@@ -75,11 +85,37 @@ def _root_cause(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def main(argv=None):
-    parser = _parser()
-    args = parser.parse_args(argv)
+def _check_target(parser, args):
+    """One line (exit status 2) for a target that cannot be written or is the source."""
+    from tfovp._files import output_problem
+
     if not str(args.target).endswith(".keras"):
         parser.error(f"{args.target}: the target must end in .keras")
+    source, target = pathlib.Path(args.source), pathlib.Path(args.target)
+    if target.exists() and source.exists() and source.resolve() == target.resolve():
+        parser.error(f"{args.target}: is the source model itself; write the converted model to another file")
+    problem = output_problem(target)
+    if problem:
+        parser.error(f"{args.target}: {problem}")
+    if getattr(args, "depth", 2) > MAX_DEPTH:
+        parser.error(f"--depth {args.depth}: expected at most {MAX_DEPTH} (the paper's deepest net has 8 factors)")
+
+
+def main(argv=None):
+    from tfovp._console import stop_on_sigterm, stop_status, stop_word
+
+    stop_on_sigterm()
+    try:
+        return _convert(argv)
+    except KeyboardInterrupt as error:
+        print(f"\n{PROG}: {stop_word(error)}; nothing was written", file=sys.stderr)
+        return stop_status(error)
+
+
+def _convert(argv):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_target(parser, args)
     from tfovp._console import import_tensorflow_quietly
 
     import_tensorflow_quietly()
@@ -96,10 +132,14 @@ def main(argv=None):
             result = factoring.collapse(model)
     except ValueError as error:
         parser.error(str(error))
+    from tfovp._files import atomic_save
+
     try:
-        result.save(args.target)
+        atomic_save(args.target, result.save)
     except OSError as error:
-        parser.error(f"{args.target}: cannot write ({error.strerror or error})")
+        print(f"{PROG}: error: {args.target}: cannot write ({error.strerror or error}); nothing was written",
+              file=sys.stderr)  # fmt: skip
+        return 1
     print(
         f"{args.command}: {args.source} -> {args.target} ({result.count_params():,} parameters, "
         f"was {model.count_params():,})"

@@ -8,6 +8,8 @@ from tfovp._checks import check_choice, check_int, check_real
 from tfovp.einsum import MatrixView
 from tfovp.end_to_end import METHODS, precondition
 
+HALF_DTYPES = ("float16", "bfloat16")
+
 
 @keras.saving.register_keras_serializable(package="tfovp")
 class EndToEnd(keras.optimizers.Optimizer):
@@ -77,19 +79,25 @@ class EndToEnd(keras.optimizers.Optimizer):
 
     def direction(self, gradient, variable):
         """P_W(G) + lambda*N*W for a 2-D variable (or one with a matrix view), G +
-        lambda*v otherwise."""
+        lambda*v otherwise. A float16 or bfloat16 kernel (mixed precision keeps float32
+        variables, but a model may be built in half precision) is preconditioned in
+        float32: the fractional powers need an SVD or eigendecomposition, which neither
+        the kernels of TensorFlow nor the precision of half floats provide."""
         gradient = ops.cast(gradient, variable.dtype)
         view = getattr(self, "_view_of", {}).get(self._var_key(variable))
+        if view is None and len(variable.shape) != 2:
+            decay = self.rule_weight_decay
+            return gradient + decay * variable if decay else gradient
+        wide = "float32" if variable.dtype in HALF_DTYPES else variable.dtype
+        kernel, grad = ops.cast(variable, wide), ops.cast(gradient, wide)
         if view is not None:
-            matrix = precondition(view.to_matrix(variable), view.to_matrix(gradient), self.depth, method=self.method)
+            matrix = precondition(view.to_matrix(kernel), view.to_matrix(grad), self.depth, method=self.method)
             step = view.to_kernel(matrix, tuple(variable.shape))
-            decay = self.rule_weight_decay * self.depth
-        elif len(variable.shape) == 2:
-            step = precondition(variable, gradient, self.depth, method=self.method)
-            decay = self.rule_weight_decay * self.depth
         else:
-            step, decay = gradient, self.rule_weight_decay
-        return step + decay * variable if decay else step
+            step = precondition(kernel, grad, self.depth, method=self.method)
+        decay = self.rule_weight_decay * self.depth
+        step = ops.cast(step + decay * kernel if decay else step, variable.dtype)
+        return step
 
     def update_step(self, gradient, variable, learning_rate):
         learning_rate = ops.cast(learning_rate, variable.dtype)

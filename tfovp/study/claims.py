@@ -11,7 +11,7 @@ import json
 import pathlib
 import time
 
-from tfovp._files import atomic_write_text
+from tfovp._files import atomic_write_text, locked
 from tfovp.study.store import CorruptFileError
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
@@ -55,8 +55,10 @@ class ClaimsFile:
             return []
         try:
             rows = json.loads(self.path.read_text())
-            if not isinstance(rows, list) or not all(isinstance(r, dict) and "figure" in r for r in rows):
+            if not isinstance(rows, list):
                 raise ValueError("expected a list of claim rows")
+            for number, row in enumerate(rows, 1):
+                _check_row(number, row)
         except ValueError as error:
             raise CorruptFileError(
                 f"{self.path} cannot be read ({error}); restore it (git checkout -- {self.path}) or delete it "
@@ -67,18 +69,35 @@ class ClaimsFile:
     def replace(self, figure, claims, command, panels=None):
         """Replace `figure`'s rows (only those of `panels`, if given; rows without a panel
         belong to every panel) with `claims`, written by `command`, and regenerate
-        claims.md; both files are written atomically."""
+        claims.md; both files are written atomically, under a lock (`tfovp._files.locked`)
+        so that figures finishing at the same moment keep each other's rows."""
 
         def replaced(row):
             return row["figure"] == figure and (panels is None or row.get("panel", "") in ("", *panels))
 
-        rows = [r for r in self.read() if not replaced(r)]
-        written = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        rows += [{**dataclasses.asdict(c), "command": command, "written": written} for c in claims]
-        rows.sort(key=lambda r: r["figure"])
-        atomic_write_text(self.path, json.dumps(rows, indent=1) + "\n")
-        atomic_write_text(self.folder / "claims.md", _markdown(rows))
+        with locked(self.path):
+            rows = [r for r in self.read() if not replaced(r)]
+            written = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            rows += [{**dataclasses.asdict(c), "command": command, "written": written} for c in claims]
+            rows.sort(key=lambda r: r["figure"])
+            atomic_write_text(self.path, json.dumps(rows, indent=1) + "\n")
+            atomic_write_text(self.folder / "claims.md", _markdown(rows))
         return rows
+
+
+_ROW_TEXT = ("figure", "claim", "criterion", "measured", "verdict", "setting")
+
+
+def _check_row(number, row):
+    """ValueError naming row `number` unless it is a claim row (the fields `_markdown` and
+    the README's table read, as text; a known verdict)."""
+    if not isinstance(row, dict):
+        raise ValueError(f"row {number} is not an object")
+    missing = [k for k in _ROW_TEXT if not isinstance(row.get(k), str)]
+    if missing:
+        raise ValueError(f"row {number} lacks {', '.join(missing)} (or has them not as text)")
+    if row["verdict"] not in VERDICTS:
+        raise ValueError(f"row {number} has the verdict {row['verdict']!r}, not one of {', '.join(VERDICTS)}")
 
 
 def _markdown(rows):

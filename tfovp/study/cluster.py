@@ -105,9 +105,32 @@ def _import_ray():
     return ray
 
 
+CONNECT_TIMEOUT_S = 30  # a cluster address that does not accept a connection within this is given up
+
+
+def _check_reachable(address):
+    """StudyError within CONNECT_TIMEOUT_S if nothing listens at a "host:port" address
+    (Ray itself would retry for minutes); "auto" and local instances are not probed."""
+    import socket
+
+    host_port = address.split("://", 1)[-1]
+    if address == "auto" or ":" not in host_port:
+        return
+    host, port = host_port.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as error:
+        raise StudyError(
+            f"--address {address}: no Ray cluster answers there within {CONNECT_TIMEOUT_S} s "
+            f"({getattr(error, 'strerror', None) or error})"
+        ) from None
+
+
 def _connect(ray, cluster):
     if not ray.is_initialized():
         address = cluster.address or os.environ.get("RAY_ADDRESS") or None
+        if address:
+            _check_reachable(address)
         try:
             ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         except ConnectionError as error:
