@@ -472,7 +472,8 @@ class Config:
 
 def main(argv=None):
     """`python -m tfovp.compare DATA --target COLUMN ...`; returns the DepthComparison
-    (exit status 130 or 143 after Ctrl-C or SIGTERM, 1 when the sweep cannot fit in memory)."""
+    (exit status 130 or 143 after Ctrl-C or SIGTERM, 1 when the sweep cannot fit in memory
+    or an output cannot be written)."""
     from tfovp._console import stop_on_sigterm, stop_status, stop_word
 
     stop_on_sigterm()
@@ -483,6 +484,9 @@ def main(argv=None):
         raise SystemExit(stop_status(error)) from None
     except MemoryError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except OSError as error:  # e.g. no space left for --csv or --plot
+        print(f"{PROG}: error: {error.filename or 'an output'}: {error.strerror or error}", file=sys.stderr)
         raise SystemExit(1) from None
 
 
