@@ -3,13 +3,16 @@ Arora, Cohen & Hazan, "On the Optimization of Deep Networks: Implicit Accelerati
 Overparameterization" (ICML 2018).
 
 `import tfovp` is light: the Keras objects (and so TensorFlow) are imported on first
-use of any of them, e.g. `tfovp.DeepLinear`, at once when Keras is already imported, or
-by `tfovp.register_keras_objects()`. Their import registers them with Keras, so that
+use of any of them, e.g. `tfovp.DeepLinear`, at once when Keras is already imported,
+right after Keras is imported otherwise (an import hook waits for it), or by
+`tfovp.register_keras_objects()`. Their import registers them with Keras, so that
 `keras.models.load_model` finds tfovp's layers, initializers, losses and optimizers
-without `custom_objects`.
+without `custom_objects`, whichever of `tfovp` and `keras` is imported first.
 """
 
 import importlib
+import importlib.abc
+import importlib.util
 import sys
 
 __version__ = "0.1.0"
@@ -26,10 +29,14 @@ _OBJECTS = {
     "compare_depths": "tfovp.compare",
     "FactoredEinsumDense": "tfovp.einsum",
     "FactoredMultiHeadAttention": "tfovp.einsum",
+    "FactoredConv1D": "tfovp.conv",
+    "FactoredConv2D": "tfovp.conv",
+    "FactoredConv3D": "tfovp.conv",
 }
 _SUBMODULES = (
     "callbacks",
     "compare",
+    "conv",
     "datasets",
     "diagnostics",
     "einsum",
@@ -42,11 +49,14 @@ _SUBMODULES = (
     "optimizers",
     "study",
     "sweep",
+    "traversal",
+    "tuning",
 )
 # Importing these registers every serializable tfovp object with Keras.
 _KERAS_MODULES = (
     "tfovp.layers",
     "tfovp.einsum",
+    "tfovp.conv",
     "tfovp.initializers",
     "tfovp.losses",
     "tfovp.optimizers",
@@ -73,7 +83,28 @@ def __dir__():
     return sorted(set(globals()) | set(_OBJECTS) | set(_SUBMODULES))
 
 
+class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
+    """Registers tfovp's Keras objects as soon as `keras` has been imported (once)."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "keras":
+            return None
+        sys.meta_path.remove(self)  # one use; find the real spec without this finder
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            load = spec.loader.exec_module
+
+            def exec_module(module):
+                load(module)
+                register_keras_objects()
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
 if "keras" in sys.modules:  # Keras is loaded anyway: register tfovp's objects now
     register_keras_objects()
+elif not any(isinstance(finder, _RegisterAfterKeras) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterAfterKeras())
 
 __all__ = sorted([*_OBJECTS, *_SUBMODULES, "register_keras_objects"])

@@ -16,6 +16,7 @@ there sooner; where only one depth gets there within the budget K, S is a bound
 From the shell, on a CSV or Parquet file:
 
     python -m tfovp.compare data.csv --target COLUMN [--features A,B,...]
+    python -m tfovp.compare ethanol      (or abalone: the paper's data, from tfovp.datasets)
         [--preprocessing standardize] [--loss 4] [--depths 1,2,3] [--steps 10000]
         [--no-tune] [--rho 1.2] [--plot depths.png] [--csv depths.csv]
 
@@ -25,6 +26,7 @@ about that budget (a longer run can pick other learning rates).
 
 import dataclasses
 import math
+import pathlib
 import sys
 
 import numpy as np
@@ -453,7 +455,7 @@ class Config:
     csv: str | None = setting(None, "write the per-depth, per-level table to this .csv file")
 
     def validate(self):
-        check(self.target is not None, "--target: required (the column to predict)")
+        check(self.target is not None, "--target: required for a table (the column to predict)")
         check(self.loss >= 1, f"--loss {self.loss:g}: expected a number >= 1")
         check_values("depths", self.depths, lambda d: d >= 1, "integers >= 1")
         check(len(set(self.depths)) == len(self.depths), f"--depths: {self.depths} has repeats")
@@ -492,13 +494,18 @@ def main(argv=None):
 
 def _compare(argv):
     parser = ArgumentParser(prog=PROG, description=__doc__)
-    parser.add_argument("data", help="a .csv or .parquet file with a header row")
+    parser.add_argument(
+        "data", help="a .csv or .parquet file with a header row, or ethanol or abalone (the paper's data)"
+    )
     given = vars(add_config_flags(parser, Config).parse_args(argv))
     data = given.pop("data")
+    builtin = data in BUILTIN and not pathlib.Path(data).exists()
+    if builtin:
+        given.setdefault("target", BUILTIN[data])
     try:
         config = config_from(Config, given)
         _check_outputs(config)
-        x, y, features = read_table(data, config.target, config.features)
+        x, y, features = _builtin(data, config) if builtin else read_table(data, config.target, config.features)
         from tfovp.datasets.preprocessing import preprocess
 
         x, y = preprocess(x, y, config.preprocessing)
@@ -535,6 +542,22 @@ def _compare(argv):
         result.plot(config.plot)
         print(f"wrote {config.plot}")
     return result
+
+
+BUILTIN = {"ethanol": "concentration", "abalone": "rings"}  # the paper's data sets and their targets
+
+
+def _builtin(name, config):
+    """(x, y, feature names) of a data set of `tfovp.datasets`, before preprocessing."""
+    from tfovp.datasets import REGRESSION_LOADERS, DatasetError
+
+    if config.target != BUILTIN[name] or config.features:
+        raise ValueError(f"{name}: its target is {BUILTIN[name]}; --target and --features are for tables")
+    try:
+        x, y = REGRESSION_LOADERS[name]()
+    except DatasetError as error:
+        raise ValueError(str(error)) from None
+    return x, y, [f"x{j}" for j in range(x.shape[1])]
 
 
 def _check_outputs(config):

@@ -1,5 +1,7 @@
 """`EndToEnd`: train any Keras model "as if" its dense kernels had depth N (Eq. 10)."""
 
+import warnings
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -13,22 +15,27 @@ HALF_DTYPES = ("float16", "bfloat16")
 
 @keras.saving.register_keras_serializable(package="tfovp")
 class EndToEnd(keras.optimizers.Optimizer):
-    """Gradient descent with the end-to-end preconditioner on every 2-D variable.
+    """Gradient descent with the end-to-end preconditioner on every kernel.
 
-    For a 2-D variable W (a Dense kernel, either orientation) with gradient G:
+    For a kernel W (a Dense kernel, either orientation; by role: a variable named
+    `kernel`, of 2 axes or with a matrix view) with gradient G:
 
         W <- (1 - eta*lambda*N) W - eta * P_W(G),
         P_W(G) = sum_{j=1..N} [W W^T]^{(j-1)/N} G [W^T W]^{(N-j)/N}              (Eq. 10)
 
     which is what GD on a balanced depth-N factorization of W does to W for small eta
     (Theorem 1). An `EinsumDense` kernel (also inside `MultiHeadAttention`) is the
-    matrix its einsum contracts: with `matrix_views=matrix_views(model)` it is reshaped
-    to that matrix, preconditioned and reshaped back. Every other variable (biases, convolution kernels, ...) gets plain
-    gradient descent with decay, v <- (1 - eta*lambda) v - eta * g (Eq. 4), and so
-    does a 2-D variable with a sparse gradient (an `Embedding` table: a lookup, not a
-    linear map; only its looked-up rows move, decay aside). For N > 1 a
-    kernel at exactly 0 does not move (P_0 = 0). Clipping and learning-rate schedules
-    are the base class's, as for `keras.optimizers.SGD`.
+    matrix its einsum contracts, and a convolution kernel (k...k, C_in, C_out) the
+    matrix (k...k C_in) x C_out: with `matrix_views=matrix_views(model)` it is reshaped
+    to that matrix, preconditioned and reshaped back. Every other variable (biases of
+    any shape, embeddings, normalization parameters, kernels of more axes without a
+    view) gets plain gradient descent with decay, v <- (1 - eta*lambda) v - eta * g
+    (Eq. 4), and so does a kernel with a sparse gradient. The factors of an already
+    factored layer (`kernel_0`, `kernel_1`, ...) are not preconditioned again: they get
+    plain gradient descent, with a warning when the optimizer is built (their product
+    already moves as Eq. 10 says). For N > 1 a kernel at exactly 0 does not move
+    (P_0 = 0). Clipping and learning-rate schedules are the base class's, as for
+    `keras.optimizers.SGD`.
 
     Args:
         learning_rate: eta (float or schedule), first as in every Keras optimizer.
@@ -70,12 +77,23 @@ class EndToEnd(keras.optimizers.Optimizer):
             check_real("learning_rate", learning_rate, minimum=0.0, strict=True)
 
     def build(self, var_list):
-        """Match the matrix views to the variables (the backend's update step sees raw
-        variables without their Keras paths)."""
+        """Match the matrix views to the variables and find the kernels, by role (the
+        backend's update step sees raw variables without their Keras paths)."""
         super().build(var_list)
         self._view_of = {
             self._var_key(variable): self._views[variable.path] for variable in var_list if variable.path in self._views
         }
+        self._kernels = {
+            self._var_key(v) for v in var_list if _role(v) == "kernel" and (len(v.shape) == 2 or v.path in self._views)
+        }
+        factors = [v.path for v in var_list if _role(v) == "factor"]
+        if factors and self.depth > 1:
+            warnings.warn(
+                f"EndToEnd(depth={self.depth}) on a model whose kernels are already factored "
+                f"({', '.join(factors[:4])}{', ...' if len(factors) > 4 else ''}): the factors get plain gradient "
+                "descent, not a second preconditioner (GD on the factors is what Eq. 10 describes).",
+                stacklevel=2,
+            )
 
     def direction(self, gradient, variable):
         """P_W(G) + lambda*N*W for a 2-D variable (or one with a matrix view), G +
@@ -84,8 +102,9 @@ class EndToEnd(keras.optimizers.Optimizer):
         float32: the fractional powers need an SVD or eigendecomposition, which neither
         the kernels of TensorFlow nor the precision of half floats provide."""
         gradient = ops.cast(gradient, variable.dtype)
-        view = getattr(self, "_view_of", {}).get(self._var_key(variable))
-        if view is None and len(variable.shape) != 2:
+        key = self._var_key(variable)
+        view = getattr(self, "_view_of", {}).get(key)
+        if key not in getattr(self, "_kernels", ()):
             decay = self.rule_weight_decay
             return gradient + decay * variable if decay else gradient
         wide = "float32" if variable.dtype in HALF_DTYPES else variable.dtype
@@ -122,16 +141,33 @@ class EndToEnd(keras.optimizers.Optimizer):
         return config
 
 
+def _role(variable):
+    """ "kernel" for a variable named `kernel`, "factor" for the factors `kernel_<j>` of a
+    tfovp layer, else "other" (biases, embeddings, scales, ...)."""
+    name = variable.name
+    if name == "kernel":
+        return "kernel"
+    if name.startswith("kernel_") and name[len("kernel_") :].isdigit():
+        return "factor"
+    return "other"
+
+
 def matrix_views(model):
-    """{kernel variable path: matrix view} of every EinsumDense kernel of `model`
-    (nested models and MultiHeadAttention projections included), for
-    `EndToEnd(matrix_views=...)`."""
-    from tfovp.einsum import matrix_view
-    from tfovp.factoring import flat_layers
+    """{kernel variable path: matrix view} of every EinsumDense kernel (nested models and
+    MultiHeadAttention projections included) and every plain convolution kernel of
+    `model` ((k...k C_in) x C_out), for `EndToEnd(matrix_views=...)`."""
+    from tfovp.einsum import MatrixView, matrix_view
+    from tfovp.factoring import CONVOLUTIONS
+    from tfovp.traversal import walk
 
     views = {}
-    for layer in flat_layers(model):
+    for layer, _ in walk(model):
         for sublayer in layer._flatten_layers(include_self=True, recursive=True):
-            if type(sublayer) is keras.layers.EinsumDense and sublayer.built:
+            if not sublayer.built:
+                continue
+            if type(sublayer) is keras.layers.EinsumDense:
                 views[sublayer._kernel.path] = matrix_view(sublayer.equation).to_json()
+            elif type(sublayer) in CONVOLUTIONS and sublayer.groups == 1:
+                axes = len(sublayer.kernel.shape)
+                views[sublayer.kernel.path] = MatrixView(tuple(range(axes)), axes - 1).to_json()
     return views

@@ -1,0 +1,240 @@
+"""Overparameterizing the models people have: factored convolutions, layers inside wrappers
+and user-written layers, EndToEnd by role, and tfovp/keras in either import order."""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+import tfovp
+from tfovp.conv import FactoredConv1D, FactoredConv2D
+from tfovp.layers import FactoredDense
+from tfovp.optimizers import EndToEnd, matrix_views
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"padding": "same"},
+        {"strides": 2},
+        {"dilation_rate": 2, "padding": "same"},
+        {"data_format": "channels_first"},
+    ],
+)
+def test_a_factored_convolution_is_the_convolution_of_its_collapsed_kernel(kwargs):
+    x = np.random.default_rng(0).normal(size=(2, 9, 9, 3)).astype("float32")
+    if kwargs.get("data_format") == "channels_first":
+        x = np.moveaxis(x, -1, 1)
+    layer = FactoredConv2D(5, 3, depth=3, hidden_widths=[4, 6], activation="relu", bias_initializer="ones", **kwargs)
+    y = layer(x)
+    assert [tuple(f.shape) for f in layer.factors] == [(3, 3, 3, 4), (4, 6), (6, 5)]
+    plain = keras.layers.Conv2D(5, 3, activation="relu", **kwargs)
+    plain.build(x.shape)
+    plain.set_weights([np.asarray(layer.kernel), np.asarray(layer.bias)])
+    # float32 sums in another order: a few ulps of the outputs' size
+    np.testing.assert_allclose(np.asarray(y), np.asarray(plain(x)), rtol=1e-5, atol=1e-5)
+    assert tuple(layer.compute_output_shape(x.shape)) == tuple(y.shape)
+    again = FactoredConv2D.from_config(layer.get_config())
+    assert again.get_config() == layer.get_config()
+
+
+def test_a_factored_1d_convolution_and_bad_arguments():
+    layer = FactoredConv1D(4, 3, depth=2, padding="same")
+    assert tuple(layer(np.zeros((1, 7, 2), "float32")).shape) == (1, 7, 4)
+    with pytest.raises(ValueError, match="groups=2"):
+        FactoredConv2D(4, 3, groups=2)
+    with pytest.raises(ValueError, match="kernel_size"):
+        FactoredConv2D(4, (3, 3, 3))
+
+
+class TransformerBlock(keras.layers.Layer):
+    """The keras.io text-classification example's block: attention and a feed-forward
+    Sequential held as attributes of a user-written layer."""
+
+    def __init__(self, embed_dim, num_heads, ff_dim, **kwargs):
+        super().__init__(**kwargs)
+        dtype = self.dtype_policy
+        self.att = keras.layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim, dtype=dtype)
+        self.ffn = keras.Sequential(
+            [keras.layers.Dense(ff_dim, activation="relu", dtype=dtype), keras.layers.Dense(embed_dim, dtype=dtype)]
+        )
+        self.layernorm1 = keras.layers.LayerNormalization(epsilon=1e-6, dtype=dtype)
+        self.layernorm2 = keras.layers.LayerNormalization(epsilon=1e-6, dtype=dtype)
+
+    def call(self, inputs):
+        out1 = self.layernorm1(inputs + self.att(inputs, inputs))
+        return self.layernorm2(out1 + self.ffn(out1))
+
+
+def _every_kind(dtype="float32"):
+    """Conv1D, Conv2D, depthwise and separable convolutions, TimeDistributed(Dense), a
+    user-written transformer block and a Dense head."""
+    image = keras.Input((8, 8, 3), dtype=dtype)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", dtype=dtype)(image)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", dtype=dtype)(x)
+    x = keras.layers.SeparableConv2D(4, 3, dtype=dtype)(x)
+    x = keras.layers.Reshape((6, 24), dtype=dtype)(x)
+    x = keras.layers.Conv1D(8, 3, padding="same", dtype=dtype)(x)
+    x = TransformerBlock(8, 2, 12, dtype=dtype)(x)
+    x = keras.layers.TimeDistributed(keras.layers.Dense(5, dtype=dtype), dtype=dtype)(x)
+    x = keras.layers.GlobalAveragePooling1D(dtype=dtype)(x)
+    return keras.Model(image, keras.layers.Dense(3, dtype=dtype)(x))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-4), ("float64", 1e-10)])
+def test_every_layer_kind_is_factored_the_function_kept_and_collapse_gives_it_back(dtype, tolerance, capsys):
+    model = _every_kind(dtype)
+    x = np.random.default_rng(1).normal(size=(4, 8, 8, 3)).astype(dtype)
+    with pytest.warns(UserWarning, match="leaves 2 layer.*depthwise.*separable"):
+        deep = tfovp.overparameterize(model, depth=2)
+    printed = capsys.readouterr().out
+    # Conv2D, Conv1D, the attention (one layer, four projections), two Dense of the block, TimeDistributed's, the head
+    assert "7 kernels factored into 2 (Conv1D 1, Conv2D 1, Dense 4, MultiHeadAttention 1)" in printed
+    block = deep.layers[6]
+    assert isinstance(block.att, tfovp.FactoredMultiHeadAttention) and isinstance(block.ffn.layers[0], FactoredDense)
+    assert isinstance(deep.layers[7].layer, FactoredDense) and isinstance(deep.layers[1], FactoredConv2D)
+    assert deep.count_params() > model.count_params()
+    a, b = np.asarray(model(x)), np.asarray(deep(x))
+    assert np.max(np.abs(a - b)) / np.max(np.abs(a)) <= tolerance
+    flat = tfovp.collapse(deep)
+    assert [type(layer) for layer in flat.layers] == [type(layer) for layer in model.layers]
+    assert (
+        type(flat.layers[6].att) is keras.layers.MultiHeadAttention and type(flat.layers[7].layer) is keras.layers.Dense
+    )
+    assert np.max(np.abs(np.asarray(flat(x)) - a)) / np.max(np.abs(a)) <= tolerance
+    assert len(flat.weights) == len(model.weights)
+
+
+def test_a_factored_user_layer_trains_and_refuses_to_be_saved_uncollapsed(tmp_path):
+    model = _every_kind()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        deep = tfovp.overparameterize(model, depth=2, verbose=False)
+    deep.compile(EndToEnd(0.01, depth=2, matrix_views=matrix_views(deep)), loss="mse")
+    x = np.random.default_rng(1).normal(size=(8, 8, 8, 3)).astype("float32")
+    before = [np.asarray(w).copy() for w in deep.trainable_weights]
+    deep.fit(x, np.zeros((8, 3)), epochs=3, verbose=0)
+    assert all(not np.array_equal(a, np.asarray(b)) for a, b in zip(before, deep.trainable_weights))
+    with pytest.raises(ValueError, match=r"holds sublayers that tfovp replaced.*Save tfovp.collapse\(model\)"):
+        deep.save(tmp_path / "deep.keras")
+    tfovp.collapse(deep).save(tmp_path / "flat.keras")  # the plain model saves (and loads, below)
+    loaded = keras.models.load_model(tmp_path / "flat.keras", custom_objects={"TransformerBlock": TransformerBlock})
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(deep(x)), rtol=1e-4, atol=1e-5)
+
+
+def test_width_policies_say_the_size_first():
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8), keras.layers.Dense(4)])
+    wide = tfovp.overparameterize(model, hidden_widths=2.0, verbose=False)
+    assert [layer.hidden_widths for layer in wide.layers] == [[16], [8]]
+    with pytest.raises(ValueError, match="at least rank"):  # half the units cannot keep a full-rank kernel
+        tfovp.overparameterize(model, hidden_widths=0.5, verbose=False)
+    with pytest.raises(ValueError, match="multiplier must be > 0"):
+        tfovp.overparameterize(model, hidden_widths=-1.0)
+    with pytest.raises(ValueError, match="'units', a multiplier"):
+        tfovp.overparameterize(model, hidden_widths="wide")
+
+
+def test_end_to_end_preconditions_kernels_by_role_and_not_a_factored_model_twice():
+    # MultiHeadAttention's query/key/value biases are 2-D (heads, key_dim) and start at 0:
+    # by role they get plain descent, i.e. exactly SGD's step, not P_0(G) = 0.
+    query = keras.Input((3, 4))
+    attention = keras.layers.MultiHeadAttention(2, 3, bias_initializer="zeros")
+    model = keras.Model(query, attention(query, query))
+    x = np.random.default_rng(0).normal(size=(5, 3, 4)).astype("float32")
+    y = np.random.default_rng(1).normal(size=(5, 3, 4)).astype("float32")
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    model.compile(EndToEnd(0.1, depth=2, matrix_views=matrix_views(model)), loss="mse")
+    twin.compile(keras.optimizers.SGD(0.1), loss="mse")
+    model.train_on_batch(x, y)
+    twin.train_on_batch(x, y)
+    for mine, sgd in zip(model.weights, twin.weights):
+        if mine.name == "bias":
+            assert np.any(np.asarray(mine) != 0) and np.allclose(np.asarray(mine), np.asarray(sgd), atol=1e-7)
+    # A factored model: its factors get plain descent (SGD's), with a warning.
+    deep = tfovp.overparameterize(keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]), verbose=False)
+    plain = keras.models.clone_model(deep)
+    plain.set_weights(deep.get_weights())
+    deep.compile(EndToEnd(0.1, depth=2), loss="mse")
+    plain.compile(keras.optimizers.SGD(0.1), loss="mse")
+    with pytest.warns(UserWarning, match="already factored"):
+        deep.train_on_batch(x[:, 0], y[:, 0, :3])
+    plain.train_on_batch(x[:, 0], y[:, 0, :3])
+    for a, b in zip(deep.weights, plain.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-7)
+
+
+def test_a_convolution_kernel_is_preconditioned_as_its_matrix_view():
+    from tfovp.end_to_end import precondition
+
+    model = keras.Sequential([keras.Input((5, 5, 2)), keras.layers.Conv2D(3, 3)])
+    views = matrix_views(model)
+    assert views == {model.layers[0].kernel.path: {"perm": [0, 1, 2, 3], "row_axes": 3}}
+    optimizer = EndToEnd(0.1, depth=2, matrix_views=views)
+    kernel = model.layers[0].kernel
+    optimizer.build(model.trainable_variables)
+    gradient = np.random.default_rng(0).normal(size=tuple(kernel.shape)).astype("float32")
+    step = np.asarray(optimizer.direction(gradient, kernel))
+    expected = precondition(np.asarray(kernel).reshape(18, 3), gradient.reshape(18, 3), 2)
+    np.testing.assert_allclose(step.reshape(18, 3), np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("order", ["import tfovp, keras", "import keras, tfovp"])
+def test_a_factored_model_loads_whichever_is_imported_first(tmp_path, order):
+    path = tmp_path / "m.keras"
+    tfovp.overparameterize(keras.Sequential([keras.Input((4, 3)), keras.layers.Conv1D(2, 2)]), verbose=False).save(path)
+    code = f"{order}\nm = keras.models.load_model({str(path)!r})\nprint(type(m.layers[0]).__name__)"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip() == "FactoredConv1D"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["MobileNetV2", "ResNet50"])
+def test_keras_applications_are_factored_entirely_and_collapse_back(name, tmp_path, capsys):
+    """Every plain convolution and Dense of a keras.applications model is factored, the
+    function kept (float32, 1e-4 of the largest logit), three EndToEnd steps run, collapse
+    gives the original architecture and outputs back, and both round-trip through .keras
+    in a fresh process."""
+    build = getattr(keras.applications, name)
+    model = build(weights=None, input_shape=(32, 32, 3), classes=10, classifier_activation=None)
+    plain = [layer for layer, _ in tfovp.traversal.walk(model) if tfovp.factoring._is_plain(layer)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MobileNetV2's depthwise convolutions are named in a warning
+        deep = tfovp.overparameterize(model, depth=2)
+    assert f"{len(plain)} kernels factored" in capsys.readouterr().out
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    a = np.asarray(model(x, training=False))
+    assert np.max(np.abs(np.asarray(deep(x, training=False)) - a)) <= 1e-4 * np.max(np.abs(a))
+    deep.compile(EndToEnd(1e-3, depth=2, matrix_views=matrix_views(deep)), loss=keras.losses.MeanSquaredError())
+    deep.fit(x, np.zeros((2, 10)), epochs=3, verbose=0)
+    flat = tfovp.collapse(deep)
+    assert [type(layer) for layer in flat.layers] == [type(layer) for layer in model.layers]
+    np.testing.assert_allclose(
+        np.asarray(flat(x, training=False)), np.asarray(deep(x, training=False)), rtol=1e-3, atol=1e-4
+    )
+    for saved, tag in ((deep, "deep"), (flat, "flat")):
+        saved.save(tmp_path / f"{tag}.keras")
+        np.save(tmp_path / f"{tag}.npy", np.asarray(saved(x, training=False)))
+        code = (
+            "import keras, tfovp, numpy as np\n"
+            f"m = keras.models.load_model({str(tmp_path / f'{tag}.keras')!r})\n"
+            f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+            f"np.testing.assert_allclose(np.asarray(m(x, training=False)), np.load({str(tmp_path / f'{tag}.npy')!r}), "
+            "rtol=1e-5, atol=1e-6)\n"
+        )
+        np.save(tmp_path / "x.npy", x)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-800:]
