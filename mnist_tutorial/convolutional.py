@@ -52,6 +52,11 @@ class Config:
         "the original architecture with its dense kernels started from the factored model's initial products "
         "and trained with the end-to-end preconditioner of Eq. 10 (N = 2) on their whole gradient",
     )
+    factor_convs: bool = setting(
+        False,
+        "with --overparameterize, factor conv1 and conv2 too: a 5x5 convolution to the same width, then a 1x1 "
+        "(not in the paper; tfovp.conv.FactoredConv2D)",
+    )
     overparam_init_std: float = setting(0.1, "std of the new factors' truncated normal (> 0; the tutorial's 0.1)")
     base_lr: float = setting(0.01, "base learning rate (> 0), times 0.95 after every epoch")
     epochs: float = setting(10.0, "epochs of 55,000 images (> 0)")
@@ -79,6 +84,10 @@ class Config:
             check(math.isfinite(value) and value > 0, f"--{name.replace('_', '-')} {value:g}: expected a number > 0")
         check(self.steps is None or self.steps >= 1, f"--steps {self.steps}: expected an integer >= 1")
         check(self.checkpoint_every >= 1, f"--checkpoint-every {self.checkpoint_every}: expected an integer >= 1")
+        check(
+            not self.factor_convs or self.overparameterize,
+            "--factor-convs: factors the convolutions of the overparameterized model; add --overparameterize",
+        )
         check(
             not (self.preconditioned and self.overparameterize),
             "--preconditioned: trains the original architecture; it cannot be combined with --overparameterize",

@@ -15,6 +15,7 @@ from mnist_tutorial.convolutional import (
     VALIDATION_SIZE,
 )
 from tfovp._checks import check_choice
+from tfovp.conv import FactoredConv2D
 from tfovp.layers import FactoredDense
 
 
@@ -22,9 +23,14 @@ def _init(seed, index, stddev=0.1):
     return keras.initializers.TruncatedNormal(stddev=stddev, seed=seed * 100 + index)
 
 
-def build_model(overparameterize=False, overparam_init_std=0.1, seed=SEED, dropout_rate=0.5, l2=None):
+def build_model(
+    overparameterize=False, overparam_init_std=0.1, seed=SEED, dropout_rate=0.5, l2=None, factor_convs=False
+):
     """The tutorial's convnet as a Keras model (logits out); the dense layers `fc1`, `fc2`
-    become `FactoredDense` (depth 2, hidden width = units) when `overparameterize`.
+    become `FactoredDense` (depth 2, hidden width = units) when `overparameterize`, and
+    with `factor_convs` the convolutions `conv1`, `conv2` become `FactoredConv2D` too (a
+    5x5 convolution to the same width, then a 1x1; the first factor drawn as the
+    tutorial's kernel, the new one truncated normal with `overparam_init_std`).
     `l2`: attach the tutorial's L2 term as Keras regularizers (kernel, i.e. the product,
     and bias of fc1/fc2), for training with plain `fit`; the port adds it itself."""
     regularizer = (
@@ -54,28 +60,25 @@ def build_model(overparameterize=False, overparam_init_std=0.1, seed=SEED, dropo
             **regularizer,
         )
 
+    def conv(filters, name, index, bias):
+        common = {"padding": "same", "activation": "relu", "name": name, "bias_initializer": bias}
+        if not factor_convs:
+            return keras.layers.Conv2D(filters, 5, kernel_initializer=_init(seed, index), **common)
+        return FactoredConv2D(
+            filters,
+            5,
+            depth=2,
+            hidden_widths=filters,
+            kernel_initializer=[_init(seed, index), _init(seed, index + 10, overparam_init_std)],
+            **common,
+        )
+
     return keras.Sequential(
         [
             keras.Input((IMAGE_SIZE, IMAGE_SIZE, NUM_CHANNELS)),
-            keras.layers.Conv2D(
-                32,
-                5,
-                padding="same",
-                activation="relu",
-                name="conv1",
-                kernel_initializer=_init(seed, 1),
-                bias_initializer="zeros",
-            ),
+            conv(32, "conv1", 1, "zeros"),
             keras.layers.MaxPooling2D(2, 2, padding="same", name="pool1"),
-            keras.layers.Conv2D(
-                64,
-                5,
-                padding="same",
-                activation="relu",
-                name="conv2",
-                kernel_initializer=_init(seed, 2),
-                bias_initializer=keras.initializers.Constant(0.1),
-            ),
+            conv(64, "conv2", 2, keras.initializers.Constant(0.1)),
             keras.layers.MaxPooling2D(2, 2, padding="same", name="pool2"),
             keras.layers.Flatten(name="flatten"),
             dense(512, "fc1", 3, activation="relu"),

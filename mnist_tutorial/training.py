@@ -82,7 +82,11 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():
             self.model = build_model(
-                config.overparameterize, config.overparam_init_std, config.seed, config.dropout_rate
+                config.overparameterize,
+                config.overparam_init_std,
+                config.seed,
+                config.dropout_rate,
+                factor_convs=config.factor_convs,
             )
             if config.preconditioned:
                 _start_from_products(self.model, config)

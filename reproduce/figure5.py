@@ -60,6 +60,11 @@ class Config(cli.ClusterConfig, common.LinearConfig):
     mnist_variants: bool = cli.setting(
         False, "right panel: also the other --l2-on choices and the preconditioned original, first seed only"
     )
+    mnist_convs: bool = cli.setting(
+        False,
+        "right panel: also the overparameterized model with its convolutions factored (every seed; not in the "
+        "paper), judged against the dense-only factoring and the original",
+    )
     l2_on: str = cli.setting(
         "product", "right panel: the L2 term on the product kernels or on every factor", L2_CHOICES
     )

@@ -20,6 +20,11 @@ def test_parameter_counts():
     # fc2 512*10+10 = 5,130: 1,663,370. Factoring adds 512*512 + 10*10 = 262,244.
     assert tutorial.build_model().count_params() == 1_663_370
     assert tutorial.build_model(overparameterize=True).count_params() == 1_925_614
+    # Factoring the convolutions too adds their 1x1 factors: 32*32 + 64*64 = 5,120.
+    both = tutorial.build_model(overparameterize=True, factor_convs=True)
+    assert both.count_params() == 1_930_734 and type(both.get_layer("conv2")).__name__ == "FactoredConv2D"
+    with pytest.raises(SystemExit):
+        tutorial.parse_args(["--factor-convs"])  # only with --overparameterize
 
 
 def test_learning_rate_schedule_and_batch_offsets():
