@@ -1,6 +1,6 @@
-"""The tables a figure writes: one CSV row per recorded step of every learning rate of
-every curve family, and the JSON summary of each family's best rate. Files are written
-atomically."""
+"""The tables a figure writes: one CSV row per step of a log-spaced grid (`csv_steps`)
+for every learning rate of every curve family, and the JSON summary of each family's
+best rate. Files are written atomically."""
 
 import json
 import pathlib
@@ -10,11 +10,26 @@ import numpy as np
 from tfovp._files import atomic_write_text, atomic_writer
 from tfovp.study.convergence import relative_excess
 
+CSV_POINTS = 80  # log-spaced steps per curve in a figure's CSV (after every one of the first 10)
+
+
+def csv_steps(steps, points=CSV_POINTS):
+    """(R,) bool: the recorded `steps` a figure's CSV keeps: every step up to 10, then the
+    recorded step nearest to each of `points` log-spaced ones, and the last (the JSON
+    and the stored runs keep every recorded step)."""
+    steps = np.asarray(steps)
+    keep = steps <= 10
+    if steps[-1] > 10:
+        for target in np.geomspace(10, steps[-1], points):
+            keep[np.argmin(np.abs(np.log(np.maximum(steps, 1)) - np.log(target)))] = True
+    keep[-1] = True
+    return keep
+
 
 def curves_frame(figure, families, level, settings):
-    """A DataFrame of every finite recorded loss of `families` ({name: CurveFamily}),
-    with `settings` (a dict of constant columns) on every row; `selected` marks the best
-    learning rate of each seed at `level`."""
+    """A DataFrame of the finite losses of `families` ({name: CurveFamily}) at the steps
+    of `csv_steps`, with `settings` (a dict of constant columns) on every row; `selected`
+    marks the best learning rate of each seed at `level`."""
     import pandas as pd
 
     frames = []
@@ -22,9 +37,10 @@ def curves_frame(figure, families, level, settings):
         spec = family.spec
         excess = relative_excess(family.losses, family.optimum)
         best = {seed: family.summary(level, seed).best_learning_rate for seed in family.seed_list}
+        on_grid = csv_steps(family.steps)
         for column, (rate, seed) in enumerate(zip(family.learning_rates, family.seeds)):
             losses = family.losses[:, column]
-            keep = np.isfinite(losses)
+            keep = np.isfinite(losses) & on_grid
             frames.append(
                 pd.DataFrame(
                     {

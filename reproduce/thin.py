@@ -1,0 +1,45 @@
+"""Thin a figure CSV written before its rows were log-spaced: keep the rows at the steps
+`tfovp.study.outputs.csv_steps` keeps (every step up to 10, then about 80 log-spaced
+ones and the last), as the figure writes them now. For figures whose stored runs are
+gone (a rerun writes the thinned CSV itself); the values are not touched.
+
+    python -m reproduce.thin results/figure2.csv [more.csv ...]
+"""
+
+import pathlib
+
+from tfovp._cli import ArgumentParser
+
+
+def thin(path):
+    """Rewrite `path` with the rows on the CSV step grid of each budget; returns (rows
+    before, rows after)."""
+    import numpy as np
+    import pandas as pd
+
+    from tfovp.study.outputs import csv_steps, write_csv
+
+    frame = pd.read_csv(path)
+    keep = np.zeros(len(frame), dtype=bool)
+    for _, rows in frame.groupby("budget"):
+        recorded = np.unique(rows["step"].to_numpy())  # every recorded step of some curve
+        chosen = set(recorded[csv_steps(recorded)].tolist())
+        keep[rows.index[rows["step"].isin(chosen)]] = True
+    write_csv(path, frame[keep])
+    return len(frame), int(keep.sum())
+
+
+def main(argv=None):
+    parser = ArgumentParser(prog="python -m reproduce.thin", description=__doc__)
+    parser.add_argument("csv", nargs="+", help="figure CSV files (with budget and step columns)")
+    args = parser.parse_args(argv)
+    for name in args.csv:
+        path = pathlib.Path(name)
+        if not path.is_file():
+            parser.error(f"{name}: no such file")
+        before, after = thin(path)
+        print(f"{name}: {before:,} rows -> {after:,}")
+
+
+if __name__ == "__main__":
+    main()
