@@ -4,10 +4,11 @@
                                              [--hidden-widths 64] [--init balanced|paper]
     python -m tfovp.convert collapse IN.keras OUT.keras
 
-`overparameterize` replaces Dense, EinsumDense and MultiHeadAttention layers by their
-factored versions (`tfovp.factoring`; by default an exact balanced factorization: the
-saved model computes the same function); `collapse` turns them back into the plain Keras
-layers, so OUT.keras loads without tfovp. A file that is missing,
+`overparameterize` replaces Dense, EinsumDense, MultiHeadAttention and Conv1D/2D/3D
+layers (also inside TimeDistributed and user-written layers) by their factored versions
+(`tfovp.factoring`; by default an exact balanced factorization: the saved model computes
+the same function); `collapse` turns them back into the plain Keras layers, so OUT.keras
+loads without tfovp. A file that is missing,
 not a .keras archive or not loadable is named in a one-line error (exit status 2), as is
 a target that is the source itself or cannot be written. OUT.keras is written to a
 temporary file beside it and renamed, so an existing OUT.keras is replaced only by a
@@ -33,7 +34,8 @@ def _parser():
     parser = ArgumentParser(prog=PROG, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="{overparameterize,collapse}")
     over = commands.add_parser(
-        "overparameterize", help="Dense/EinsumDense/MultiHeadAttention -> factored (same function by default)"
+        "overparameterize",
+        help="Dense/EinsumDense/MultiHeadAttention/Conv -> factored (same function by default)",
     )
     over.add_argument("source", help="the saved model (.keras)")
     over.add_argument("target", help="where to save the converted model (.keras)")
