@@ -307,7 +307,11 @@ def train(config, progress=None):
     if progress is not None:
         progress(num_steps - first - reported)
     if not config.quiet:
-        print(f"Test error: {test_error:.1f}%")
+        print(
+            f"Test error: {test_error:.1f}%"
+            if diverged_at is None
+            else f"Diverged at step {diverged_at}: no test error (see --base-lr)"
+        )
     if config.out:
         write_history_csv(config.out, history)
     return TrainingResult(

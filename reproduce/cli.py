@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 DEFAULT_OUT = "runs"
+QUICK_OUT = "runs/quick"  # --quick without --out: smoke runs never mix their claim rows with a real run's
 MAX_STEPS = 10**8  # ~1 month of the l4 sweep on 2 cores: a larger budget is a typo
 
 
@@ -97,10 +98,11 @@ def parse(config_cls, argv, prog, description):
         "--out",
         default=argparse.SUPPRESS,
         metavar="DIR",
-        help=f"output folder (default: {DEFAULT_OUT}/, git-ignored; `--out results` replaces the committed results)",
+        help=f"output folder (default: {DEFAULT_OUT}/, or {QUICK_OUT}/ with --quick; git-ignored; `--out results` "
+        "replaces the committed results)",
     )
     given = vars(add_config_flags(parser, config_cls).parse_args(argv))
-    out = given.pop("out", DEFAULT_OUT)
+    out = given.pop("out", QUICK_OUT if given.get("quick") else DEFAULT_OUT)
     try:
         config = config_from(config_cls, given, getattr(config_cls, "QUICK", {}) if given.get("quick") else None)
         check_out(out)
@@ -161,5 +163,26 @@ def main(run, config_cls, description, argv=None, prog=None):
             file=sys.stderr,
         )
         raise SystemExit(1) from None
+    for line in verdict_lines(result, out):
+        print(line, file=sys.stderr)
     print(f"wrote {out}/ in {time.time() - started:,.1f} s", file=sys.stderr)
     return result
+
+
+def verdict_lines(result, out):
+    """The verdicts this run wrote, a line each under a line per figure with their counts
+    and where the figure and `claims.md` are (nothing for runs without claims)."""
+    summaries = [result] if isinstance(result, dict) and "claims" in result else []
+    if isinstance(result, dict) and not summaries:  # reproduce.all: {figure: summary}
+        summaries = [r for r in result.values() if isinstance(r, dict) and "claims" in r]
+    lines = []
+    for summary in summaries:
+        claims, name = summary["claims"], summary.get("figure", "")
+        if not claims:
+            continue
+        counts = ", ".join(f"{sum(c['verdict'] == v for c in claims)} {v}" for v in ("PASS", "FAIL", "INCONCLUSIVE"))
+        figure = pathlib.Path(out) / f"{name}.png"
+        where = f"{pathlib.Path(out) / 'claims.md'}" + (f", {figure}" if figure.is_file() else "")
+        lines.append(f"{name}: {len(claims)} claims, {counts} ({where})")
+        lines += [f"  {c['verdict']:<12} {c['claim']}" for c in claims]
+    return lines

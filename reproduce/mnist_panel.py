@@ -98,8 +98,27 @@ def train_stored(config, runs, resume, label, job):
     result = tutorial.train(checkpointed, progress=task.advance)
     task.done(name)
     job.written.add(runs.put(key, result))
+    job.write(f"    {name}: {result_line(result)}")
     checkpoint.unlink(missing_ok=True)
     return result
+
+
+def result_line(result):
+    """What a finished MNIST run reached: the printed loss and its parts at the end (mean
+    of the last 100 steps), the test error and the time; or where it diverged."""
+    minutes = f"{result.seconds / 60:.1f} min"
+    if result.diverged_at is not None:
+        return f"diverged at step {result.diverged_at:,} ({minutes})"
+    history, tail = result.history, criteria.SMOOTHING_WINDOW
+
+    def last(key):
+        values = [v for v in history.get(key, [])[-tail:] if v is not None]
+        return f"{np.mean(values):.4f}" if values else "-"
+
+    return (
+        f"final loss {last('minibatch_loss')} (cross-entropy {last('cross_entropy')}, L2 term {last('l2_term')}), "
+        f"test error {result.test_error:.2f} %, {minutes}"
+    )
 
 
 def _model_config(config, seed, **changes):
@@ -167,8 +186,9 @@ def _series(history, key):
     return np.array([np.nan if v is None else v for v in history[key]], dtype=float)
 
 
-def panel(results):
-    """The paper's panel: the first seed of both models."""
+def panel(results, seeds):
+    """The paper's panel: the first seed of both models (the title says which, and over
+    which seeds the claims average)."""
     curves = [
         MinibatchCurve(
             f"{name} ({runs[0].parameters:,} parameters, test error {runs[0].test_error:.2f}%)",
@@ -179,7 +199,10 @@ def panel(results):
         for name, runs in results.items()
         if name in MODELS
     ]
-    return MinibatchPanel("right: MNIST tutorial, original vs. overparameterized", criteria.SMOOTHING_WINDOW, curves)
+    shown = f"seed {seeds[0]}" + (
+        f" (the claims: mean over seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""
+    )
+    return MinibatchPanel(f"right: MNIST tutorial, {shown}", criteria.SMOOTHING_WINDOW, curves)
 
 
 def earlier_panel(workdir, first_seed):

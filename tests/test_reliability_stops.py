@@ -206,7 +206,7 @@ def test_a_lock_whose_holder_is_killed_is_free_at_once(tmp_path):
         cwd=ROOT,
         env=ENV,
     )
-    lock_file = tmp_path / "claims.json.lock"
+    lock_file = tmp_path / ".claims.json.lock"
     for _ in range(200):  # until the holder has it
         if lock_file.exists():
             with open(lock_file) as handle:

@@ -96,7 +96,8 @@ LOCK_WAIT_NOTICE_S = 5.0  # a lock held longer than this is reported once, then 
 @contextlib.contextmanager
 def locked(path, notice=None):
     """Hold an exclusive lock on `path` (a `<name>.lock` file beside it) for a
-    read-modify-write of a shared output. The operating system releases it when its
+    read-modify-write of a shared output (the lock file: `.<name>.lock`, hidden beside it).
+    The operating system releases it when its
     holder exits or is killed, so a crashed run never blocks the next one; while another
     live process holds it, `notice(text)` (default: stderr) says so once after
     LOCK_WAIT_NOTICE_S seconds and the lock is waited for."""
@@ -106,7 +107,7 @@ def locked(path, notice=None):
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a+") as handle:
+    with open(path.with_name(f".{path.name}.lock"), "a+") as handle:
         started, told = time.monotonic(), False
         while True:
             try:

@@ -17,6 +17,7 @@ from tfovp._progress import Progress
 # ~3 us per copy-step for l2 in its Gram form, ~20 us for l4, ~70 ms per MNIST step).
 L2_COPY_STEP = 0.15
 MNIST_STEP = 3500.0
+SECONDS_PER_WORK = 20e-6  # one l4 copy-step on the project's 2-core CPU, for the plan's time estimate
 # Planned work of a tuned family (`tfovp.tuning`) in units of its grid sweep: the grid,
 # a refinement of ~12-17 rates and a grid end or two; settled with the real work when
 # the family is done (`Job.settle`).
@@ -72,6 +73,7 @@ class Job:
         self._arrived = set()  # store files of units finished elsewhere, counted on arrival
         self._plans = set()
         self._bar = None
+        self._announced = False
 
     def plan(self, name, units, work):
         """Plan the `units` units (`work` in all) of part `name` of the command, once: a
@@ -95,10 +97,22 @@ class Job:
     def write(self, text):
         self.bar().write(text)
 
+    def _announce_plan(self):
+        """Before the first unit: the whole plan, with a time estimate for this project's
+        CPU (the units never change afterwards; only the work can settle)."""
+        if self._announced or not self.units:
+            return
+        self._announced = True
+        minutes = self.work * SECONDS_PER_WORK / 60
+        estimate = f"about {minutes:,.0f} min" if minutes >= 1 else "under a minute"
+        self.write(f"plan: {self.units} unit{'s' * (self.units > 1)} of work, {estimate} on a 2-core CPU like the "
+                   "project's (less for what --resume finds finished)")  # fmt: skip
+
     def start(self, text, steps, per_step, unit=True):
         """Announce and start `steps` steps worth `per_step` each: a planned unit, or with
         `unit=False` a further stage of the unit in progress (announced without a
         number; its work was part of the unit's plan, see `settle`)."""
+        self._announce_plan()
         if unit:
             self.started += 1
             self.write(f"[{self.started}/{max(self.units, self.started)}] {text}")
@@ -114,16 +128,23 @@ class Job:
         elif done > planned:
             self.expect(0, done - planned)
 
-    def reuse(self, text, work):
-        """A unit that needs no work (finished earlier, or by this command already)."""
+    def reuse(self, text, work, done_now=False):
+        """A unit that needs no work (finished earlier, or by this command already): its
+        work leaves the bar's total, so that the time left is measured on the work this
+        invocation does (after `--resume` it would otherwise look faster than it is).
+        `done_now`: the unit ran in this invocation elsewhere; its work counts as done."""
+        self._announce_plan()
         self.started += 1
         self.write(f"[{self.started}/{max(self.units, self.started)}] {text}")
-        self.bar().advance(work)
+        if done_now:
+            self.bar().advance(work)
+        else:
+            self.bar().add_total(-work)
         self.finished.append(text)
 
     def arrived(self, path, text, work):
         """A unit that ran elsewhere (`tfovp.study.cluster`) and was stored at `path`."""
-        self.reuse(text, work)
+        self.reuse(text, work, done_now=True)
         self.written.add(path)
         self._arrived.add(path)
 
