@@ -139,7 +139,7 @@ def test_out_that_cannot_hold_the_results(capsys, tmp_path):
 
 def test_presets_apply_only_to_what_was_not_given():
     config, out = cli.parse(figure3.Config, ["--quick", "--steps", "50", "--lrs", "0.01"], "p", "")
-    assert (config.steps, config.lrs, out) == (50, (0.01,), "runs")  # runs/: never the committed results/
+    assert (config.steps, config.lrs, out) == (50, (0.01,), "runs/quick")  # never results/, nor a real run
     config, _ = cli.parse(figure3.Config, ["--quick"], "p", "")
     assert (config.steps, config.lrs) == (300, (1e-3, 1e-2, 1e-1))
     config, _ = cli.parse(figure5.Config, ["--quick", "--panels", "right"], "p", "")
