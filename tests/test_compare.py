@@ -57,7 +57,7 @@ def test_report_text_and_figure(tmp_path):
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        compare_depths(np.ones((4, 2)), np.ones(4), **kwargs)
+        compare_depths(np.ones((4, 2)), np.arange(4.0), **kwargs)
 
 
 def test_bad_data():
@@ -116,3 +116,48 @@ def test_command_line_reads_parquet(tmp_path, capsys):
     pd.DataFrame({"a": a, "y": 3 * a}).to_parquet(tmp_path / "d.parquet")
     result = main([str(tmp_path / "d.parquet"), "--target", "y", "--steps", "50", "--lrs", "0.01", "--depths", "1,2"])
     assert result.depths == (1, 2) and "40 rows, 1 feature, target y" in capsys.readouterr().out
+
+
+def test_the_held_out_rows_never_reach_training_and_are_scored():
+    """The split is seeded, the preprocessing's statistics come from the training rows
+    only, and the held-out loss is the trained kernel's loss on the held-out rows."""
+    from tfovp.compare import split
+    from tfovp.study.optimum import lp_objective
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 2))
+    y = x @ np.array([1.0, -1.0]) + 0.1 * rng.normal(size=50)
+    x[0] = 1e6  # one far-out row: it must not shift what the training rows see
+    (x_train, _), (x_test, y_test) = split(x, y, 0.2, seed=3, preprocessing="standardize")
+    order = np.random.default_rng(3).permutation(50)
+    assert len(x_test) == 10 and np.allclose(x_train.mean(axis=0), 0) and np.allclose(x_train.std(axis=0), 1)
+    if 0 in order[:10]:  # held out: the training statistics ignore it, so it stays far out
+        assert np.abs(x_test).max() > 1e3
+    (a, b), _ = split(x, y, 0.2, seed=3, preprocessing="standardize")
+    np.testing.assert_array_equal(a, x_train)  # the same draw for the same seed
+    target = np.sin(x_test[:, :1])  # not linear: the held-out loss is far from 0
+    result = compare_depths(
+        x_train, np.sin(a[:, 0]), depths=(1,), loss=2, steps=300, learning_rates=[0.5], tune=False,
+        held_out=(x_test, target), dtype="float64",
+    )  # fmt: skip
+    train, test, rate = result.final_losses(1)
+    kernel = result.families[1].final_kernels[0]
+    assert rate == 0.5 and test == pytest.approx(lp_objective(x_test, target, kernel, 2), rel=1e-12) and test > 0.01
+    assert "training / held-out" in result.summary()
+
+
+def test_a_bias_on_every_layer_fits_least_squares_with_an_intercept():
+    from tfovp.study.optimum import optimal_loss
+    from tfovp.sweep import sweep
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 3))
+    y = x @ np.array([0.5, -1.0, 2.0]) + 4.0 + 0.1 * rng.normal(size=40)
+    best, solution = optimal_loss(np.hstack([x, np.ones((40, 1))]), y, 2)
+    for depth in (1, 2):
+        result = sweep(x, y, [0.1], 3000, depth=depth, hidden_widths=3, loss=2, dtype="float64", bias=True,
+                       record_steps=[0, 3000])  # fmt: skip
+        assert result.losses[-1, 0] == pytest.approx(best, rel=1e-9)
+        np.testing.assert_allclose(result.final_end_to_end()[0], solution, atol=1e-6)  # [W; b], b the intercept
+    with pytest.raises(ValueError, match="the end-to-end rule .* has no bias"):
+        sweep(x, y, [0.1], 10, update="end_to_end", bias=True)

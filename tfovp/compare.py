@@ -52,6 +52,8 @@ class DepthComparison:
     optimum: float  # L*, float64
     reference_loss: float  # L(W = 0), the common reference of the relative excess
     families: dict[int, CurveFamily]
+    reduction: str = "mean"
+    held_out: tuple | None = None  # (x, y) not trained on, or None
 
     @property
     def levels(self):
@@ -119,6 +121,25 @@ class DepthComparison:
                     }
                 )
         return out
+
+    def final_losses(self, depth):
+        """(training loss, held-out loss or None, rate) at the end of the budget of the
+        depth's rate with the lowest final training loss (first seed; tuned rates
+        included), or None if every rate diverged."""
+        from tfovp.study.optimum import lp_objective
+
+        family = self.families[depth].with_tuned()
+        columns = family.columns()
+        finals = family.losses[-1, columns]
+        finals = np.where(family.diverged[columns] | ~np.isfinite(finals), np.inf, finals)
+        if not np.isfinite(finals).any():
+            return None
+        column = int(columns[np.argmin(finals)])
+        held_out = None
+        if self.held_out is not None and family.final_kernels is not None:
+            x, y = self.held_out
+            held_out = float(lp_objective(x, y, family.final_kernels[column], self.loss, self.reduction))
+        return float(family.losses[-1, column]), held_out, float(family.learning_rates[column])
 
     def flips(self):
         """[(depth, level, grid SpeedUp, tuned SpeedUp)] where the grid and the tuned rates
@@ -191,6 +212,19 @@ class DepthComparison:
         ]
         for depth in self.depths:
             lines.append(self._depth_row(depth))
+        lines += [
+            "",
+            "final loss at the end of the budget, the rate with the lowest (training"
+            + (" / held-out):" if self.held_out is not None else "):"),
+        ]
+        for depth in self.depths:
+            found = self.final_losses(depth)
+            if found is None:
+                lines.append(f"depth {depth}: every rate diverged")
+            else:
+                train, test, rate = found
+                held = "" if test is None else f" / {test:.6g}"
+                lines.append(f"depth {depth}: {train:.6g}{held} (lr {rate:.3g})")
         lines += ["", f"speed-up over depth {self.baseline} (S > 1: the deeper net is faster):"]
         for depth in self.depths[1:]:
             found = {round(s.level, 12): s for s in self.speedups(depth)}
@@ -324,6 +358,7 @@ def compare_depths(
     dtype="float32",
     tune=True,
     rho=RHO,
+    held_out=None,
 ):
     """Train depth-N linear nets (N in `depths`) on (x, y) and compare their speed.
 
@@ -341,6 +376,8 @@ def compare_depths(
             the best rate's bracket refined to within `rho`); False takes the grid as
             given. Tuning costs about 2.5x the grid's sweep.
         rho: the precision of the tuning (a ratio > 1).
+        held_out: (x, y) not trained on, preprocessed like (x, y): the report adds each
+            depth's final loss on it (`DepthComparison.final_losses`).
 
     Returns:
         DepthComparison.
@@ -370,10 +407,13 @@ def compare_depths(
         return tune_family(train, grid, speedup.LEVELS, rho) if tune else train(grid)
 
     families = {n: trained(n) for n in depths}
-    return DepthComparison(depths, loss, steps, problem.optimum(loss), problem.reference_loss(loss), families)
+    if held_out is not None:
+        held_out = _checked_data(*held_out, constant_ok=True)
+    optimum, reference = problem.optimum(loss), problem.reference_loss(loss)
+    return DepthComparison(depths, loss, steps, optimum, reference, families, reduction, held_out)
 
 
-def _checked_data(x, y):
+def _checked_data(x, y, constant_ok=False):
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
@@ -384,7 +424,7 @@ def _checked_data(x, y):
         if not np.all(np.isfinite(values)):
             raise ValueError(f"`{name}` contains NaN or infinite values; drop or fill them first.")
     y = y.reshape(len(y), -1)
-    if np.all(y == y[:1]):
+    if not constant_ok and np.all(y == y[:1]):
         raise ValueError(f"`y` is constant ({y[0, 0]:g} in every row): there is nothing to fit.")
     return x, y
 
@@ -451,6 +491,10 @@ class Config:
     rho: float = setting(RHO, "tune each depth's rate to within this ratio at every level (> 1; tfovp.tuning)")
     no_tune: bool = setting(False, "take the learning-rate grid as given (about 2.5x faster; speed-ups on the grid)")
     seeds: tuple[int, ...] = setting((0,), "initialization seeds (>= 0)")
+    test_fraction: float = setting(
+        0.0, "hold out this fraction of the rows (in [0, 1); preprocessing fitted on the rest) and report its loss"
+    )
+    split_seed: int = setting(0, "seed of the held-out rows' draw (>= 0)")
     plot: str | None = setting(None, "write the figure to this .png or .pdf file")
     csv: str | None = setting(None, "write the per-depth, per-level table to this .csv file")
 
@@ -463,6 +507,8 @@ class Config:
         check_values("lrs", self.lrs, lambda r: math.isfinite(r) and r > 0, "finite numbers > 0")
         check(math.isfinite(self.rho) and self.rho > 1, f"--rho {self.rho:g}: expected a ratio > 1")
         check_values("seeds", self.seeds, lambda s: s >= 0, "integers >= 0")
+        check(0 <= self.test_fraction < 1, f"--test-fraction {self.test_fraction:g}: expected a number in [0, 1)")
+        check(self.split_seed >= 0, f"--split-seed {self.split_seed}: expected an integer >= 0")
         for name, value, suffixes in (("plot", self.plot, (".png", ".pdf")), ("csv", self.csv, (".csv",))):
             check(
                 value is None or value.endswith(suffixes), f"--{name} {value}: expected a {' or '.join(suffixes)} file"
@@ -506,17 +552,16 @@ def _compare(argv):
         config = config_from(Config, given)
         _check_outputs(config)
         x, y, features = _builtin(data, config) if builtin else read_table(data, config.target, config.features)
-        from tfovp.datasets.preprocessing import preprocess
-
-        x, y = preprocess(x, y, config.preprocessing)
+        (x, y), held_out = split(x, y, config.test_fraction, config.split_seed, config.preprocessing)
         _checked_data(x, y)
     except ValueError as error:
         parser.error(str(error))
     from tfovp._console import import_tensorflow_quietly
 
     import_tensorflow_quietly()
+    held = "" if held_out is None else f" (and {len(held_out[0]):,} held out)"
     print(
-        f"{data}: {len(x):,} rows, {len(features)} feature{'s' * (len(features) != 1)}, target {config.target}",
+        f"{data}: {len(x):,} rows{held}, {len(features)} feature{'s' * (len(features) != 1)}, target {config.target}",
         flush=True,
     )
     result = compare_depths(
@@ -529,6 +574,7 @@ def _compare(argv):
         config.seeds,
         tune=not config.no_tune,
         rho=config.rho,
+        held_out=held_out,
     )
     print(result.summary())
     if config.csv:
@@ -545,6 +591,23 @@ def _compare(argv):
 
 
 BUILTIN = {"ethanol": "concentration", "abalone": "rings"}  # the paper's data sets and their targets
+
+
+def split(x, y, fraction, seed, preprocessing):
+    """((x, y) to train on, (x, y) held out or None): a seeded draw of `fraction` of the
+    rows held out, and the preprocessing fitted on the training rows alone, then applied
+    to both (no statistic of the held-out rows reaches training)."""
+    from tfovp.datasets.preprocessing import fit
+
+    if not fraction:
+        return fit(x, y, preprocessing)(x, y), None
+    order = np.random.default_rng(seed).permutation(len(x))
+    held = max(1, int(round(fraction * len(x))))
+    if len(x) - held < 2:
+        raise ValueError(f"--test-fraction {fraction:g}: leaves fewer than 2 rows to train on")
+    train, test = order[held:], order[:held]
+    transform = fit(x[train], y[train], preprocessing)
+    return transform(x[train], y[train]), transform(x[test], y[test])
 
 
 def _builtin(name, config):

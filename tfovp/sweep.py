@@ -21,6 +21,12 @@ case that needs an SVD (update="end_to_end" with more than one output and input)
 as a TensorFlow graph without XLA; the closed form of Claim 2 (one output, as in all of
 the paper's linear experiments) stays compiled.
 
+With `bias=True` every layer has a bias, as `torch.nn.Linear` has (not the paper's
+setting): layer j maps h to h K_j + c_j, and the net is the affine map x W_e + b_e with
+[W_e; b_e] = K~_0 K~_1 ... K~_{N-1}, K~_j = [[K_j, 0], [c_j, 1]] (the last without its
+column of the constant): the loss is the l_p loss of [W_e; b_e] on [x, 1], so L* is the
+optimum with an intercept. The biases start at `bias_std` x N(0, 1) (0: zeros).
+
 Copies with the same seed share their initial weights, so a net and the rule started
 with the same seed, depth, widths and initializer share W_e(0). A copy whose loss is not
 finite or exceeds `divergence_factor` times its initial loss is marked diverged and
@@ -100,7 +106,11 @@ class SweepResult:
         return np.where(scale > 0, self.balancedness / np.where(scale > 0, scale, 1.0), 0.0)
 
     def final_end_to_end(self):
-        """(C, d, k) end-to-end kernels after training."""
+        """(C, d, k) end-to-end kernels after training ([W_e; b_e], (C, d + 1, k), with
+        biases)."""
+        if self.config.get("bias"):
+            depth = len(self.final_weights) // 2
+            return affine_product([tf.constant(w) for w in self.final_weights], depth).numpy()
         return product(self.final_weights)
 
 
@@ -128,6 +138,8 @@ class SweepSpec:
     thresholds: np.ndarray  # (J,) losses whose last exceedance step is tracked, maybe empty
     dtype: str  # "float32" or "float64"
     jit_compile: bool
+    bias: bool = False  # a bias on every layer (the end-to-end map is affine)
+    bias_std: float = 0.0  # the biases' initial N(0, bias_std^2) draw (0: zeros)
 
     @property
     def learning_rates(self):
@@ -160,6 +172,8 @@ class SweepSpec:
             "weight_decay": self.weight_decay,
             "divergence_factor": self.divergence_factor,
             "dtype": self.dtype,
+            "bias": self.bias,
+            "bias_std": self.bias_std,
         }
 
 
@@ -296,7 +310,25 @@ def _initial_factors(spec, d, k):
     ]
     if spec.update == "end_to_end":
         per_seed = [[product(fs)] for fs in per_seed]
+    if spec.bias:  # after the factors, one bias per layer, drawn per seed after them
+        for seed, fs in zip(spec.seeds, per_seed):
+            draws = np.random.default_rng([seed, len(shapes)])
+            fs += [spec.bias_std * draws.standard_normal(shape[1]) for shape in shapes]
     return [np.repeat(np.stack([fs[j] for fs in per_seed]), spec.grid.size, axis=0) for j in range(len(per_seed[0]))]
+
+
+def affine_product(weights, depth):
+    """[W_e; b_e] (C, d + 1, k) of factors `weights[:depth]` (C, n_j, n_{j+1}) and biases
+    `weights[depth:]` (C, n_{j+1}): the product of the augmented factors K~_j."""
+    factors, biases = weights[:depth], weights[depth:]
+    out = None
+    for j, (kernel, bias) in enumerate(zip(factors, biases)):
+        block = tf.concat([kernel, bias[:, None, :]], axis=1)  # (C, n_j + 1, n_{j+1}): [[K_j], [c_j]]
+        if j < depth - 1:  # the constant 1 carried to the next layer
+            ones = tf.concat([tf.zeros_like(kernel[:, :, :1]), tf.ones_like(bias[:, None, :1])], axis=1)
+            block = tf.concat([block, ones], axis=2)
+        out = block if out is None else tf.matmul(out, block)
+    return out
 
 
 class _SweepProgram:
@@ -305,7 +337,10 @@ class _SweepProgram:
     def __init__(self, spec, x, y, factors):
         self.spec = spec
         dtype = spec.dtype
-        self.record_balancedness = spec.record_balancedness and len(factors) > 1
+        if spec.bias:  # the affine map acts on [x, 1]
+            x = np.hstack([x, np.ones((x.shape[0], 1), dtype=x.dtype)])
+        self.factor_count = len(factors) // 2 if spec.bias else len(factors)
+        self.record_balancedness = spec.record_balancedness and self.factor_count > 1
         copies = factors[0].shape[0]
         scale = 1.0 / x.shape[0] if spec.reduction == "mean" else 1.0
         self.use_gram = spec.p == 2
@@ -333,7 +368,7 @@ class _SweepProgram:
         self.norms = tf.Variable(tf.fill((rows, copies), tf.constant(np.nan, dtype)))
         d, k = x.shape[1], y.shape[1]
         self.trajectory = tf.Variable(tf.zeros((rows if spec.record_end_to_end else 1, copies, d, k), dtype))
-        pairs = max(len(factors) - 1, 1)
+        pairs = max(self.factor_count - 1, 1)
         self.residuals = tf.Variable(tf.zeros((rows if self.record_balancedness else 1, copies, pairs, 2), dtype))
         # Every step, not only the recorded ones: the largest loss in each interval
         # [record_i, record_{i+1}) (+inf once diverged), and per threshold the last step
@@ -376,6 +411,12 @@ class _SweepProgram:
             grad_t = tf.reshape(grad_rows, (copies, k, d))
         return loss, tf.linalg.matrix_transpose(grad_t)
 
+    def end_to_end(self, weights):
+        """W_e (C, d, k), or [W_e; b_e] (C, d + 1, k) with biases."""
+        if self.spec.bias:
+            return affine_product(weights, self.factor_count)
+        return product(weights, right_to_left=True)
+
     def _new_weights(self, weights, end_to_end, tape, grad_e):
         lr, spec = self.lr, self.spec
         if spec.update == "end_to_end":
@@ -383,12 +424,13 @@ class _SweepProgram:
             decay = 1.0 - lr * (spec.weight_decay * spec.depth)
             return [decay * weights[0] - lr * direction]
         grads = tape.gradient(end_to_end, weights, output_gradients=grad_e)
+        rates = [tf.reshape(lr, [-1] + [1] * (len(w.shape) - 1)) for w in weights]  # per copy, any rank (biases)
         if spec.update == "gd":
-            return [(1.0 - lr * spec.weight_decay) * w - lr * g for w, g in zip(weights, grads)]
+            return [(1.0 - r * spec.weight_decay) * w - r * g for w, g, r in zip(weights, grads, rates)]
         for d in self.scratch:
             d.assign(tf.zeros_like(d))
         spec.optimizer.apply(grads, self.scratch)
-        return [(1.0 - lr * spec.weight_decay) * w + lr * d for w, d in zip(weights, self.scratch)]
+        return [(1.0 - r * spec.weight_decay) * w + r * d for w, d, r in zip(weights, self.scratch, rates)]
 
     @staticmethod
     def balancedness(weights):
@@ -427,7 +469,8 @@ class _SweepProgram:
         if self.spec.record_end_to_end:
             state["trajectory"] = tf.tensor_scatter_nd_update(state["trajectory"], [[row]], [end_to_end])
         if self.record_balancedness:
-            state["residuals"] = tf.tensor_scatter_nd_update(state["residuals"], [[row]], [self.balancedness(weights)])
+            residuals = self.balancedness(weights[: self.factor_count])
+            state["residuals"] = tf.tensor_scatter_nd_update(state["residuals"], [[row]], [residuals])
         state["pointer"] = state["pointer"] + tf.cast(recording, tf.int64)
         if self.spec.record_window_max:  # steps before the first record go to the spare last row
             window = tf.where(state["pointer"] > 0, state["pointer"] - 1, last_row)
@@ -445,15 +488,15 @@ class _SweepProgram:
             weights = [w.read_value() for w in self.weights]
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(weights)
-                end_to_end = product(weights, right_to_left=True)
+                end_to_end = self.end_to_end(weights)
             loss, grad_e = self.loss_and_gradient(end_to_end)
             alive = self._divergence(t, loss)
             state = self._record(t, loss, alive, end_to_end, weights, state)
 
             def update():
                 new = self._new_weights(weights, end_to_end, tape, grad_e)
-                mask = alive[:, None, None]
                 for variable, old, value in zip(self.weights, weights, new):
+                    mask = tf.reshape(alive, [-1] + [1] * (len(old.shape) - 1))  # per copy, any rank
                     variable.assign(tf.where(mask, value, old))
                 return tf.constant(0)
 
@@ -544,6 +587,8 @@ def sweep(
     chunk_size=2000,
     progress=False,
     jit_compile=True,
+    bias=False,
+    bias_std=0.0,
 ):
     """Train one copy per (seed, learning rate) full batch, in one compiled loop.
 
@@ -575,6 +620,9 @@ def sweep(
         progress: True for a progress bar, or a callable receiving the number of steps
             done after each chunk.
         jit_compile: compile with XLA (not applied to the SVD route, see above).
+        bias: a bias on every layer, as `torch.nn.Linear` has (see above; GD and Keras
+            optimizers only: the end-to-end rule has no bias).
+        bias_std: the biases' initial N(0, bias_std^2) draw, per seed (0: zeros).
 
     Returns:
         `SweepResult`.
@@ -599,6 +647,8 @@ def sweep(
     if divergence_factor is not None:
         check_real("divergence_factor", divergence_factor, minimum=1.0)
     update, optimizer = _resolve_update(update)
+    if bias and update == "end_to_end":
+        raise ValueError("`bias=True` needs update='gd' or a Keras optimizer: the end-to-end rule (Eq. 10) has no bias")
     spec = SweepSpec(
         p=_loss_power(loss),
         reduction=check_choice("reduction", reduction, REDUCTIONS),
@@ -619,6 +669,8 @@ def sweep(
         thresholds=_check_thresholds(thresholds),
         dtype=dtype,
         jit_compile=bool(jit_compile),
+        bias=bool(bias),
+        bias_std=check_real("bias_std", bias_std, minimum=0.0),
     )
     chunk_size = check_int("chunk_size", chunk_size, minimum=1)
     _check_memory(spec, x.shape[0], x.shape[1], y.shape[1])

@@ -2,7 +2,10 @@
 
 `abalone.data` has no header: Sex (M/F/I), Length, Diameter, Height, Whole weight,
 Shucked weight, Viscera weight, Shell weight, Rings. Sex is one-hot encoded (M, F, I)
-in front of the 7 measurements: 10 features.
+in front of the 7 measurements: 10 features (PAPER Sec. 6). `load_abalone8` keeps the 8
+attributes of the UCI page, as the 2024 student reproduction reports them: sex as one
+column coded in alphabetical order, F = 0, I = 1, M = 2 (scikit-learn's LabelEncoder;
+the report does not say how it coded it).
 """
 
 import numpy as np
@@ -51,6 +54,14 @@ def read_abalone(path):
             features.append([float(fields[0] == s) for s in SEXES] + values[:7])
             rings.append(values[7])
     return np.asarray(features), np.asarray(rings)
+
+
+def load_abalone8(data_dir=None, download=True):
+    """Abalone with its 8 attributes: x (4177, 8) float64 (sex coded F = 0, I = 1, M = 2,
+    then the 7 measurements), y (4177,) rings."""
+    x, y = load_abalone(data_dir, download)
+    sex = x[:, :3] @ np.array([2.0, 0.0, 1.0])  # one-hot (M, F, I) -> M = 2, F = 0, I = 1
+    return np.column_stack([sex, x[:, 3:]]), y
 
 
 def load_abalone(data_dir=None, download=True):

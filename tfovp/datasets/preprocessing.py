@@ -33,15 +33,13 @@ PRESETS = {
 }
 
 
-def scale(values, how):
-    """Scale the columns of `values` (float64) as named by `how` (see module docstring)."""
+def statistics(values, how):
+    """(center, spread) of the columns of `values` for the scaling `how` (None for the
+    scalings that need none: "none", and "unit-norm", which is per example)."""
     check_choice("how", how, FEATURE_SCALINGS)
     values = np.asarray(values, dtype=np.float64)
-    if how == "none":
-        return values.copy()
-    if how == "unit-norm":
-        norms = np.linalg.norm(values, axis=1, keepdims=True)
-        return values / np.where(norms > 0, norms, 1.0)
+    if how in ("none", "unit-norm"):
+        return None
     if how == "standardize":
         center, spread = values.mean(axis=0), values.std(axis=0)
     elif how == "minmax":
@@ -49,8 +47,22 @@ def scale(values, how):
     elif how == "center":
         center, spread = values.mean(axis=0), np.ones(values.shape[1:])
     else:
-        center, spread = 0.0, np.abs(values).max(axis=0)
-    spread = np.where(spread > 0, spread, 1.0)
+        center, spread = np.zeros(values.shape[1:]), np.abs(values).max(axis=0)
+    return center, np.where(spread > 0, spread, 1.0)
+
+
+def scale(values, how, fitted=None):
+    """Scale the columns of `values` (float64) as named by `how` (see module docstring),
+    with the statistics of `values` itself or, given, `fitted` (`statistics` of other
+    data: a training part's, applied to held-out data)."""
+    check_choice("how", how, FEATURE_SCALINGS)
+    values = np.asarray(values, dtype=np.float64)
+    if how == "none":
+        return values.copy()
+    if how == "unit-norm":
+        norms = np.linalg.norm(values, axis=1, keepdims=True)
+        return values / np.where(norms > 0, norms, 1.0)
+    center, spread = fitted if fitted is not None else statistics(values, how)
     return (values - center) / spread
 
 
@@ -72,17 +84,35 @@ def parse(preprocessing):
     return features, target, transform
 
 
+def _transformed(y, transform):
+    y = np.asarray(y, dtype=np.float64)
+    if transform == "log1p":
+        if np.any(y <= -1):
+            raise ValueError("`preprocessing` transform log1p needs a target > -1 everywhere.")
+        return np.log1p(y)
+    return y
+
+
 def preprocess(x, y, preprocessing="standardize", dtype="float64"):
     """Apply a preprocessing (see the module docstring) to features x and target y.
 
     Returns (x, y) as `dtype` arrays; y keeps its shape.
     """
+    return fit(x, y, preprocessing)(x, y, dtype)
+
+
+def fit(x, y, preprocessing="standardize"):
+    """The preprocessing with its statistics taken from (x, y) only: a function
+    `(x, y, dtype="float64") -> (x, y)` that applies them to any data, e.g. a held-out
+    part, so that nothing about that part leaks into what the training part sees."""
     features, target, transform = parse(preprocessing)
-    y = np.asarray(y, dtype=np.float64)
-    if transform == "log1p":
-        if np.any(y <= -1):
-            raise ValueError("`preprocessing` transform log1p needs a target > -1 everywhere.")
-        y = np.log1p(y)
-    column = y.reshape(len(y), -1)
-    scaled_y = scale(column, target).reshape(y.shape)
-    return scale(x, features).astype(dtype), scaled_y.astype(dtype)
+    feature_stats = statistics(x, features)
+    y = _transformed(y, transform)
+    target_stats = statistics(y.reshape(len(y), -1), target)
+
+    def apply(x_new, y_new, dtype="float64"):
+        y_new = _transformed(y_new, transform)
+        scaled_y = scale(y_new.reshape(len(y_new), -1), target, target_stats).reshape(y_new.shape)
+        return scale(x_new, features, feature_stats).astype(dtype), scaled_y.astype(dtype)
+
+    return apply

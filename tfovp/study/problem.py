@@ -26,14 +26,17 @@ class Problem:
         x, y = load_regression(dataset, data_dir, preprocessing)
         return cls(x, y, dataset, preprocessing, reduction)
 
-    def solution(self, p):
-        """(L*, W* (d, k)) of the l_p problem, float64."""
-        if p not in self._solutions:
-            self._solutions[p] = optimal_loss(self.x, self.y, p, self.reduction)
-        return self._solutions[p]
+    def solution(self, p, bias=False):
+        """(L*, W* (d, k)) of the l_p problem, float64; with `bias`, of the affine fit
+        (an intercept: W* is (d + 1, k), its last row the intercept)."""
+        key = (p, True) if bias else p
+        if key not in self._solutions:
+            x = np.hstack([self.x, np.ones((len(self.x), 1))]) if bias else self.x
+            self._solutions[key] = optimal_loss(x, self.y, p, self.reduction)
+        return self._solutions[key]
 
-    def optimum(self, p):
-        return self.solution(p)[0]
+    def optimum(self, p, bias=False):
+        return self.solution(p, bias)[0]
 
     def optimal_kernel(self, p):
         return self.solution(p)[1]
@@ -43,12 +46,13 @@ class Problem:
         speed-up measures (`tfovp.study.speedup`), equal for every family compared."""
         return lp_objective(self.x, self.y, np.zeros((self.x.shape[1], self.y.shape[1])), p, self.reduction)
 
-    def thresholds(self, p, levels):
-        """Losses L* + e (L_ref - L*) of the relative excess levels e."""
-        optimum = self.optimum(p)
+    def thresholds(self, p, levels, bias=False):
+        """Losses L* + e (L_ref - L*) of the relative excess levels e (L* with an
+        intercept with `bias`; L_ref, the zero map's, is the same)."""
+        optimum = self.optimum(p, bias)
         return optimum + np.asarray(levels, dtype=np.float64) * (self.reference_loss(p) - optimum)
 
     @property
     def optima(self):
-        """{p: L*} of every p solved so far."""
-        return {p: solution[0] for p, solution in self._solutions.items()}
+        """{p: L*} of every p solved so far (without intercept)."""
+        return {p: solution[0] for p, solution in self._solutions.items() if not isinstance(p, tuple)}

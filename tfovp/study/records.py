@@ -29,13 +29,16 @@ class CurveSpec:
     """
 
     def make_initializer(self):
-        """The tfovp initializer of the spec (seeded per copy by the sweep)."""
+        """The initializer of the spec (seeded per copy by the sweep): a tfovp alias with
+        the spec's std, or a Keras initializer by name (e.g. "orthogonal")."""
         from tfovp import initializers
 
         std = 0.01 if self.init_std is None else self.init_std
         if self.initializer == "balanced-linear":
             return initializers.Balanced(stddev=std, seed=None, from_linear=True)
-        return initializers.ALIASES[self.initializer](stddev=std, seed=None)
+        if self.initializer in initializers.ALIASES:
+            return initializers.ALIASES[self.initializer](stddev=std, seed=None)
+        return initializers.get(self.initializer)
 
     label: str
     depth: int = 1
@@ -46,12 +49,15 @@ class CurveSpec:
     learning_rates: tuple | None = None
     record_end_to_end: bool = False
     init_std: float | None = None  # stddev of the initializer's draws; None: its default (0.01)
+    bias: bool = False  # a bias on every layer (not the paper's: the 2024 student reproduction's)
+    bias_std: float = 0.0  # the biases' initial N(0, bias_std^2) draw (0: zeros)
 
     def key(self):
         """A file-name-safe key: the label's slug and a hash of every field (a field at its
         default is left out, so that adding fields keeps the keys of earlier specs)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        text = json.dumps({k: v for k, v in fields.items() if not (k == "init_std" and v is None)}, sort_keys=True)
+        defaults = {"init_std": None, "bias": False, "bias_std": 0.0}  # left out at these values: the keys stay
+        text = json.dumps({k: v for k, v in fields.items() if k not in defaults or v != defaults[k]}, sort_keys=True)
         slug = "".join(c if c.isalnum() else "-" for c in self.label).strip("-").lower()
         return f"{slug}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
@@ -124,6 +130,8 @@ class CurveFamily:
             never), or None.
         window_max: (R, C) largest loss from each recorded step to the next, over every
             step (+inf from divergence on), or None.
+        final_kernels: (C, d, k) W_e after training ([W_e; b_e], (C, d + 1, k), with
+            biases; NaN after divergence), or None: what held-out data are scored with.
     """
 
     spec: CurveSpec
@@ -146,6 +154,7 @@ class CurveFamily:
     levels: np.ndarray | None = None
     last_above: np.ndarray | None = None
     window_max: np.ndarray | None = None
+    final_kernels: np.ndarray | None = None
 
     # ------------------------------------------------------------------ views
 
@@ -252,6 +261,7 @@ class CurveFamily:
             tuned=None if self.tuned is None else self.tuned.truncated(budget),
             last_above=None,
             window_max=None,
+            final_kernels=None,
         )
 
     # ------------------------------------------------------------------ JSON
@@ -283,6 +293,7 @@ class CurveFamily:
             "levels": None if self.levels is None else self.levels.tolist(),
             "last_above": None if self.last_above is None else self.last_above.tolist(),
             "window_max": None if self.window_max is None else _floats(self.window_max),
+            "final_kernels": None if self.final_kernels is None else _floats(self.final_kernels),
         }
 
     @classmethod
@@ -311,6 +322,7 @@ class CurveFamily:
             levels=_array(data.get("levels")),
             last_above=_array(data.get("last_above"), np.int64),
             window_max=_array(data.get("window_max")),
+            final_kernels=_array(data.get("final_kernels")),
         )
         rows, copies = family.steps.size, family.learning_rates.size
         if family.losses.shape != (rows, copies) or family.seeds.shape != (copies,):
@@ -332,6 +344,7 @@ _COPY_AXES = {
     "relative_balancedness": 1,
     "last_above": 0,
     "window_max": 1,
+    "final_kernels": 0,
 }
 
 

@@ -59,13 +59,15 @@ def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress
         record_end_to_end=spec.record_end_to_end,
         record_balancedness=spec.depth > 1 and spec.update != "end_to_end",
         record_window_max=True,
-        thresholds=problem.thresholds(spec.loss, levels),
+        thresholds=problem.thresholds(spec.loss, levels, spec.bias),
+        bias=spec.bias,
+        bias_std=spec.bias_std,
         dtype=dtype,
         progress=progress,
     )
     return CurveFamily(
         spec=spec,
-        optimum=problem.optimum(spec.loss),
+        optimum=problem.optimum(spec.loss, spec.bias),
         steps=recorded,
         learning_rates=result.learning_rates,
         seeds=result.seeds,
@@ -83,6 +85,7 @@ def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress
         levels=levels,
         last_above=result.last_above,
         window_max=result.window_max,
+        final_kernels=np.where(result.diverged[:, None, None], np.nan, result.final_end_to_end()),
     )
 
 
@@ -171,7 +174,7 @@ class FamilyRunner:
 
         seeds = [int(s) for s in (seeds or [self.seed])]
         for spec in specs:  # solved here and sent along: LAPACK's last bits depend on the process
-            self.problem.solution(spec.loss)
+            self.problem.solution(spec.loss, spec.bias)
         context = context or f"{self.problem.dataset}, {self.problem.preprocessing}"
         return [
             Unit(
