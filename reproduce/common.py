@@ -23,6 +23,7 @@ from tfovp.study.runs import PAPER_GRID, FamilyRunner
 from tfovp.study.store import RecordStore
 from tfovp.tuning import RHO
 
+INITS = ("near_zero", "orthogonal", "glorot_uniform", "glorot_normal", "he_normal", "lecun_normal", "truncated_normal")
 # Fields that change no stored curve (the tuning is part of each stored family's key).
 BOOKKEEPING = ("resume", "tensorboard", "quick", "data_dir", "tag", "x_scale", "rho", "no_tune")
 
@@ -93,9 +94,40 @@ class LinearConfig(StudyConfig):
         "iteration axis of the plots: linear, or log (linear to 10, then log: the first steps)",
         ("linear", "log"),
     )
+    # Settings the paper fixes, switchable (the 2024 student reproduction changed them):
+    hidden_widths: int = setting(1, "hidden width of every deep net (>= 1; the paper's: 1)")
+    init: str = setting(
+        "near_zero",
+        "initialization of the near-zero curves: near_zero (N(0, --init-std^2), the paper's), orthogonal (semi-"
+        "orthogonal factors, the student's 'near identity') or a Keras initializer (identity-init curves stay)",
+        INITS,
+    )
+    init_std: float = setting(
+        0.01, "std of the near-zero (and identity) initialization's draws (> 0; the paper's 0.01)"
+    )
+    bias: bool = setting(False, "a bias on every layer, as torch.nn.Linear has (not the paper's; GD and optimizers)")
+
+    def adjusted(self, spec):
+        """`spec` with the switchable settings applied (a spec of the figure's own
+        width, or initializer other than near-zero, keeps it)."""
+        import dataclasses as dc
+
+        changes = {"bias": self.bias}
+        if spec.hidden_widths == 1:
+            changes["hidden_widths"] = self.hidden_widths
+        if spec.initializer == "near_zero":
+            changes["initializer"] = self.init
+        if spec.init_std is None and self.init_std != 0.01:
+            changes["init_std"] = self.init_std
+        return dc.replace(spec, **changes)
 
     def validate(self):
         super().validate()
+        check(self.hidden_widths >= 1, f"--hidden-widths {self.hidden_widths}: expected an integer >= 1")
+        check(
+            math.isfinite(self.init_std) and self.init_std > 0, f"--init-std {self.init_std:g}: expected a number > 0"
+        )
+        check(self.init in INITS, f"--init {self.init}: expected one of {', '.join(INITS)}")
         check(
             self.preprocessing in PRESETS, f"--preprocessing {self.preprocessing}: expected one of {', '.join(PRESETS)}"
         )
@@ -109,9 +141,19 @@ class LinearConfig(StudyConfig):
 
     def setting_text(self):
         """The settings of a run, for claim rows."""
+        switched = [
+            text
+            for text, on in (
+                ("a bias on every layer", self.bias),
+                (f"hidden width {self.hidden_widths}", self.hidden_widths != 1),
+                (f"init {self.init}", self.init != "near_zero"),
+                (f"init std {self.init_std:g}", self.init_std != 0.01),
+            )
+            if on
+        ]
         return (
             f"{self.dataset}, {self.preprocessing}, {self.loss_reduction}, {self.steps:,} it, "
-            f"level {self.level:g}, seed {self.seed}"
+            f"level {self.level:g}, seed {self.seed}" + "".join(f", {t}" for t in switched)
         )
 
     def curve_settings(self):
@@ -157,7 +199,7 @@ class FigureRun:
         plan(self.job, self.figure, self.config, specs)
 
     def family(self, spec, seeds=None):
-        family = self.runner.family(spec, seeds)
+        family = self.runner.family(self.config.adjusted(spec), seeds)
         self.families[(spec.label, spec.loss)] = family
         return family
 

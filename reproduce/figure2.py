@@ -37,6 +37,7 @@ class Config(common.LinearConfig):
         self.check_losses()
         cli.check_values("depths", self.depths, lambda n: n >= 2, "integers >= 2")
         cli.check_values("widths", self.widths, lambda w: w >= 1, "integers >= 1")
+        cli.check(not self.bias, "--bias: Figure 2 compares nets with the end-to-end rule (Eq. 10), which has no bias")
 
 
 def net_label(n, w):
