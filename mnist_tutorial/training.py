@@ -304,6 +304,7 @@ def train(config, progress=None):
             checkpoint.save(step + 1, history, spent + time.time() - started)
     seconds = spent + time.time() - started
     test_error = trainer.error_rate(test_x, test_y) if diverged_at is None else float("nan")
+    _log_outcome(monitor, history, test_error, diverged_at, num_steps)
     if progress is not None:
         progress(num_steps - first - reported)
     if not config.quiet:
@@ -375,15 +376,30 @@ def _append(history, **values):
         column.append(values.get(key))
 
 
+TENSORBOARD_HPARAMS = ("base_lr", "overparameterize", "factor_convs", "preconditioned", "l2_on",
+                       "overparam_init_std", "seed", "epochs", "steps")  # fmt: skip
+
+
 def _tensorboard(config, model):
+    """A function writing the history's last row to TensorBoard (`<dir>/train`), with the
+    run's settings as HParams; the factored layers' diagnostics under `<dir>/end_to_end`
+    only when the model has factored layers (no empty run)."""
     if not config.tensorboard:
         return None
-    from tfovp.callbacks import EndToEndMonitor
+    from tensorboard.plugins.hparams import api as hp
+
+    from tfovp.callbacks import EndToEndMonitor, factored_layers
 
     writer = tf.summary.create_file_writer(os.path.join(config.tensorboard, "train"))
-    weights = EndToEndMonitor(config.tensorboard, every_n_steps=EVAL_FREQUENCY)
-    weights.set_model(model)
-    weights.on_train_begin()
+    settings = {k: getattr(config, k) for k in TENSORBOARD_HPARAMS}
+    settings["steps"] = planned_steps(config)  # the budget, also when given in epochs
+    with writer.as_default():
+        hp.hparams(settings, trial_id=config.tensorboard)
+    weights = None
+    if factored_layers(model):
+        weights = EndToEndMonitor(config.tensorboard, every_n_steps=EVAL_FREQUENCY)
+        weights.set_model(model)
+        weights.on_train_begin()
 
     def log(step, history):
         with writer.as_default(step=step):
@@ -391,6 +407,26 @@ def _tensorboard(config, model):
                 if key != "step" and column[-1] is not None:
                     tf.summary.scalar(key, column[-1])
         writer.flush()
-        weights.write(step)
+        if weights is not None:
+            weights.write(step)
 
+    log.writer = writer
     return log
+
+
+def _log_outcome(monitor, history, test_error, diverged_at, step):
+    """The run's metrics for the HParams dashboard: the printed loss and its two parts
+    (mean of the last EVAL_FREQUENCY steps), the test error, and whether (and where) it
+    diverged; a metric that does not exist for the run is left out."""
+    if monitor is None:
+        return
+    with monitor.writer.as_default(step=step):
+        tf.summary.scalar("diverged", int(diverged_at is not None))
+        if diverged_at is not None:
+            tf.summary.scalar("diverged_at", diverged_at)
+        else:
+            for key in ("minibatch_loss", "cross_entropy", "l2_term"):
+                tail = [v for v in history[key][-EVAL_FREQUENCY:] if v is not None]
+                tf.summary.scalar(f"final_{key}", float(np.mean(tail)))
+            tf.summary.scalar("test_error", test_error)
+    monitor.writer.flush()

@@ -56,6 +56,9 @@ class Config(cli.ClusterConfig):
     seed: int = cli.setting(tutorial.SEED, "graph seed of every run (>= 0; the tutorial's 66478)")
     tag: str = cli.setting("", "suffix of the output files and claim rows, e.g. seed1: appendix_c-seed1.*")
     data_dir: str | None = cli.setting(None, "folder with mnist/*.gz, searched before $TFOVP_DATA_DIR")
+    tensorboard: str | None = cli.setting(
+        None, "write every run to TensorBoard under this folder (one run each, with its HParams and final metrics)"
+    )
     self_test: bool = cli.setting(False, "the tutorial's fake data (a smoke test)")
     resume: bool = cli.setting(False, "reuse runs finished by an earlier (interrupted) run with the same settings")
     quick: bool = cli.setting(False, "smoke run in seconds: {preset} (flags given win)")
@@ -84,7 +87,9 @@ def runs(config):
     """[(group, tutorial.Config)] of every run, in order."""
 
     def make(factored, lr, std):
+        label = f"{'overparameterized' if factored else 'original'}/lr={lr:g},std={std:g}"
         return tutorial.Config(
+            tensorboard=None if config.tensorboard is None else str(pathlib.Path(config.tensorboard) / label),
             overparameterize=factored,
             base_lr=lr,
             overparam_init_std=std,

@@ -326,10 +326,8 @@ class FigureRun:
         from tfovp.study import tensorboard
 
         c = self.config
-        tensorboard.experiment(c.tensorboard, self.figure)
         settings = {"dataset": c.dataset, "preprocessing": c.preprocessing}
-        for family in self.families.values():
-            tensorboard.log_family(c.tensorboard, self.figure, family, c.level, settings)
+        tensorboard.log_families(c.tensorboard, self.figure, self.families.values(), c.level, settings)
 
 
 def plan(job, name, config, specs):

@@ -89,10 +89,28 @@ def test_l2_on_factors_and_bad_value():
 
 
 @pytest.mark.parametrize("flags", [[], ["--overparameterize"]])
-def test_self_test_reaches_zero_test_error(flags, capsys):
-    assert tutorial.main(["--self_test", *flags]) == 0
+def test_self_test_reaches_zero_test_error_and_logs_its_hparams(flags, capsys, tmp_path):
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    assert tutorial.main(["--self_test", *flags, "--tensorboard", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Minibatch loss:" in out and "Validation error:" in out and "Test error: 0.0%" in out
+    # TensorBoard: the run's settings as HParams, its outcome as metrics, and the factored
+    # layers' diagnostics only where there are factored layers (no empty run).
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["end_to_end", "train"] if flags else ["train"])
+    hparams, tags = {}, set()
+    for event in tf.compat.v1.train.summary_iterator(str(next((tmp_path / "train").glob("events*")))):
+        for value in event.summary.value:
+            tags.add(value.tag)
+            if value.metadata.plugin_data.plugin_name == "hparams":
+                data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                hparams.update(
+                    {k: getattr(v, v.WhichOneof("kind")) for k, v in data.session_start_info.hparams.items()}
+                )
+    assert hparams["base_lr"] == pytest.approx(0.01) and hparams["overparameterize"] == bool(flags)
+    assert {"final_minibatch_loss", "final_cross_entropy", "final_l2_term", "test_error", "diverged"} <= tags
+    assert "diverged_at" not in tags
 
 
 def test_fifty_real_steps_lower_the_loss(data_dir, tmp_path):

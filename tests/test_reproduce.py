@@ -263,26 +263,63 @@ def _tensorboard_runs(folder):
                             hparams[name] = getattr(v, v.WhichOneof("kind"))
                     if data.HasField("experiment"):
                         hparams["__experiment__"] = sorted(m.name.tag for m in data.experiment.metric_infos)
-                else:
+                elif value.metadata.plugin_data.plugin_name != "text":  # the experiment's settings
                     scalars.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
         runs[str(path.parent.relative_to(folder))] = (scalars, hparams)
     return runs
 
 
-def test_tensorboard_logs_every_learning_rate_with_its_hparams(data_dir, tmp_path):
+def _hparams_experiment(folder):
+    """The experiment and session groups as TensorBoard's HParams plugin serves them (its
+    own data layer, in process)."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import api_pb2, backend_context, list_session_groups
+
+    mux = plugin_event_multiplexer.EventMultiplexer()
+    mux.AddRunsFromDirectory(str(folder))
+    mux.Reload()
+    provider = data_provider.MultiplexerDataProvider(mux, str(folder))
+    backend = backend_context.Context(
+        base_plugin.TBContext(logdir=str(folder), multiplexer=mux, data_provider=provider)
+    )
+    ctx = context.RequestContext()
+    experiment = backend.experiment_from_metadata(
+        ctx, "", True, backend.hparams_metadata(ctx, ""), backend.hparams_from_data_provider(ctx, "", limit=None)
+    )
+    statuses = [api_pb2.STATUS_UNKNOWN, api_pb2.STATUS_SUCCESS, api_pb2.STATUS_FAILURE, api_pb2.STATUS_RUNNING]
+    request = api_pb2.ListSessionGroupsRequest(start_index=0, slice_size=1000, allowed_statuses=statuses)
+    groups = list_session_groups.Handler(ctx, backend, "", request).run().session_groups
+    return experiment, groups
+
+
+def test_tensorboard_shows_what_varies_every_rate_and_no_sentinels(data_dir, tmp_path):
     _run(figure3, tmp_path, data_dir, "--losses", "4", "--tensorboard", str(tmp_path / "tb"))
     frame = pd.read_csv(tmp_path / "figure3.csv")
+    experiment, groups = _hparams_experiment(tmp_path / "tb" / "figure3")
+    infos = {h.name: h for h in experiment.hparam_infos}
+    # Only what varies, with domains; TensorBoard ticks the first five by name.
+    assert sorted(infos) == ["depth", "learning_rate", "selected", "tuning"]  # l4 only: p is constant
+    assert list(infos["depth"].domain_discrete.values) and infos["learning_rate"].HasField("domain_interval")
+    assert [m.name.tag for m in experiment.metric_infos] == [
+        "final_loss", "final_relative_excess", "iterations_to_level", "diverged", "diverged_at"
+    ]  # fmt: skip
+    # One session per trained (rate, curve, seed), the tuned rates included, as in the CSV.
+    trained = frame.drop_duplicates(["curve", "learning_rate", "seed"])
+    assert len(groups) == len(trained) > 9 and set(frame["tuning"]) == {"grid", "tuning"}
+    for group in groups:
+        metrics = {m.name.tag: m.value for m in group.metric_values}
+        assert all(v >= 0 for v in metrics.values())  # no -1 sentinels
+        assert ("diverged_at" in metrics) == (metrics["diverged"] == 1) and ("final_loss" in metrics) != (
+            metrics["diverged"] == 1
+        )
     runs = _tensorboard_runs(tmp_path / "tb")
-    experiment = runs.pop("figure3")[1]["__experiment__"]
-    assert experiment == sorted(["final_loss", "final_relative_excess", "iterations_to_level", "diverged_at"])
-    assert len(runs) == 3 * 3  # three curves x three learning rates, each its own run
     scalars, hparams = runs["figure3/depth-2_net_l4/lr=0.01"]
-    assert hparams["depth"] == 2 and hparams["learning_rate"] == pytest.approx(0.01) and hparams["p"] == 4
-    assert hparams["curve"] == "depth-2 net" and hparams["preprocessing"] == "standardize"
+    assert hparams["depth"] == 2 and hparams["learning_rate"] == pytest.approx(0.01) and hparams["tuning"] == "grid"
     assert {"loss", "excess_loss", "relative_excess", "end_to_end_norm", "balancedness"} <= set(scalars)
     rows = frame[(frame["curve"] == "depth-2 net") & np.isclose(frame["learning_rate"], 0.01)]
     np.testing.assert_allclose(scalars["loss"][60], rows[rows["step"] == 60]["loss"].item(), rtol=1e-6)
-    assert scalars["final_loss"][max(scalars["final_loss"])] == pytest.approx(rows["loss"].dropna().iloc[-1], rel=1e-6)
     # Exactly one rate per curve is the selected one, as in the CSV.
     for curve in ("linear_model_(depth_1)_l4", "depth-2_net_l4", "depth-3_net_l4"):
         chosen = [name for name, (_, h) in runs.items() if name.startswith(f"figure3/{curve}/") and h["selected"]]

@@ -28,15 +28,18 @@ def csv_steps(steps, points=CSV_POINTS):
 
 def curves_frame(figure, families, level, settings):
     """A DataFrame of the finite losses of `families` ({name: CurveFamily}) at the steps
-    of `csv_steps`, with `settings` (a dict of constant columns) on every row; `selected`
-    marks the best learning rate of each seed at `level`."""
+    of `csv_steps`, every rate trained (`tuning`: "grid", or "tuning" for the rates the
+    tuning added), with `settings` (a dict of constant columns) on every row; `selected`
+    marks the grid's best learning rate of each seed at `level`."""
     import pandas as pd
 
     frames = []
-    for family in families.values():
-        spec = family.spec
+    for grid_family in families.values():
+        spec = grid_family.spec
+        best = {seed: grid_family.summary(level, seed).best_learning_rate for seed in grid_family.seed_list}
+        grid_columns = grid_family.learning_rates.size
+        family = grid_family.with_tuned()  # every rate trained, the tuned ones after the grid's
         excess = relative_excess(family.losses, family.optimum)
-        best = {seed: family.summary(level, seed).best_learning_rate for seed in family.seed_list}
         on_grid = csv_steps(family.steps)
         for column, (rate, seed) in enumerate(zip(family.learning_rates, family.seeds)):
             losses = family.losses[:, column]
@@ -53,7 +56,8 @@ def curves_frame(figure, families, level, settings):
                         "loss_p": spec.loss,
                         "learning_rate": rate,
                         "seed": seed,
-                        "selected": rate == best[int(seed)],
+                        "tuning": "grid" if column < grid_columns else "tuning",
+                        "selected": column < grid_columns and rate == best[int(seed)],
                         "step": family.steps[keep],
                         "loss": losses[keep],
                         "excess_loss": losses[keep] - family.optimum,

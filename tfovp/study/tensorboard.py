@@ -1,8 +1,8 @@
-"""TensorBoard logs of trained curve families, one run per learning rate and seed, with
-the settings and final metrics of every run in TensorBoard's HParams dashboard.
+"""TensorBoard logs of trained curve families, one run per learning rate and seed (the
+rates tuning added included), with the settings and final metrics of every run in
+TensorBoard's HParams dashboard, readable as a user reads it.
 
-Layout under `log_dir`: `<figure>/` holds the HParams experiment (the settings that vary
-and the metrics, with descriptions) and one folder per run,
+Layout under `log_dir`: `<figure>/` holds the HParams experiment and one folder per run,
 `<figure>/<curve>_l<p>/lr=<rate>[,seed=<s>]`, whose scalars are
 
 - `loss`, `excess_loss` (L - L*), `relative_excess` ((L - L*)/(L0 - L*)), at the
@@ -10,15 +10,16 @@ and the metrics, with descriptions) and one folder per run,
 - `end_to_end_norm` (||W_e||_F);
 - `balancedness`: the largest Eq. 7 residual ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F over
   factor pairs **relative to the pair's scale** (the larger Frobenius norm of the two
-  Gram matrices, about ||W_j||_F^2), so that it reads the same at every init scale;
-  families stored before that was recorded log the absolute residual as
-  `balancedness_absolute` instead;
+  Gram matrices, about ||W_j||_F^2), so that it reads the same at every init scale.
 
-and whose HParams are the curve's settings (figure, curve, depth, p, initializer,
-update, learning rate, seed, whether it is the rate the figure selected) and metrics
-(final loss and relative excess, iterations to the figure's level, the step of
-divergence, -1 if none). Point TensorBoard at `log_dir/<figure>` for one figure's
-experiment, at `log_dir` for all runs (the dashboard then infers the columns).
+The experiment's HParams are only the settings that vary between its runs, each with a
+domain (`hp.Discrete` for names, integers and flags, `hp.RealInterval` for the learning
+rate), integers as integers; the settings every run shares are written once as text
+(`settings`) in the experiment's folder. Metrics: `final_loss` and
+`final_relative_excess` of the runs that did not diverge, `iterations_to_level` of the
+runs that reached the figure's level, `diverged` (0 or 1) of every run and `diverged_at`
+of the runs that diverged: a metric that does not exist for a run is left out, never a
+sentinel such as -1, and a diverged run's loss never squashes an axis.
 """
 
 import pathlib
@@ -27,39 +28,73 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
+# The curve of a run is its folder (and the settings text), not an HParam: TensorBoard
+# ticks the first five HParams by name, and the curve would push the ones a reader
+# compares (learning_rate, depth, p, selected) out of them.
 HPARAMS = {
     "figure": "the figure (output file stem) the run belongs to",
-    "curve": "the curve's label in the figure",
     "depth": "N, the number of layers (1: the linear model)",
     "p": "p of the l_p loss",
     "initializer": "initialization of the factors",
     "update": "gd, end_to_end (Eq. 10) or an optimizer",
     "learning_rate": "eta of this run",
     "seed": "initialization seed",
-    "selected": "whether this is the rate the figure selected (fastest to the level)",
+    "selected": "whether this is the rate of the paper's grid the figure selected (fastest to the level)",
+    "tuning": "grid: a rate of the grid; tuning: a rate the tuning added (tfovp.tuning)",
     "preprocessing": "feature/target scaling",
     "dataset": "regression data",
 }
 METRICS = {
-    "final_loss": "L at the last recorded step before divergence",
-    "final_relative_excess": "(L - L*)/(L0 - L*) at the last recorded step before divergence",
-    "iterations_to_level": "first recorded step from which the relative excess stays <= the figure's level (-1: never)",
-    "diverged_at": "iteration at which the run diverged (-1: it did not)",
+    "final_loss": "L at the last recorded step (runs that did not diverge)",
+    "final_relative_excess": "(L - L*)/(L0 - L*) at the last recorded step (runs that did not diverge)",
+    "iterations_to_level": "first recorded step from which the relative excess stays <= the figure's level "
+    "(runs that reached it)",
+    "diverged": "1 if the run diverged, else 0",
+    "diverged_at": "iteration at which the run diverged (runs that diverged)",
 }
 
 
-def experiment(log_dir, figure):
-    """Write the HParams experiment (columns and descriptions) of `figure`."""
+def _plain(value):
+    """A value as TensorBoard should show it: integral floats as ints, numpy scalars as Python."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return int(value) if float(value).is_integer() and not isinstance(value, bool) else float(value)
+    return str(value)
+
+
+def _domain(values):
+    values = sorted(set(values), key=str)
+    if all(isinstance(v, float) for v in values):
+        return hp.RealInterval(min(values), max(values))
+    if all(isinstance(v, bool) for v in values):
+        return hp.Discrete([False, True])
+    return hp.Discrete(values)
+
+
+def experiment(log_dir, figure, runs):
+    """Write the HParams experiment of `figure`: the hparams that vary over `runs` (a list
+    of {name: value}, one per run) with their domains, the metrics, and the constant
+    settings as text."""
+    names = [name for name in HPARAMS if any(name in r for r in runs)]
+    values = {name: [r[name] for r in runs if name in r] for name in names}
+    varying = [n for n in names if len(set(values[n])) > 1]
+    constant = {n: values[n][0] for n in names if n not in varying and values[n]}
     with tf.summary.create_file_writer(str(pathlib.Path(log_dir) / figure)).as_default():
         hp.hparams_config(
-            hparams=[hp.HParam(name, description=text) for name, text in HPARAMS.items()],
+            hparams=[hp.HParam(n, _domain(values[n]), description=HPARAMS[n]) for n in varying],
             metrics=[hp.Metric(name, description=text) for name, text in METRICS.items()],
         )
+        settings = "\n".join(f"- {name}: {value}" for name, value in constant.items())
+        tf.summary.text("settings", f"Settings every run of {figure} shares:\n\n{settings}", step=0)
+    return varying
 
 
 def _run_name(label, p, rate, seed, seeds):
     curve = f"{label}_l{p:g}".replace(" ", "_")
-    return f"{curve}/lr={rate:g}" + (f",seed={seed}" if len(seeds) > 1 else "")
+    return f"{curve}/lr={rate:.6g}" + (f",seed={seed}" if len(seeds) > 1 else "")
 
 
 def _final(values):
@@ -67,20 +102,16 @@ def _final(values):
     return float(finite[-1]) if finite.size else float("nan")
 
 
-def log_family(log_dir, figure, family, level, settings):
-    """One run per learning rate and seed of `family` (a CurveFamily) under
-    `log_dir/figure`; `settings` adds hparams shared by the figure (dataset,
-    preprocessing, ...)."""
-    from tfovp.study import convergence
-
+def family_runs(figure, family, level, settings):
+    """[(run folder, hparams, family, column)] of every learning rate and seed of `family`
+    (a CurveFamily), the rates tuning added included."""
     spec, seeds = family.spec, family.seed_list
     selected = {seed: family.summary(level, seed).best_learning_rate for seed in seeds}
-    relative = family.relative_balancedness
-    for column, (rate, seed) in enumerate(zip(family.learning_rates, family.seeds)):
+    grid = set(np.round(family.learning_rates, 15))
+    everything = family.with_tuned()
+    out = []
+    for column, (rate, seed) in enumerate(zip(everything.learning_rates, everything.seeds)):
         seed = int(seed)
-        losses = family.losses[:, column]
-        excess = convergence.relative_excess(losses, family.optimum)
-        reached = convergence.iterations_to(family.steps, excess, level)
         hparams = {
             "figure": figure,
             "curve": spec.label,
@@ -91,34 +122,60 @@ def log_family(log_dir, figure, family, level, settings):
             "learning_rate": float(rate),
             "seed": seed,
             "selected": bool(selected[seed] is not None and np.isclose(selected[seed], rate, rtol=1e-12)),
+            "tuning": "grid" if np.round(rate, 15) in grid else "tuning",
             **{k: v for k, v in settings.items() if k in HPARAMS},
         }
-        run = pathlib.Path(log_dir) / figure / _run_name(spec.label, spec.loss, float(rate), seed, seeds)
+        folder = _run_name(spec.label, spec.loss, float(rate), seed, seeds)
+        out.append((folder, {k: _plain(v) for k, v in hparams.items()}, everything, column))
+    return out
+
+
+def log_runs(log_dir, figure, runs, level, varying):
+    """Write every run of `family_runs` (its scalars, its varying hparams, its metrics)."""
+    from tfovp.study import convergence
+
+    for folder, hparams, family, column in runs:
+        losses = family.losses[:, column]
+        excess = convergence.relative_excess(losses, family.optimum)
+        reached = convergence.iterations_to(family.steps, excess, level)
+        run = pathlib.Path(log_dir) / figure / folder
         with tf.summary.create_file_writer(str(run)).as_default():
-            hp.hparams(hparams, trial_id=f"{figure}/{run.parent.name}/{run.name}")
-            for i, step in enumerate(int(s) for s in family.steps):
-                if not np.isfinite(losses[i]):
-                    break
-                tf.summary.scalar("loss", losses[i], step=step)
-                tf.summary.scalar("excess_loss", losses[i] - family.optimum, step=step)
-                tf.summary.scalar("relative_excess", excess[i], step=step)
-                tf.summary.scalar("end_to_end_norm", family.end_to_end_norm[i, column], step=step)
-                if relative is not None:
-                    tf.summary.scalar(
-                        "balancedness",
-                        relative[i, column],
-                        step=step,
-                        description="largest Eq. 7 residual over factor pairs / its scale (about ||W_j||_F^2)",
-                    )
-                elif family.balancedness is not None:
-                    tf.summary.scalar(
-                        "balancedness_absolute",
-                        family.balancedness[i, column],
-                        step=step,
-                        description="largest Eq. 7 residual ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F over factor pairs",
-                    )
+            hp.hparams({k: v for k, v in hparams.items() if k in varying}, trial_id=f"{figure}/{folder}")
+            _curves(family, column, losses, excess)
             last = int(family.steps[-1])
-            tf.summary.scalar("final_loss", _final(losses), step=last)
-            tf.summary.scalar("final_relative_excess", _final(excess), step=last)
-            tf.summary.scalar("iterations_to_level", -1 if reached is None else reached, step=last)
-            tf.summary.scalar("diverged_at", int(family.diverged_at[column]), step=last)
+            diverged = bool(family.diverged[column])
+            tf.summary.scalar("diverged", int(diverged), step=last)
+            if diverged:
+                tf.summary.scalar("diverged_at", int(family.diverged_at[column]), step=last)
+            else:
+                tf.summary.scalar("final_loss", _final(losses), step=last)
+                tf.summary.scalar("final_relative_excess", _final(excess), step=last)
+            if reached is not None:
+                tf.summary.scalar("iterations_to_level", reached, step=last)
+
+
+def _curves(family, column, losses, excess):
+    relative = family.relative_balancedness
+    for i, step in enumerate(int(s) for s in family.steps):
+        if not np.isfinite(losses[i]):
+            break
+        tf.summary.scalar("loss", losses[i], step=step)
+        tf.summary.scalar("excess_loss", losses[i] - family.optimum, step=step)
+        tf.summary.scalar("relative_excess", excess[i], step=step)
+        tf.summary.scalar("end_to_end_norm", family.end_to_end_norm[i, column], step=step)
+        if relative is not None:
+            tf.summary.scalar(
+                "balancedness",
+                relative[i, column],
+                step=step,
+                description="largest Eq. 7 residual over factor pairs / its scale (about ||W_j||_F^2)",
+            )
+
+
+def log_families(log_dir, figure, families, level, settings):
+    """The experiment and every run of `families` (CurveFamily records) of one figure;
+    returns the number of runs written."""
+    runs = [run for family in families for run in family_runs(figure, family, level, settings)]
+    varying = experiment(log_dir, figure, [hparams for _, hparams, _, _ in runs])
+    log_runs(log_dir, figure, runs, level, varying)
+    return len(runs)
