@@ -316,7 +316,7 @@ def test_tensorboard_shows_what_varies_every_rate_and_no_sentinels(data_dir, tmp
         )
     runs = _tensorboard_runs(tmp_path / "tb")
     scalars, hparams = runs["figure3/depth-2_net_l4/lr=0.01"]
-    assert hparams["depth"] == 2 and hparams["learning_rate"] == pytest.approx(0.01) and hparams["tuning"] == "grid"
+    assert hparams["depth"] == "2" and hparams["learning_rate"] == pytest.approx(0.01) and hparams["tuning"] == "grid"
     assert {"loss", "excess_loss", "relative_excess", "end_to_end_norm", "balancedness"} <= set(scalars)
     rows = frame[(frame["curve"] == "depth-2 net") & np.isclose(frame["learning_rate"], 0.01)]
     np.testing.assert_allclose(scalars["loss"][60], rows[rows["step"] == 60]["loss"].item(), rtol=1e-6)

@@ -14,8 +14,8 @@ Layout under `log_dir`: `<figure>/` holds the HParams experiment and one folder 
 
 The experiment's HParams are only the settings that vary between its runs, each with a
 domain (`hp.Discrete` for names, integers and flags, `hp.RealInterval` for the learning
-rate), integers as integers; the settings every run shares are written once as text
-(`settings`) in the experiment's folder. Metrics: `final_loss` and
+rate), integers shown as integers ("2", not "2.0000"); the settings every run shares are
+written once as text (`settings`) in the experiment's folder. Metrics: `final_loss` and
 `final_relative_excess` of the runs that did not diverge, `iterations_to_level` of the
 runs that reached the figure's level, `diverged` (0 or 1) of every run and `diverged_at`
 of the runs that diverged: a metric that does not exist for a run is left out, never a
@@ -54,15 +54,18 @@ METRICS = {
 }
 
 
-def _plain(value):
-    """A value as TensorBoard should show it: integral floats as ints, numpy scalars as Python."""
+def _plain(value, name):
+    """A value as TensorBoard should show it. TensorBoard stores every number as a float
+    and prints it with four decimals ("2.0000"), so an integer (depth, p, seed) becomes
+    its text ("2"): a discrete column with a filter per value; the learning rate stays a
+    number (an interval, a log axis)."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return int(value) if float(value).is_integer() and not isinstance(value, bool) else float(value)
-    return str(value)
+    if name == "learning_rate":
+        return float(value)
+    if isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and float(value).is_integer()):
+        return str(int(value))
+    return str(value) if not isinstance(value, (float, np.floating)) else f"{float(value):g}"
 
 
 def _domain(values):
@@ -126,7 +129,7 @@ def family_runs(figure, family, level, settings):
             **{k: v for k, v in settings.items() if k in HPARAMS},
         }
         folder = _run_name(spec.label, spec.loss, float(rate), seed, seeds)
-        out.append((folder, {k: _plain(v) for k, v in hparams.items()}, everything, column))
+        out.append((folder, {k: _plain(v, k) for k, v in hparams.items()}, everything, column))
     return out
 
 
