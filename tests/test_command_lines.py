@@ -184,7 +184,9 @@ def test_every_flag_has_a_help_line_with_allowed_values(capsys):
     with pytest.raises(SystemExit):
         figure3.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--dataset {ethanol,abalone,abalone8}" in text and "{standardize,standardize-minmax,minmax,maxabs,none}" in text
+    assert (
+        "--dataset {ethanol,abalone,abalone8}" in text and "{standardize,standardize-minmax,minmax,maxabs,none}" in text
+    )
     assert "smoke run in seconds: --steps 300 --lrs 0.001,0.01,0.1 --rho 2 (flags given win)" in text
 
 

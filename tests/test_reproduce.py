@@ -109,6 +109,7 @@ def test_quick_run_writes_every_output(module, figure, extra, n_claims, data_dir
         assert set(summary["max_relative_distance"]) == {f"l4 N={n} width {w}" for n in (2, 3) for w in (1, 10)}
 
 
+@pytest.mark.slow  # about 15-40 s; CI runs the slow tests after the default suite
 def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path, monkeypatch):
     from mnist_tutorial import convolutional as tutorial
     from reproduce import appendix_c, report
@@ -351,6 +352,7 @@ def test_claims_file_keeps_other_figures_and_panels(tmp_path):
     assert "- figure3: `cmd3b`" in (tmp_path / "claims.md").read_text()
 
 
+@pytest.mark.slow  # about 15-40 s; CI runs the slow tests after the default suite
 def test_sensitivity_quick(data_dir, tmp_path):
     common_flags = ["--quick", "--out", str(tmp_path), "--data-dir", data_dir, "--lrs", "0.001,0.01,0.1"]
     sensitivity.main(
@@ -505,6 +507,7 @@ def test_section7_quick(tmp_path):
     assert summary["claims"][0]["verdict"] == "PASS" and (tmp_path / "section7.png").is_file()
 
 
+@pytest.mark.slow  # about 15-40 s; CI runs the slow tests after the default suite
 def test_blog_l4_quick(data_dir, tmp_path):
     from reproduce import blog_l4
 
@@ -521,6 +524,7 @@ def test_blog_l4_quick(data_dir, tmp_path):
     assert blog_l4.distance({m: ([0, 10], [1.0, 0.2], 0.1) for m in blog_l4.PUBLISHED}, [0]) == 0.0
 
 
+@pytest.mark.slow  # about 15-40 s; CI runs the slow tests after the default suite
 def test_acceleration_quick(data_dir, tmp_path):
     from reproduce import acceleration
 
