@@ -22,7 +22,14 @@ from keras import ops
 from tfovp import initializers
 from tfovp._checks import check_int
 from tfovp._factors import hidden_widths_list, product
-from tfovp.layers import PACKAGE, add_bias_weight, add_factor_weights, shared_config
+from tfovp.layers import (
+    PACKAGE,
+    add_bias_weight,
+    add_factor_weights,
+    serialized_kernel_initializer,
+    set_weight_options,
+    shared_config,
+)
 
 
 class FactoredConv(keras.layers.Layer):
@@ -89,21 +96,8 @@ class FactoredConv(keras.layers.Layer):
         self.hidden_widths = hidden_widths_list(self.filters if hidden_widths is None else hidden_widths, self.depth)
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
-        if isinstance(kernel_initializer, (list, tuple)):
-            if len(kernel_initializer) != self.depth:
-                raise ValueError(
-                    f"`kernel_initializer` as a list needs one entry per factor (depth={self.depth}). "
-                    f"Received: {len(kernel_initializer)} entries"
-                )
-            self.kernel_initializer = [initializers.get(i) for i in kernel_initializer]
-        else:
-            self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.factor_regularizer = keras.regularizers.get(factor_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
+        set_weight_options(self, self.depth, kernel_initializer, bias_initializer, kernel_regularizer,
+                           factor_regularizer, bias_regularizer, kernel_constraint, bias_constraint)  # fmt: skip
         self.input_spec = keras.layers.InputSpec(min_ndim=self.rank + 2)
 
     @property
@@ -183,7 +177,6 @@ class FactoredConv(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        init = self.kernel_initializer
         config.update(
             {
                 "filters": self.filters,
@@ -196,11 +189,7 @@ class FactoredConv(keras.layers.Layer):
                 "dilation_rate": self.dilation_rate,
                 "groups": 1,
                 "use_bias": self.use_bias,
-                "kernel_initializer": (
-                    [keras.initializers.serialize(i) for i in init]
-                    if isinstance(init, list)
-                    else keras.initializers.serialize(init)
-                ),
+                "kernel_initializer": serialized_kernel_initializer(self),
                 **shared_config(self),
             }
         )

@@ -24,7 +24,7 @@ from keras import ops
 from tfovp import initializers
 from tfovp._checks import check_int
 from tfovp._factors import factor_shapes, hidden_widths_list, product
-from tfovp.layers import add_bias_weight, add_factor_weights, shared_config
+from tfovp.layers import add_bias_weight, add_factor_weights, set_weight_options, shared_config
 
 PACKAGE = "tfovp"
 
@@ -130,13 +130,8 @@ class FactoredEinsumDense(keras.layers.Layer):
         self.hidden_widths = None  # known once the kernel's shape is (build)
         self.activation = keras.activations.get(activation)
         self.bias_axes = bias_axes
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.factor_regularizer = keras.regularizers.get(factor_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
+        set_weight_options(self, self.depth, kernel_initializer, bias_initializer, kernel_regularizer,
+                           factor_regularizer, bias_regularizer, kernel_constraint, bias_constraint)  # fmt: skip
 
     def build(self, input_shape):
         self.kernel_shape, bias_shape = einsum_shapes(

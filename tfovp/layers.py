@@ -42,6 +42,35 @@ def add_bias_weight(layer, shape):
     )
 
 
+def set_weight_options(layer, depth, kernel_initializer, bias_initializer, kernel_regularizer, factor_regularizer,
+                       bias_regularizer, kernel_constraint, bias_constraint):  # fmt: skip
+    """The options every factored layer keeps about its weights: one kernel initializer
+    for every factor (a tfovp `FactorInitializer` draws them jointly) or a list with one
+    per factor, the bias initializer, the regularizers (of the product, of every factor,
+    of the bias) and the constraints (of every factor, of the bias)."""
+    if isinstance(kernel_initializer, (list, tuple)):
+        if len(kernel_initializer) != depth:
+            raise ValueError(
+                f"`kernel_initializer` as a list needs one entry per factor (depth={depth}). "
+                f"Received: {len(kernel_initializer)} entries"
+            )
+        layer.kernel_initializer = [initializers.get(i) for i in kernel_initializer]
+    else:
+        layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.bias_initializer = keras.initializers.get(bias_initializer)
+    layer.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+    layer.factor_regularizer = keras.regularizers.get(factor_regularizer)
+    layer.bias_regularizer = keras.regularizers.get(bias_regularizer)
+    layer.kernel_constraint = keras.constraints.get(kernel_constraint)
+    layer.bias_constraint = keras.constraints.get(bias_constraint)
+
+
+def serialized_kernel_initializer(layer):
+    if isinstance(layer.kernel_initializer, list):
+        return [keras.initializers.serialize(i) for i in layer.kernel_initializer]
+    return keras.initializers.serialize(layer.kernel_initializer)
+
+
 def shared_config(layer):
     """The config entries every factored layer has (activation, bias initializer,
     regularizers, constraints)."""
@@ -108,21 +137,8 @@ class FactoredDense(keras.layers.Layer):
         self.hidden_widths = hidden_widths_list(self.units if hidden_widths is None else hidden_widths, self.depth)
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
-        if isinstance(kernel_initializer, (list, tuple)):
-            if len(kernel_initializer) != self.depth:
-                raise ValueError(
-                    "`kernel_initializer` as a list needs one entry per factor "
-                    f"(depth={self.depth}). Received: {len(kernel_initializer)} entries"
-                )
-            self.kernel_initializer = [initializers.get(i) for i in kernel_initializer]
-        else:
-            self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.factor_regularizer = keras.regularizers.get(factor_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
+        set_weight_options(self, self.depth, kernel_initializer, bias_initializer, kernel_regularizer,
+                           factor_regularizer, bias_regularizer, kernel_constraint, bias_constraint)  # fmt: skip
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
         self.supports_masking = True
 
@@ -165,11 +181,6 @@ class FactoredDense(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def _serialized_kernel_initializer(self):
-        if isinstance(self.kernel_initializer, list):
-            return [keras.initializers.serialize(i) for i in self.kernel_initializer]
-        return keras.initializers.serialize(self.kernel_initializer)
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -178,7 +189,7 @@ class FactoredDense(keras.layers.Layer):
                 "depth": self.depth,
                 "hidden_widths": self.hidden_widths,
                 "use_bias": self.use_bias,
-                "kernel_initializer": self._serialized_kernel_initializer(),
+                "kernel_initializer": serialized_kernel_initializer(self),
                 **shared_config(self),
             }
         )
