@@ -480,7 +480,7 @@ def run(config, workdir, job=None):
                     "initial_over_optimum": m.ratio,
                     "optimum_span": m.span,
                     "crossovers": m.crossovers,
-                    "comparisons": {n: c.to_json() for n, c in m.comparisons.items()},
+                    "comparisons": {n: c.to_json(rates=False) for n, c in m.comparisons.items()},  # rates: CSV
                     "all_diverged": m.all_diverged,
                     "training_seconds": round(m.training_seconds, 1),
                 }

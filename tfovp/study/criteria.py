@@ -644,8 +644,9 @@ class Comparison:
     def tuned(self):
         return self.grid_speedups is not None
 
-    def to_json(self):
-        """A JSON-ready dict (inf times as null); `from_json` reads it back."""
+    def to_json(self, rates=True):
+        """A JSON-ready dict (inf times as null; without the tuned rates per level unless
+        `rates`, e.g. where a CSV holds them); `from_json` reads it back."""
         out = {
             "contender": self.contender,
             "baseline": self.baseline,
@@ -658,6 +659,7 @@ class Comparison:
         }
         if self.tuned:
             out["grid"] = _speedup_lists(self.grid_speedups)
+        if self.tuned and rates:
             out["baseline_rates"] = [r.to_json() for r in self.baseline_rates]
             out["contender_rates"] = [r.to_json() for r in self.contender_rates]
         return out
