@@ -1,8 +1,11 @@
 """Appendix C: the MNIST tutorial's speed-up under other settings (PAPER Sec. 5).
 
 1. Base learning rate in the paper's grid for the original and the overparameterized
-   model; the fastest of each (lowest mean minibatch loss over the last 10 % of the
-   budget, diverged runs excluded) are compared (`tfovp.study.criteria.appendix_c`).
+   model, then refined for each model between its best grid rate and that rate's
+   neighbours (their geometric means, round after round) until both neighbours are
+   within `--rho` (1.5) of the best; the fastest of each (lowest mean minibatch loss
+   over the last 10 % of the budget, diverged runs excluded) are compared
+   (`tfovp.study.criteria.appendix_c`), the best on the paper's grid alone beside.
 2. The overparameterized model with the init std of the new factors in
    {1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1} at the tutorial's learning rate (paper: almost
    identical curves, all far faster than the baseline), judged on the printed loss and
@@ -13,9 +16,10 @@ Each row also holds the last-10 % means of the printed loss's two parts, the cro
 and the L2 term, and the Frobenius norm of fc1's (product) kernel at the end: whether a
 smaller init std is faster on the fit or only on the penalty.
 
-Full runs (10 epochs each, 26 runs) take hours on a CPU; `--steps` shortens every run.
+Full runs (10 epochs each, 26 runs and about 6 refining ones) take hours on a CPU;
+`--steps` shortens every run.
 
-    python -m reproduce.appendix_c [--steps 500] [--lrs ...] [--stds ...] [--grids lr,std] [--seed N]
+    python -m reproduce.appendix_c [--steps 500] [--lrs ...] [--rho 1.5] [--stds ...] [--grids lr,std] [--seed N]
         [--tag NAME] [--out results] [--resume] [--cluster ray [--address HOST:6379]]
 
 `--seed` changes the tutorial's graph seed (66478) for every run; `--grids std` runs only
@@ -36,14 +40,17 @@ from tfovp.study import criteria, outputs
 from tfovp.study.claims import ClaimsFile, verdict
 from tfovp.study.cluster import run_units
 from tfovp.study.plotting import MinibatchCurve, MinibatchPanel, plot_panels
-from tfovp.study.progress import job_scope
+from tfovp.study.progress import MNIST_STEP, job_scope
 from tfovp.study.provenance import machine, versions
 from tfovp.study.runs import PAPER_GRID
 
+MODELS = ("original", "overparameterized")
 STDS = (1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1)
 STD_GROUP = "overparameterized, init std"
 BASELINE_GROUP = "original, baseline of the init-std grid"  # when the rate grid does not hold it
 GRIDS = ("lr", "std")
+RHO = 1.5  # coarser than the linear figures' 1.2: a run of 10 epochs costs 7-11 CPU minutes here
+GRID = "grid"
 
 
 @dataclasses.dataclass
@@ -51,6 +58,11 @@ class Config(cli.ClusterConfig):
     steps: int | None = cli.setting(None, "steps of 64 images per run (>= 1; default: --epochs)")
     epochs: float = cli.setting(10.0, "epochs per run when --steps is not given (> 0; the tutorial's 10)")
     lrs: tuple[float, ...] = cli.setting(PAPER_GRID, "base learning rates tried for both models (> 0)")
+    rho: float = cli.setting(
+        RHO,
+        "refine each model's best base rate between its grid neighbours until they are at most this ratio apart "
+        "(> 1; 0: the paper's grid alone)",
+    )
     stds: tuple[float, ...] = cli.setting(STDS, "init stds of the new factors tried at base rate 0.01 (> 0)")
     grids: tuple[str, ...] = cli.setting(GRIDS, "which grids: lr (base rates of both models), std (init stds)")
     seed: int = cli.setting(tutorial.SEED, "graph seed of every run (>= 0; the tutorial's 66478)")
@@ -63,7 +75,7 @@ class Config(cli.ClusterConfig):
     resume: bool = cli.setting(False, "reuse runs finished by an earlier (interrupted) run with the same settings")
     quick: bool = cli.setting(False, "smoke run in seconds: {preset} (flags given win)")
 
-    QUICK = {"self_test": True, "steps": 4, "lrs": (0.01, 0.5), "stds": (0.1,)}
+    QUICK = {"self_test": True, "steps": 4, "lrs": (0.01, 0.5), "stds": (0.1,), "rho": 8.0}
 
     def validate(self):
         cli.check(
@@ -72,6 +84,10 @@ class Config(cli.ClusterConfig):
         )
         cli.check(math.isfinite(self.epochs) and self.epochs > 0, f"--epochs {self.epochs:g}: expected a number > 0")
         cli.check_values("lrs", self.lrs, lambda r: math.isfinite(r) and r > 0, "finite numbers > 0")
+        cli.check(
+            self.rho == 0 or (math.isfinite(self.rho) and self.rho > 1),
+            f"--rho {self.rho:g}: expected 0 or a number > 1",
+        )
         cli.check_values("stds", self.stds, lambda s: math.isfinite(s) and s > 0, "finite numbers > 0")
         cli.check_values("grids", self.grids, lambda g: g in GRIDS, "lr, std")
         cli.check(len(self.grids) > 0, "--grids: expected lr, std or lr,std")
@@ -83,33 +99,48 @@ class Config(cli.ClusterConfig):
         self.check_cluster()
 
 
+def _tutorial_config(config, factored, lr, std):
+    """The tutorial's settings of one run: model, base rate and init std of the new factors."""
+    label = f"{'overparameterized' if factored else 'original'}/lr={lr:g},std={std:g}"
+    return tutorial.Config(
+        tensorboard=None if config.tensorboard is None else str(pathlib.Path(config.tensorboard) / label),
+        overparameterize=factored,
+        base_lr=lr,
+        overparam_init_std=std,
+        epochs=config.epochs,
+        steps=config.steps,
+        data_dir=config.data_dir,
+        self_test=config.self_test,
+        seed=config.seed,
+        quiet=True,
+    )
+
+
 def runs(config):
-    """[(group, tutorial.Config)] of every run, in order."""
-
-    def make(factored, lr, std):
-        label = f"{'overparameterized' if factored else 'original'}/lr={lr:g},std={std:g}"
-        return tutorial.Config(
-            tensorboard=None if config.tensorboard is None else str(pathlib.Path(config.tensorboard) / label),
-            overparameterize=factored,
-            base_lr=lr,
-            overparam_init_std=std,
-            epochs=config.epochs,
-            steps=config.steps,
-            data_dir=config.data_dir,
-            self_test=config.self_test,
-            seed=config.seed,
-            quiet=True,
-        )
-
+    """[(group, tutorial.Config)] of every run of the grids, in order."""
     plan = []
     if "lr" in config.grids:
-        plan += [("original", make(False, lr, 0.1)) for lr in config.lrs]
-        plan += [("overparameterized", make(True, lr, 0.1)) for lr in config.lrs]
+        plan += [(g, _tutorial_config(config, g == MODELS[1], lr, 0.1)) for g in MODELS for lr in config.lrs]
     if "std" in config.grids:
         if not any(group == "original" and c.base_lr == criteria.STD_GRID_LR for group, c in plan):
-            plan.append((BASELINE_GROUP, make(False, criteria.STD_GRID_LR, 0.1)))
-        plan += [(STD_GROUP, make(True, criteria.STD_GRID_LR, std)) for std in config.stds]
+            plan.append((BASELINE_GROUP, _tutorial_config(config, False, criteria.STD_GRID_LR, 0.1)))
+        plan += [(STD_GROUP, _tutorial_config(config, True, criteria.STD_GRID_LR, std)) for std in config.stds]
     return plan
+
+
+def refinement(tails, rho):
+    """The rates to try next between the best rate of `tails` ({base rate: tail loss, inf
+    where the run diverged}) and each neighbour more than `rho` apart from it: their
+    geometric means. Empty once both neighbours are within `rho`, or every run diverged;
+    a best rate at an end of the grid is not extended past it."""
+    finite = {rate: tail for rate, tail in tails.items() if math.isfinite(tail)}
+    if not finite or rho == 0:
+        return []
+    best = min(finite, key=finite.get)
+    rates = sorted(tails)
+    at = rates.index(best)
+    neighbours = [rates[i] for i in (at - 1, at + 1) if 0 <= i < len(rates)]
+    return [math.sqrt(best * n) for n in neighbours if max(best / n, n / best) > rho * (1 + 1e-9)]
 
 
 def name(config):
@@ -136,9 +167,12 @@ def _curve(label, result, loss="minibatch_loss", lower="validation_error"):
     return MinibatchCurve(label, np.asarray(history["step"]), column(loss), column(lower))
 
 
-def _best(rows, group):
-    """The row of `group` with the lowest tail loss among runs that did not diverge, or None."""
-    finished = [r for r in rows if r["group"] == group and r["diverged_at"] is None]
+def _best(rows, group, grid_only=False):
+    """The row of `group` with the lowest tail loss among runs that did not diverge (of the
+    paper's grid alone with `grid_only`), or None."""
+    finished = [
+        r for r in rows if r["group"] == group and r["diverged_at"] is None and (r["rates"] == GRID or not grid_only)
+    ]
     return min(finished, key=lambda r: r["last_tenth_loss"]) if finished else None
 
 
@@ -180,15 +214,17 @@ def _panels(config, rows, results, best, reference):
     ]
 
 
-def _claims(config, rows, best, baseline, setting):
-    """The rate grid's claim and the init-std grid's, on the printed loss and the cross-entropy."""
+def _claims(config, rows, best, best_on_grid, baseline, setting):
+    """The rate grid's claim (judged at the refined rates, the paper's grid beside) and the
+    init-std grid's, on the printed loss and the cross-entropy."""
     claims = []
+
+    def pair(chosen):
+        return [None if b is None else (b["base_lr"], b["last_tenth_loss"]) for b in chosen.values()]
+
     if best:
-        claims += criteria.appendix_c(
-            *[None if b is None else (b["base_lr"], b["last_tenth_loss"]) for b in best.values()],
-            setting=setting,
-            figure=name(config),
-        )
+        refined = {"on_grid": pair(best_on_grid), "rho": config.rho} if config.rho else {}
+        claims += criteria.appendix_c(*pair(best), setting=setting, figure=name(config), **refined)
     if "std" in config.grids:
         for quantity in criteria.APPENDIX_C_QUANTITIES:
             by_std = {r["init_std"]: r[quantity] for r in rows if r["group"] == STD_GROUP}
@@ -203,7 +239,7 @@ def run(config, workdir, job=None):
         return _run(config, pathlib.Path(workdir), job)
 
 
-def _row(group, run_config, result):
+def _row(group, run_config, result, rates=GRID):
     """One run's row of the table: its settings, tail means of the printed loss and of its
     two parts, the fc1 (product) kernel's final norm, test error and time."""
     diverged = result.diverged_at is not None
@@ -218,6 +254,7 @@ def _row(group, run_config, result):
         "group": group,
         "overparameterized": run_config.overparameterize,
         "base_lr": run_config.base_lr,
+        "rates": rates,  # the paper's grid, or the refinement round that added the rate
         "init_std": run_config.overparam_init_std,
         "steps": result.steps,
         "diverged_at": result.diverged_at,
@@ -239,14 +276,24 @@ def _run(config, out, job):
     labelled = [("overparameterized" if c.overparameterize else "original", c) for _, c in plan]
     if config.cluster_target() is not None:  # one Ray task per run, then the table below
         run_units(mnist_panel.units(labelled, store, config.resume, job), config.cluster_target(), job)
-    for index, ((group, run_config), (label, _)) in enumerate(zip(plan, labelled)):
-        result = mnist_panel.train_stored(run_config, store, config.resume, label, job)
-        rows.append({**_row(group, run_config, result), "index": index})
-        job.write(
-            f"    {group}, lr {run_config.base_lr:g}, std {run_config.overparam_init_std:g}: last-10% "
-            f"loss {rows[-1]['last_tenth_loss']:.4f}, test error {result.test_error:.2f}%, {result.seconds:.0f} s"
-        )
-        results.append(result)
+    for group, run_config in plan:
+        rows.append(_train_row(group, run_config, GRID, store, config, job, results))
+    for round_ in range(1, 64) if "lr" in config.grids else ():  # the gaps halve (in log) every round
+        extra = [
+            (group, _tutorial_config(config, group == MODELS[1], rate, 0.1))
+            for group in MODELS
+            for rate in refinement(
+                {r["base_lr"]: r["last_tenth_loss"] for r in rows if r["group"] == group}, config.rho
+            )
+        ]
+        if not extra:
+            break
+        rates = ", ".join(f"{g} lr {c.base_lr:.3g}" for g, c in extra)
+        job.write(f"refinement round {round_} (to a ratio {config.rho:g}): {rates}")
+        job.expect(len(extra), sum(tutorial.planned_steps(c) * MNIST_STEP for _, c in extra))
+        if config.cluster_target() is not None:
+            run_units(mnist_panel.units(extra, store, config.resume, job), config.cluster_target(), job)
+        rows += [_train_row(g, c, f"refinement {round_}", store, config, job, results) for g, c in extra]
     import pandas as pd
 
     frame = pd.DataFrame(rows).drop(columns="index")
@@ -255,10 +302,11 @@ def _run(config, out, job):
     setting = f"MNIST tutorial, {rows[0]['steps']:,} steps per run" + (
         "" if config.seed == tutorial.SEED else f", seed {config.seed}"
     )
-    best = {g: _best(rows, g) for g in ("original", "overparameterized")} if "lr" in config.grids else {}
+    best = {g: _best(rows, g) for g in MODELS} if "lr" in config.grids else {}
+    best_on_grid = {g: _best(rows, g, grid_only=True) for g in MODELS} if "lr" in config.grids else {}
     baseline = _baseline(rows)
     plot_panels(_panels(config, rows, results, best, baseline), str(out / stem), title=f"Appendix C: {setting}")
-    claims = _claims(config, rows, best, baseline, setting)
+    claims = _claims(config, rows, best, best_on_grid, baseline, setting)
     claims_file.replace(stem, claims, job.command)
     summary = {
         "figure": stem,
@@ -268,12 +316,32 @@ def _run(config, out, job):
         "versions": versions(),
         "machine": machine(),
         "training_seconds": round(float(frame["seconds"].sum()), 1),  # also when runs were resumed
-        "best": {g: None if b is None else {k: v for k, v in b.items() if k != "index"} for g, b in best.items()},
+        "best": _public(best),  # at the refined rates (the paper's grid alone without --rho)
+        "best_on_grid": _public(best_on_grid),
         "overparameterized_faster_at_best_rates": claims[0].verdict == verdict(True) if best else None,
         "claims": [dataclasses.asdict(c) for c in claims],
     }
     outputs.write_json(out / f"{stem}.json", summary)
     return summary
+
+
+def _train_row(group, run_config, rates, store, config, job, results):
+    """Train (or reuse) one run, print its line and return its table row; its result is
+    appended to `results` (the row's `index`)."""
+    label = "overparameterized" if run_config.overparameterize else "original"
+    result = mnist_panel.train_stored(run_config, store, config.resume, label, job)
+    row = {**_row(group, run_config, result, rates), "index": len(results)}
+    job.write(
+        f"    {group}, lr {run_config.base_lr:g}, std {run_config.overparam_init_std:g}: last-10% "
+        f"loss {row['last_tenth_loss']:.4f}, test error {result.test_error:.2f}%, {result.seconds:.0f} s"
+    )
+    results.append(result)
+    return row
+
+
+def _public(best):
+    """{group: its best row without the internal index, or None}."""
+    return {g: None if b is None else {k: v for k, v in b.items() if k != "index"} for g, b in best.items()}
 
 
 def main(argv=None):

@@ -67,6 +67,11 @@ class Config(cli.ClusterConfig, common.LinearConfig):
         "right panel: also the overparameterized model with its convolutions factored (every seed; not in the "
         "paper), judged against the dense-only factoring and the original",
     )
+    mnist_reuse_outputs: bool = cli.setting(
+        False,
+        "right panel: rebuild the runs whose outputs (per-step CSVs, figure5.json) an earlier panel wrote to --out "
+        "instead of training them (e.g. add --mnist-convs to the committed panel)",
+    )
     l2_on: str = cli.setting(
         "product", "right panel: the L2 term on the product kernels or on every factor", L2_CHOICES
     )
@@ -150,7 +155,7 @@ def run(config, workdir, job=None):
             seeds = ", ".join(str(s) for s in config.mnist_seeds)
             setting = f"MNIST tutorial, {budget:,} steps, L2 on {config.l2_on}, seeds {seeds}"
             claims += [dataclasses.replace(c, panel="right") for c in mnist_panel.claims(results, setting)]
-            extra["mnist"] = mnist_panel.summary(results)
+            extra["mnist"] = mnist_panel.summary(results, list(config.mnist_seeds))
         elif (earlier := mnist_panel.earlier_panel(workdir, config.mnist_seeds[0])) is not None:
             panels.append(earlier[0])  # the right panel of the run that wrote this folder's MNIST outputs
             extra["mnist"] = earlier[1]

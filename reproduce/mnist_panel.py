@@ -164,22 +164,76 @@ def csv_name(name, seed, first_seed):
 
 def panel_units(config, workdir, job):
     """The cluster units of the runs `train_all` would train."""
-    labelled = [(name, c) for name, run_configs in configs(config).items() for c in run_configs]
+    earlier = earlier_outputs(workdir) if config.mnist_reuse_outputs else {}
+    labelled = [
+        (name, c)
+        for name, run_configs in configs(config).items()
+        for c in run_configs
+        if (name, c.seed) not in earlier or earlier[name, c.seed].steps != tutorial.planned_steps(c)
+    ]
     return units(labelled, store(workdir), config.resume, job)
 
 
 def train_all(config, workdir, job):
-    """{run name: [TrainingResult per seed]}; every run's per-step CSV in `workdir`."""
+    """{run name: [TrainingResult per seed]}; every run's per-step CSV in `workdir`. With
+    `--mnist-reuse-outputs`, a run whose outputs an earlier panel wrote to `workdir` is
+    rebuilt from them (`earlier_outputs`) instead of trained."""
     runs, results = store(workdir), {}
+    earlier = earlier_outputs(workdir) if config.mnist_reuse_outputs else {}
     for name, run_configs in configs(config).items():
         results[name] = []
         for run_config in run_configs:
-            result = train_stored(run_config, runs, config.resume, name, job)
+            path = pathlib.Path(workdir) / csv_name(name, run_config.seed, config.mnist_seeds[0])
+            result = earlier.get((name, run_config.seed))
+            if result is not None and result.steps == tutorial.planned_steps(run_config):
+                job.reuse(f"{_name(run_config, name)}: rebuilt from {path.name}", result.steps * MNIST_STEP)
+            else:
+                result = train_stored(run_config, runs, config.resume, name, job)
             results[name].append(result)
-            tutorial.write_history_csv(
-                pathlib.Path(workdir) / csv_name(name, run_config.seed, config.mnist_seeds[0]), result.history
-            )
+            tutorial.write_history_csv(path, result.history)
     return results
+
+
+def earlier_outputs(workdir):
+    """{(run name, seed): TrainingResult} of the MNIST runs whose outputs are in `workdir`:
+    each run's per-step CSV (6 significant digits) with the test error, steps and
+    parameters of figure5.json's "mnist" summary and its per-seed share of the time;
+    diverged where the CSV is shorter than the steps. The seeds are the summary's
+    `seed_numbers`, or (outputs written before it) those named in the setting of the
+    folder's MNIST claim rows. Empty where the folder has no such outputs."""
+    import json
+
+    import pandas as pd
+
+    folder = pathlib.Path(workdir)
+    try:
+        models = json.loads((folder / "figure5.json").read_text())["mnist"]
+        seeds = models["original"].get("seed_numbers") or _claimed_seeds(folder)
+    except (OSError, KeyError, ValueError):
+        return {}
+    out = {}
+    for name, model in models.items():
+        for seed, error in zip(seeds, model["test_errors"]):
+            try:
+                frame = pd.read_csv(folder / csv_name(name, seed, seeds[0]))
+            except (OSError, ValueError):
+                continue
+            history = {c: [None if v != v else v for v in frame[c].tolist()] for c in frame.columns}
+            diverged = len(frame) < model["steps"]
+            seconds = model["seconds"] / model["seeds"]
+            out[name, seed] = tutorial.TrainingResult(
+                history, error, model["steps"], len(frame) if diverged else None, seconds, model["parameters"]
+            )
+    return out
+
+
+def _claimed_seeds(folder):
+    """The seeds named in the setting of the folder's figure5 MNIST claim rows."""
+    import json
+
+    rows = json.loads((folder / "claims.json").read_text())
+    setting = next(r["setting"] for r in rows if r["figure"] == "figure5" and r["claim"].startswith("MNIST"))
+    return [int(s) for s in setting.split("seeds ")[1].split(", ")]
 
 
 def _series(history, key):
@@ -293,13 +347,15 @@ def _variant_claim(claim, name):
     return claim.replace(f"{subject}'s ", f"MNIST, {name}: the ").replace(subject, f"MNIST, {name}:")
 
 
-def summary(results):
-    """The JSON summary of every run: test errors per seed, their mean and range."""
+def summary(results, seeds):
+    """The JSON summary of every run: its seeds (`seeds`, the first ones for a variant),
+    test errors per seed, their mean and range."""
     out = {}
     for name, runs in results.items():
         errors = [r.test_error for r in runs]
         out[name] = {
             "seeds": len(runs),
+            "seed_numbers": seeds[: len(runs)],
             "parameters": runs[0].parameters,
             "steps": runs[0].steps,
             "test_error": errors[0],

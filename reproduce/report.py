@@ -257,12 +257,16 @@ def _cell(text, template):
 
 
 def appendix_c_section(summary, table):
+    from reproduce.appendix_c import RHO  # the study's modules load TensorFlow-free but with matplotlib
+
     args, v, m = summary.get("config") or summary["arguments"], summary["versions"], summary["machine"]
     steps, stem = args.get("steps"), summary.get("figure", "appendix_c")
     budget = f"{steps:,} steps per run" if steps else f"{args['epochs']:g} epochs per run"
     flag = f" --steps {steps}" if steps else ""
     if tuple(args.get("grids", ("lr", "std"))) != ("lr", "std"):
         flag += f" --grids {','.join(args['grids'])}"
+    if "lr" in args.get("grids", ("lr",)) and args.get("rho", 0) != RHO:  # 0: before the refinement
+        flag += f" --rho {args.get('rho', 0):g}"
     if args.get("seed", tutorial.SEED) != tutorial.SEED:
         flag += f" --seed {args['seed']}"
     if args.get("tag"):
@@ -277,13 +281,14 @@ def appendix_c_section(summary, table):
         "",
         f"![{stem}]({stem}.png)",
         "",
-        "| group | base lr | init std | last-10 % minibatch loss | its cross-entropy | its L2 term | "
+        "| group | base lr | rate from | init std | last-10 % minibatch loss | its cross-entropy | its L2 term | "
         "‖fc1‖_F at the end | test error | diverged at |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in table:
         lines.append(
-            f"| {row['group']} | {float(row['base_lr']):g} | {float(row['init_std']):g} | "
+            f"| {row['group']} | {float(row['base_lr']):.3g} | {row.get('rates') or 'grid'} | "
+            f"{float(row['init_std']):g} | "
             f"{_cell(row['last_tenth_loss'], '{:.4f}')} | {_cell(row.get('last_tenth_cross_entropy'), '{:.4f}')} | "
             f"{_cell(row.get('last_tenth_l2_term'), '{:.4f}')} | {_cell(row.get('fc1_frobenius_end'), '{:.3g}')} | "
             f"{_cell(row['test_error'], '{:.2f} %')} | {_cell(row['diverged_at'], '{:,.0f}')} |"
@@ -299,6 +304,15 @@ def appendix_c_section(summary, table):
             )
             + f"; overparameterized faster at the best rates: {summary['overparameterized_faster_at_best_rates']}.",
         ]
+        if summary.get("best_on_grid") and summary["best_on_grid"] != best:
+            lines[-1] += (
+                " On the paper's grid alone: "
+                + ", ".join(
+                    f"{g}: {b['base_lr']:g} ({b['last_tenth_loss']:.4f})" if b else f"{g}: every rate diverged"
+                    for g, b in summary["best_on_grid"].items()
+                )
+                + "."
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -352,7 +366,7 @@ def replace_between(path, begin, end, body):
 
 
 FIGURE_KEYS = ("figure", "config", "versions", "machine", "elapsed_seconds", "curves", "claims")
-APPENDIX_C_KEYS = ("versions", "machine", "elapsed_seconds", "best")
+APPENDIX_C_KEYS = ("versions", "machine", "elapsed_seconds", "best")  # best_on_grid: from the refinement on
 
 
 def read_summary(path, keys):
@@ -395,15 +409,17 @@ def main(argv=None):
     )
     parser.add_argument(
         "--readme",
-        default="README.md",
+        default=None,
         metavar="FILE",
-        help="the project README whose claims table is regenerated, if it has the claims markers (default: README.md)",
+        help="the project README whose claims table is regenerated, if it has the claims markers (default: "
+        "README.md when --out is ./results, none otherwise: a scratch folder leaves the project README alone)",
     )
     args = parser.parse_args(argv)
     readme = pathlib.Path(args.out) / "README.md"
     if not pathlib.Path(args.out).is_dir():
         parser.error(f"--out {args.out}: no such folder")
-    top = pathlib.Path(args.readme)
+    committed = pathlib.Path(args.out).resolve() == pathlib.Path("results").resolve()
+    top = pathlib.Path(args.readme or ("README.md" if committed else os.devnull))
     link = os.path.relpath(args.out, top.parent)
     try:  # every input is read and checked before anything is written
         report, tuned = build(args.out), tuned_tables(args.out)

@@ -108,7 +108,6 @@ def test_figure5_left():
 def test_figure5_mnist():
     """The MNIST claims from the per-step CSVs of every run and the test errors of the
     JSON, through the panel's own `claims` (seeds, variants, tracking)."""
-    from mnist_tutorial.convolutional import TrainingResult
     from reproduce import mnist_panel
 
     summary = _json("figure5")
@@ -119,15 +118,8 @@ def test_figure5_mnist():
     setting = next(row["setting"] for row in json.loads((RESULTS / "claims.json").read_text())
                    if row["figure"] == "figure5" and row["claim"].startswith("MNIST"))  # fmt: skip
     seeds = [int(s) for s in setting.split("seeds ")[1].split(", ")]  # the panel may come from another run
-    results = {}
-    for name, model in models.items():
-        runs = []
-        for seed, error in zip(seeds, model["test_errors"]):
-            frame = pd.read_csv(RESULTS / mnist_panel.csv_name(name, seed, seeds[0]))
-            history = {c: [None if v != v else v for v in frame[c].tolist()] for c in frame.columns}
-            diverged = len(frame) < model["steps"]
-            runs.append(TrainingResult(history, error, model["steps"], len(frame) if diverged else None, 0.0, 0))
-        results[name] = runs
+    earlier = mnist_panel.earlier_outputs(RESULTS)
+    results = {name: [earlier[name, seed] for seed in seeds[: model["seeds"]]] for name, model in models.items()}
     assert _rows(mnist_panel.claims(results, setting)) == committed
 
 
@@ -157,12 +149,18 @@ def test_appendix_c(stem):
     setting = summary["claims"][0]["setting"]
     claims = []
     if summary["best"]:
-        best = []
-        for group in ("original", "overparameterized"):
-            finished = table[(table["group"] == group) & table["diverged_at"].isna()]
-            row = finished.sort_values("last_tenth_loss").iloc[0]
-            best.append((row["base_lr"], row["last_tenth_loss"]))
-        claims += criteria.appendix_c(*best, setting=setting, figure=stem)
+
+        def best(rows):
+            chosen = []
+            for group in ("original", "overparameterized"):
+                finished = rows[(rows["group"] == group) & rows["diverged_at"].isna()]
+                row = finished.sort_values("last_tenth_loss").iloc[0]
+                chosen.append((row["base_lr"], row["last_tenth_loss"]))
+            return chosen
+
+        rho = summary["config"].get("rho")  # runs from before the refinement have none
+        refined = {"on_grid": best(table[table["rates"] == "grid"]), "rho": rho} if rho else {}
+        claims += criteria.appendix_c(*best(table), setting=setting, figure=stem, **refined)
     stds = table[table["group"] == "overparameterized, init std"]
     if "grids" in summary["config"] and len(stds):  # runs from before the init-std claims have none
         originals = table[table["group"].str.startswith("original") & (table["base_lr"] == criteria.STD_GRID_LR)]

@@ -321,6 +321,24 @@ def test_report_names_a_truncated_figure_json(tmp_path, capsys):
     assert not (tmp_path / "README.md").exists()
 
 
+def test_report_on_a_scratch_folder_leaves_the_project_readme_alone(tmp_path, monkeypatch):
+    from reproduce import report
+
+    project, scratch = tmp_path / "project", tmp_path / "project" / "runs"
+    scratch.mkdir(parents=True)
+    (project / "results").mkdir()
+    markers = f"{report.CLAIMS_BEGIN}\nthe committed table\n{report.CLAIMS_END}\n"
+    (project / "README.md").write_text(markers)
+    rows = [{"figure": "figure3", "claim": "c", "criterion": "k", "measured": "m", "verdict": "PASS", "setting": "s"}]
+    for folder in (scratch, project / "results"):
+        (folder / "claims.json").write_text(json.dumps([{**rows[0], "command": "python -m reproduce.figure3"}]))
+    monkeypatch.chdir(project)
+    report.main(["--out", "runs"])
+    assert (project / "README.md").read_text() == markers and (scratch / "README.md").is_file()
+    report.main(["--out", "results"])  # the committed folder: the project README's table follows it
+    assert "the committed table" not in (project / "README.md").read_text()
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_end_to_end_trains_half_precision_kernels(dtype):
     import keras

@@ -153,7 +153,11 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
     flags = ["--quick", "--out", str(tmp_path)]
     appendix_c.main(flags)
     table = pd.read_csv(tmp_path / "appendix_c.csv")
-    assert len(table) == 5 and (tmp_path / "appendix_c.png").is_file()
+    assert len(table) == 7 and (tmp_path / "appendix_c.png").is_file()
+    # --quick refines to a ratio 8: one round, the geometric mean of 0.01 and 0.5 for each model
+    refined = table[table["rates"] == "refinement 1"]
+    assert list(refined["group"]) == ["original", "overparameterized"]
+    np.testing.assert_allclose(refined["base_lr"], [np.sqrt(0.005)] * 2)
     diverged = table[table["base_lr"] == 0.5]  # both models: one overflows, one explodes past 1000x its start
     assert len(diverged) == 2 and diverged["diverged_at"].notna().all() and np.isinf(diverged["last_tenth_loss"]).all()
     result = json.loads((tmp_path / "appendix_c.json").read_text())
@@ -182,6 +186,27 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
     assert "`python -m reproduce.appendix_c --steps 4 --grids std --seed 1 --tag seed1`" in report.build(tmp_path)
 
 
+def test_appendix_c_refinement_brackets_the_best_rate():
+    """Hand-made tail losses: the geometric means toward each neighbour more than rho away,
+    one side at a grid end, nothing when every run diverged; refining a unimodal tail
+    loss from the paper's grid ends within rho of its minimiser."""
+    from reproduce import appendix_c
+
+    tails = {1e-3: 2.0, 5e-3: 1.0, 1e-2: 1.5, 5e-2: np.inf}
+    np.testing.assert_allclose(appendix_c.refinement(tails, 1.5), [np.sqrt(5e-6), np.sqrt(5e-5)])
+    assert appendix_c.refinement(tails, 2.0) == pytest.approx([np.sqrt(5e-6)])  # 1e-2 is within 2
+    assert appendix_c.refinement({1e-3: 1.0, 5e-3: 2.0}, 1.5) == pytest.approx([np.sqrt(5e-6)])
+    assert appendix_c.refinement({1e-3: np.inf, 5e-3: np.inf}, 1.5) == []
+    assert appendix_c.refinement(tails, 0) == []
+    for optimum in (3e-4, 0.02, 0.13):
+        tails = {rate: np.log(rate / optimum) ** 2 for rate in appendix_c.PAPER_GRID}
+        for _ in range(10):
+            new = appendix_c.refinement(tails, 1.5)
+            tails.update({rate: np.log(rate / optimum) ** 2 for rate in new})
+        best = min(tails, key=tails.get)
+        assert not new and max(best / optimum, optimum / best) <= 1.5, optimum
+
+
 def test_mnist_panel_resume_keeps_the_finished_model(data_dir, tmp_path, monkeypatch):
     from mnist_tutorial import convolutional as tutorial
 
@@ -207,6 +232,38 @@ def test_mnist_panel_resume_keeps_the_finished_model(data_dir, tmp_path, monkeyp
     assert trained == [False, True]  # the original model was not trained again
     summary = json.loads((tmp_path / "figure5.json").read_text())
     assert summary["mnist"]["original"]["parameters"] == 1_663_370
+
+
+def test_mnist_reuse_outputs_trains_only_the_new_runs(data_dir, tmp_path, monkeypatch):
+    """`--mnist-reuse-outputs` rebuilds the runs of an earlier panel in the folder from its
+    CSVs and JSON (the store is gone, as on a fresh clone of results/) and trains only the
+    runs it lacks; the claims of the reused runs are unchanged."""
+    import shutil
+
+    from mnist_tutorial import convolutional as tutorial
+
+    flags = ("--panels", "right", "--self-test", "--mnist-seeds", "66478")
+    _run(figure5, tmp_path, data_dir, *flags)
+    first = json.loads((tmp_path / "claims.json").read_text())
+    shutil.rmtree(tmp_path / ".curves")
+    real, trained = tutorial.train, []
+
+    def counted(config, progress=None):
+        trained.append((config.seed, config.factor_convs))
+        return real(config, progress)
+
+    monkeypatch.setattr(tutorial, "train", counted)
+    _run(figure5, tmp_path, data_dir, *flags, "--mnist-convs", "--mnist-reuse-outputs")
+    assert trained == [(66478, True)]
+    rows = json.loads((tmp_path / "claims.json").read_text())
+    again = [r for r in rows if "convolutions factored too" not in r["claim"]]
+    assert [(r["claim"], r["verdict"]) for r in again] == [(r["claim"], r["verdict"]) for r in first]
+    assert sum("convolutions factored too" in r["claim"] for r in rows) == 6
+    summary = json.loads((tmp_path / "figure5.json").read_text())["mnist"]
+    assert summary["original"]["seed_numbers"] == [66478]
+    trained.clear()  # without the flag, the runs are trained again
+    _run(figure5, tmp_path, data_dir, *flags)
+    assert trained == [(66478, False), (66478, False)]
 
 
 def test_resume_after_interruption_gives_identical_outputs(data_dir, tmp_path, monkeypatch, capsys):
