@@ -26,6 +26,7 @@ from tfovp.tuning import RHO
 INITS = ("near_zero", "orthogonal", "glorot_uniform", "glorot_normal", "he_normal", "lecun_normal", "truncated_normal")
 # Fields that change no stored curve (the tuning is part of each stored family's key).
 BOOKKEEPING = ("resume", "tensorboard", "quick", "data_dir", "tag", "x_scale", "rho", "no_tune")
+ADDED_SETTINGS = ("hidden_widths", "init", "init_std", "bias")  # in the stores' key only when changed
 
 
 @dataclasses.dataclass
@@ -177,7 +178,7 @@ class FigureRun:
         self.claims_file = ClaimsFile(self.out)
         self.claims_file.read()
         self.problem = Problem.load(config.dataset, config.preprocessing, config.loss_reduction, config.data_dir)
-        folder = f"{settings_key(config.curve_settings(), BOOKKEEPING)}-f{records.FORMAT}"
+        folder = f"{settings_key(config.curve_settings(), BOOKKEEPING, ADDED_SETTINGS)}-f{records.FORMAT}"
         store = RecordStore(self.out / ".curves" / folder, CurveFamily.from_json)
         self.runner = FamilyRunner(
             self.problem,

@@ -50,7 +50,7 @@ def expect(job, name, configs):
 
 
 def _key(config, label):
-    return f"{label.split(',')[0]}-{settings_key(config, ignore=IGNORED)}"
+    return f"{label.split(',')[0]}-{settings_key(config, ignore=IGNORED, added=('factor_convs',))}"
 
 
 def _name(config, label):

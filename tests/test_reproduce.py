@@ -1,6 +1,7 @@
 """The reproduction scripts: quick end-to-end runs, the claims they write, resume,
 TensorBoard, the sensitivity study, Figure 5's MNIST panel and Appendix C."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from reproduce import common, figure2, figure3, figure4, figure5, sensitivity
 from tfovp.study import criteria, runs
 from tfovp.study.claims import Claim, ClaimsFile
-from tfovp.study.provenance import settings_key
+from tfovp.study.provenance import digest, settings_key
 
 CSV_COLUMNS = {
     "figure",
@@ -503,6 +504,14 @@ def test_settings_key_ignores_bookkeeping_flags():
     assert settings_key(figure3.Config(steps=5), common.BOOKKEEPING) != settings_key(
         figure3.Config(), common.BOOKKEEPING
     )
+    # Settings added later count only when changed: the stores written before them stay valid.
+    before = {k: v for k, v in dataclasses.asdict(figure3.Config().curve_settings()).items()}
+    for name in common.ADDED_SETTINGS:
+        before.pop(name)
+    key = settings_key(figure3.Config().curve_settings(), common.BOOKKEEPING, common.ADDED_SETTINGS)
+    assert key == digest({k: v for k, v in before.items() if k not in common.BOOKKEEPING})
+    widened = figure3.Config(hidden_widths=3).curve_settings()
+    assert settings_key(widened, common.BOOKKEEPING, common.ADDED_SETTINGS) != key
 
 
 @pytest.mark.slow  # every figure's quick run again (~1 minute); each figure has its own quick test

@@ -58,7 +58,16 @@ def digest(values):
     return hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def settings_key(config, ignore=()):
+def settings_key(config, ignore=(), added=()):
     """A short hash of every field of the dataclass `config` except those in `ignore`
-    (bookkeeping such as where files go, which changes no result)."""
-    return digest({k: v for k, v in dataclasses.asdict(config).items() if k not in ignore})
+    (bookkeeping such as where files go, which changes no result) and those in `added`
+    while they hold their default (settings added later: the runs stored before them
+    keep their key)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    return digest(
+        {
+            k: v
+            for k, v in dataclasses.asdict(config).items()
+            if k not in ignore and not (k in added and v == defaults[k])
+        }
+    )
