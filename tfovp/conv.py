@@ -29,6 +29,7 @@ from tfovp.layers import (
     serialized_kernel_initializer,
     set_weight_options,
     shared_config,
+    with_factor_initializers,
 )
 
 
@@ -197,11 +198,7 @@ class FactoredConv(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        init = config.get("kernel_initializer")
-        if isinstance(init, list):
-            config["kernel_initializer"] = [keras.initializers.deserialize(i) for i in init]
-        return cls(**config)
+        return cls(**with_factor_initializers(config))
 
 
 def _rows(shape):

@@ -71,6 +71,16 @@ def serialized_kernel_initializer(layer):
     return keras.initializers.serialize(layer.kernel_initializer)
 
 
+def with_factor_initializers(config):
+    """A copy of a layer's config whose per-factor list of kernel initializers (if it has
+    one) is deserialized, for `from_config`."""
+    config = dict(config)
+    init = config.get("kernel_initializer")
+    if isinstance(init, list):
+        config["kernel_initializer"] = [keras.initializers.deserialize(i) for i in init]
+    return config
+
+
 def shared_config(layer):
     """The config entries every factored layer has (activation, bias initializer,
     regularizers, constraints)."""
@@ -197,11 +207,7 @@ class FactoredDense(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        init = config.get("kernel_initializer")
-        if isinstance(init, list):
-            config["kernel_initializer"] = [keras.initializers.deserialize(i) for i in init]
-        return cls(**config)
+        return cls(**with_factor_initializers(config))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
