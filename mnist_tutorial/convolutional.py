@@ -212,7 +212,7 @@ def check_outputs(config):
 
 def main(argv=None):
     config = parse_args(argv)
-    from tfovp._console import import_tensorflow_quietly, stop_on_sigterm, stop_status, stop_word
+    from tfovp._console import import_tensorflow_quietly, stop_on_sigterm, stop_status, stop_word, stops_surfaced
     from tfovp.datasets import DatasetError
 
     prog = "python -m mnist_tutorial.convolutional"
@@ -224,7 +224,8 @@ def main(argv=None):
     stop_on_sigterm()
     import_tensorflow_quietly()
     try:
-        result = train(config)
+        with stops_surfaced():
+            result = train(config)
     except KeyboardInterrupt as error:
         print(f"\n{prog}: {stop_word(error)}; {_what_is_kept(config)}", file=sys.stderr)
         return stop_status(error)

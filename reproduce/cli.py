@@ -125,7 +125,7 @@ def check_output_flags(config):
 def main(run, config_cls, description, argv=None, prog=None):
     """Parse, validate, run `run(config, out, job)` and report; the entry point of every
     `reproduce` module. Returns what `run` returns."""
-    from tfovp._console import import_tensorflow_quietly, stop_on_sigterm, stop_status, stop_word
+    from tfovp._console import import_tensorflow_quietly, stop_on_sigterm, stop_status, stop_word, stops_surfaced
     from tfovp.datasets import DatasetError
     from tfovp.study.progress import Job
     from tfovp.study.store import StudyError
@@ -136,15 +136,16 @@ def main(run, config_cls, description, argv=None, prog=None):
     started = time.time()
     stop_on_sigterm()
     try:
-        try:
-            import_tensorflow_quietly()
-            if getattr(config, "threads", 0):  # the same threads as the cluster's units
-                from tfovp.study.cluster import pin_threads
+        with stops_surfaced():
+            try:
+                import_tensorflow_quietly()
+                if getattr(config, "threads", 0):  # the same threads as the cluster's units
+                    from tfovp.study.cluster import pin_threads
 
-                pin_threads(config.threads)
-            result = run(config, out, job)
-        finally:
-            job.close()  # the progress bar ends before any message
+                    pin_threads(config.threads)
+                result = run(config, out, job)
+            finally:
+                job.close()  # the progress bar ends before any message
     except KeyboardInterrupt as error:
         done = f"{len(job.finished)} of {max(job.units, len(job.finished))} runs finished and are stored in {out}/"
         print(

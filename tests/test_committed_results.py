@@ -77,9 +77,11 @@ def test_figure2_width_and_depth():
 
 
 def _seed_summaries(figure, budget, level):
-    """SeedSummary per curve of a figure, rebuilt from its CSV (every rate's recorded
-    losses; a rate whose curve stops before the budget diverged)."""
+    """SeedSummary per curve of a figure, rebuilt from its CSV (the grid's rates; each
+    rate's losses carried forward between its rows, which keep every step where the
+    curve crosses a level for good; a rate whose curve stops before the budget diverged)."""
     frame = pd.read_csv(RESULTS / f"{figure}.csv")
+    frame = frame[frame["tuning"] == "grid"]
     out = {}
     for curve, rows in frame.groupby("curve", sort=False):
         steps = np.unique(rows["step"])
@@ -87,7 +89,8 @@ def _seed_summaries(figure, budget, level):
         losses = np.full((steps.size, len(rates)), np.nan)
         for c, rate in enumerate(rates):
             one = rows[rows["learning_rate"] == rate]
-            losses[np.searchsorted(steps, one["step"]), c] = one["loss"]
+            carried = pd.Series(one["loss"].to_numpy(), index=one["step"]).reindex(steps).ffill()
+            losses[:, c] = carried.where(steps <= one["step"].max())
         diverged = np.array([rows[rows["learning_rate"] == r]["step"].max() < budget for r in rates])
         optimum = float((rows["loss"] - rows["excess_loss"]).iloc[0])
         out[curve] = convergence.summarize_rates(steps, losses, optimum, rates, diverged, level)

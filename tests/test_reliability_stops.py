@@ -90,6 +90,28 @@ def test_ctrl_c_in_convert_is_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "t.keras").exists()
 
 
+def test_a_stop_is_reported_when_a_cleanup_fails_during_it(tmp_path, capsys, monkeypatch):
+    """SIGTERM raised inside code whose cleanup then fails (a progress bar closed half-way,
+    TensorFlow's graph building): the error chained to the stop must not hide it."""
+    from tfovp import compare
+    from tfovp._console import Terminated
+
+    def stopped_then_broken(*args, **kwargs):
+        try:
+            raise Terminated()
+        finally:
+            raise ZeroDivisionError("cleanup failed half-way")
+
+    monkeypatch.setattr(compare, "compare_depths", stopped_then_broken)
+    pd.DataFrame({"a": [1.0, 2.0, 3.0], "y": [1.0, 0.0, 2.0]}).to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(SystemExit) as stop:
+        compare.main([str(tmp_path / "d.csv"), "--target", "y"])
+    assert stop.value.code == 143
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1] == "python -m tfovp.compare: terminated; nothing was written"
+    )
+
+
 # ------------------------------------------------------------------ outputs checked first
 
 
@@ -170,7 +192,7 @@ def test_sigterm_stops_compare_with_one_line_and_143(tmp_path):
     time.sleep(1.0)
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=60)
-    assert child.returncode == 143 and "Traceback" not in err
+    assert child.returncode == 143 and "Traceback" not in err, err
     assert err.strip().splitlines()[-1] == "python -m tfovp.compare: terminated; nothing was written"
 
 

@@ -87,3 +87,24 @@ def test_an_exactly_solvable_problem_has_optimum_zero_for_every_p():
     for p in (2.0, 4.0, 6.0):
         value, w = optimal_loss(x, y, p)
         assert value == 0.0 and np.allclose(w, y)
+
+
+def test_a_thinned_csv_keeps_every_time_to_a_level():
+    """The CSV's rows (log-spaced steps plus `crossing_steps`), values carried forward
+    between them, give the same `iterations_to` at every level as the full record."""
+    from tfovp.study.outputs import crossing_steps, csv_steps
+
+    rng = np.random.default_rng(3)
+    steps = np.arange(20_001)
+    excess = np.exp(-steps / 3000) * (1 + 0.3 * np.sin(steps / 50)) + rng.uniform(0, 1e-3, steps.size)
+    levels = (*convergence.LEVELS, 0.3)
+
+    def times(kept):
+        rows = np.flatnonzero(kept)
+        carried = excess[rows[np.searchsorted(rows, steps, side="right") - 1]]
+        return [convergence.iterations_to(steps, carried, level) for level in levels]
+
+    kept = csv_steps(steps) | crossing_steps(excess, levels)
+    assert kept.sum() < 250
+    assert times(kept) == [convergence.iterations_to(steps, excess, level) for level in levels]
+    assert times(csv_steps(steps)) != times(kept)  # the log-spaced rows alone would not do

@@ -61,6 +61,22 @@ def stop_on_sigterm():
     signal.signal(signal.SIGTERM, handler)
 
 
+@contextlib.contextmanager
+def stops_surfaced():
+    """Within the block, an error raised while a Ctrl-C or SIGTERM was unwinding (a
+    progress bar or TensorFlow's graph building failing half-way through its cleanup)
+    is replaced by that stop, so that the entry point reports the stop, not the error."""
+    try:
+        yield
+    except Exception as error:
+        cause = error.__context__ or error.__cause__
+        while cause is not None and not isinstance(cause, KeyboardInterrupt):
+            cause = cause.__context__ or cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
+
+
 def stop_status(error):
     """The exit status of a stop by `error`: 143 for SIGTERM, 130 for Ctrl-C."""
     return 143 if isinstance(error, Terminated) else 130

@@ -522,11 +522,12 @@ def main(argv=None):
     """`python -m tfovp.compare DATA --target COLUMN ...`; returns the DepthComparison
     (exit status 130 or 143 after Ctrl-C or SIGTERM, 1 when the sweep cannot fit in memory
     or an output cannot be written)."""
-    from tfovp._console import stop_on_sigterm, stop_status, stop_word
+    from tfovp._console import stop_on_sigterm, stop_status, stop_word, stops_surfaced
 
     stop_on_sigterm()
     try:
-        return _compare(argv)
+        with stops_surfaced():
+            return _compare(argv)
     except KeyboardInterrupt as error:
         print(f"\n{PROG}: {stop_word(error)}; nothing was written", file=sys.stderr)
         raise SystemExit(stop_status(error)) from None

@@ -104,11 +104,12 @@ def _check_target(parser, args):
 
 
 def main(argv=None):
-    from tfovp._console import stop_on_sigterm, stop_status, stop_word
+    from tfovp._console import stop_on_sigterm, stop_status, stop_word, stops_surfaced
 
     stop_on_sigterm()
     try:
-        return _convert(argv)
+        with stops_surfaced():
+            return _convert(argv)
     except KeyboardInterrupt as error:
         print(f"\n{PROG}: {stop_word(error)}; nothing was written", file=sys.stderr)
         return stop_status(error)

@@ -1,6 +1,7 @@
-"""The tables a figure writes: one CSV row per step of a log-spaced grid (`csv_steps`)
-for every learning rate of every curve family, and the JSON summary of each family's
-best rate. Files are written atomically."""
+"""The tables a figure writes: one CSV row per step of a log-spaced grid (`csv_steps`,
+plus the steps where a curve crosses a convergence level for good) for every learning
+rate of every curve family, and the JSON summary of each family's best rate. Files are
+written atomically."""
 
 import json
 import pathlib
@@ -8,7 +9,7 @@ import pathlib
 import numpy as np
 
 from tfovp._files import atomic_write_text, atomic_writer
-from tfovp.study.convergence import relative_excess
+from tfovp.study.convergence import LEVELS, relative_excess
 
 CSV_POINTS = 80  # log-spaced steps per curve in a figure's CSV (after every one of the first 10)
 
@@ -26,11 +27,24 @@ def csv_steps(steps, points=CSV_POINTS):
     return keep
 
 
+def crossing_steps(excess, levels):
+    """(R,) bool: for each of `levels`, the last recorded step above it and the one after
+    (`convergence.iterations_to`'s step), so that the times to every level read from a
+    thinned CSV (its values carried forward between rows) are the run's own."""
+    keep = np.zeros(excess.shape, dtype=bool)
+    for level in levels:
+        above = np.flatnonzero(~(np.isfinite(excess) & (excess <= level)))
+        if above.size and above[-1] + 1 < excess.size:
+            keep[above[-1] : above[-1] + 2] = True
+    return keep
+
+
 def curves_frame(figure, families, level, settings):
     """A DataFrame of the finite losses of `families` ({name: CurveFamily}) at the steps
-    of `csv_steps`, every rate trained (`tuning`: "grid", or "tuning" for the rates the
-    tuning added), with `settings` (a dict of constant columns) on every row; `selected`
-    marks the grid's best learning rate of each seed at `level`."""
+    of `csv_steps` and of `crossing_steps` (convergence.LEVELS and `level`), every rate
+    trained (`tuning`: "grid", or "tuning" for the rates the tuning added), with
+    `settings` (a dict of constant columns) on every row; `selected` marks the grid's
+    best learning rate of each seed at `level`."""
     import pandas as pd
 
     frames = []
@@ -41,9 +55,10 @@ def curves_frame(figure, families, level, settings):
         family = grid_family.with_tuned()  # every rate trained, the tuned ones after the grid's
         excess = relative_excess(family.losses, family.optimum)
         on_grid = csv_steps(family.steps)
+        levels = (*LEVELS, level)
         for column, (rate, seed) in enumerate(zip(family.learning_rates, family.seeds)):
             losses = family.losses[:, column]
-            keep = np.isfinite(losses) & on_grid
+            keep = np.isfinite(losses) & (on_grid | crossing_steps(excess[:, column], levels))
             frames.append(
                 pd.DataFrame(
                     {
