@@ -35,10 +35,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _table import publish  # noqa: E402 (this folder: the script's own)
 
-from mnist_tutorial import convolutional as tutorial  # noqa: E402
+from mnist_tutorial.config import BATCH_SIZE, Config  # noqa: E402
+from mnist_tutorial.model import build_model, l2_tensors  # noqa: E402
+from mnist_tutorial.train import Trainer, batch_offset, load_data  # noqa: E402
 
 WARMUP = 3
-BATCH = tutorial.BATCH_SIZE
+BATCH = BATCH_SIZE
 
 
 def step_flops(overparameterize):
@@ -58,7 +60,7 @@ def step_flops(overparameterize):
 
 def batches(train_x, train_y, first, steps):
     """The tutorial's batches `first` ... `first + steps - 1`, stacked."""
-    offsets = [tutorial.batch_offset(s, len(train_x)) for s in range(first, first + steps)]
+    offsets = [batch_offset(s, len(train_x)) for s in range(first, first + steps)]
     return (
         np.stack([train_x[o : o + BATCH] for o in offsets]),
         np.stack([train_y[o : o + BATCH] for o in offsets]),
@@ -67,7 +69,7 @@ def batches(train_x, train_y, first, steps):
 
 def port_timer(config, train_x, train_y):
     """ms/step of `steps` more steps of the port's train step."""
-    trainer = tutorial.Trainer(config, len(train_x))
+    trainer = Trainer(config, len(train_x))
     position = [0]
 
     def timed(steps):
@@ -84,7 +86,7 @@ def port_timer(config, train_x, train_y):
 
 def fit_timer(overparameterize, train_x, train_y, steps):
     """ms/step of `model.fit` with XLA and `steps` steps per execution."""
-    model = tutorial.build_model(overparameterize, l2=5e-4)
+    model = build_model(overparameterize, l2=5e-4)
     model.compile(
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -103,7 +105,7 @@ def fit_timer(overparameterize, train_x, train_y, steps):
 
 def floor_timer(overparameterize, train_x, train_y, steps, jit):
     """ms/step of the forward and backward passes alone, `steps` batches per call."""
-    model = tutorial.build_model(overparameterize)
+    model = build_model(overparameterize)
     images, labels = (tf.constant(a) for a in batches(train_x, train_y, 0, steps))
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -111,7 +113,7 @@ def floor_timer(overparameterize, train_x, train_y, steps, jit):
     def run(images, labels):
         def body(i, total):
             with tf.GradientTape() as tape:
-                l2 = tf.add_n([tf.nn.l2_loss(t) for t in tutorial.l2_tensors(model, "product")])
+                l2 = tf.add_n([tf.nn.l2_loss(t) for t in l2_tensors(model, "product")])
                 loss = loss_fn(labels[i], model(images[i], training=True)) + 5e-4 * l2
             grads = tape.gradient(loss, model.trainable_variables)
             return i + 1, total + tf.add_n([tf.reduce_sum(g) for g in grads])  # every gradient is used
@@ -150,7 +152,7 @@ def main():
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--markdown", default=None, help="append the table to this file")
     args = parser.parse_args()
-    (train_x, train_y), _, _ = tutorial.load_data(tutorial.Config(data_dir=args.data_dir))
+    (train_x, train_y), _, _ = load_data(Config(data_dir=args.data_dir))
     device = "GPU" if tf.config.list_physical_devices("GPU") else f"CPU ({os.cpu_count()} cores)"
     lines = [
         f"### MNIST tutorial: the port's step against its floor, batch 64 ({device}, {platform.machine()}, "
@@ -162,7 +164,7 @@ def main():
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, factored in (("original", False), ("overparameterized", True)):
-        config = tutorial.Config(overparameterize=factored, quiet=True)
+        config = Config(overparameterize=factored, quiet=True)
         blocks = compare(config, train_x, train_y, args.steps, args.repeats)
         ms = {k: float(np.median(v)) for k, v in blocks.items()}
         flops = step_flops(factored)

@@ -5,7 +5,7 @@ decay and TF1's momentum."""
 import keras
 import tensorflow as tf
 
-from mnist_tutorial.convolutional import (
+from mnist_tutorial.config import (
     BATCH_SIZE,
     IMAGE_SIZE,
     L2_CHOICES,

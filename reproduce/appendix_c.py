@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from mnist_tutorial import convolutional as tutorial
+from mnist_tutorial import config as tutorial
 from reproduce import cli, mnist_panel
 from tfovp.study import criteria, outputs
 from tfovp.study.claims import ClaimsFile, verdict

@@ -30,7 +30,7 @@ ray` every curve family and MNIST run is one task on a Ray cluster
 
 import dataclasses
 
-from mnist_tutorial.convolutional import L2_CHOICES, SEED
+from mnist_tutorial.config import L2_CHOICES, SEED
 from reproduce import cli, common, mnist_panel
 from tfovp.study import criteria
 from tfovp.study.cluster import run_units

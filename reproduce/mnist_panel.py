@@ -26,7 +26,7 @@ import re
 
 import numpy as np
 
-from mnist_tutorial import convolutional as tutorial
+from mnist_tutorial import config as tutorial
 from tfovp.study import criteria
 from tfovp.study.plotting import MinibatchCurve, MinibatchPanel
 from tfovp.study.progress import MNIST_STEP
@@ -74,12 +74,19 @@ def units(labelled_configs, runs, resume, job):
         key = _key(config, label)
         if not ((resume or runs.path(key) in job.written) and runs.get(key) is not None):
             work = tutorial.planned_steps(config) * MNIST_STEP
-            planned[key] = Unit(_name(config, label), runs, key, tutorial.train, (config,), work, gpu=True)
+            planned[key] = Unit(_name(config, label), runs, key, train, (config,), work, gpu=True)
     return list(planned.values())
 
 
+def train(config, progress=None):
+    """`mnist_tutorial.train.train_and_evaluate`, imported when a run starts (TensorFlow)."""
+    from mnist_tutorial.train import train_and_evaluate
+
+    return train_and_evaluate(config, progress)
+
+
 def train_stored(config, runs, resume, label, job):
-    """tutorial.train(config), kept in `runs` (a RecordStore); a run finished earlier with
+    """train(config), kept in `runs` (a RecordStore); a run finished earlier with
     the same settings is reused with `resume`, or when this command trained it; a run in
     progress checkpoints next to the store and, with `resume`, continues from there."""
     key = _key(config, label)
@@ -95,7 +102,7 @@ def train_stored(config, runs, resume, label, job):
         checkpoint.unlink(missing_ok=True)
     task = job.start(f"{name}: {steps:,} steps of 64 images", steps, MNIST_STEP)
     checkpointed = dataclasses.replace(config, checkpoint=str(checkpoint), checkpoint_every=CHECKPOINT_EVERY)
-    result = tutorial.train(checkpointed, progress=task.advance)
+    result = train(checkpointed, progress=task.advance)
     task.done(name)
     job.written.add(runs.put(key, result))
     job.write(f"    {name}: {result_line(result)}")
@@ -178,6 +185,8 @@ def train_all(config, workdir, job):
     """{run name: [TrainingResult per seed]}; every run's per-step CSV in `workdir`. With
     `--mnist-reuse-outputs`, a run whose outputs an earlier panel wrote to `workdir` is
     rebuilt from them (`earlier_outputs`) instead of trained."""
+    from mnist_tutorial.train import write_history_csv
+
     runs, results = store(workdir), {}
     earlier = earlier_outputs(workdir) if config.mnist_reuse_outputs else {}
     for name, run_configs in configs(config).items():
@@ -190,7 +199,7 @@ def train_all(config, workdir, job):
             else:
                 result = train_stored(run_config, runs, config.resume, name, job)
             results[name].append(result)
-            tutorial.write_history_csv(path, result.history)
+            write_history_csv(path, result.history)
     return results
 
 

@@ -21,7 +21,7 @@ import json
 import os
 import pathlib
 
-from mnist_tutorial import convolutional as tutorial
+from mnist_tutorial import config as tutorial
 from tfovp._cli import ArgumentParser
 from tfovp._files import atomic_write_text, locked
 from tfovp.study.claims import ClaimsFile

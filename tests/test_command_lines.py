@@ -9,6 +9,7 @@ import zipfile
 
 import pytest
 
+from mnist_tutorial import config as tutorial_config
 from mnist_tutorial import convolutional as tutorial
 from reproduce import all as all_figures
 from reproduce import appendix_c, cli, figure2, figure3, figure4, figure5, report, sensitivity
@@ -177,7 +178,7 @@ def test_every_flag_has_a_help_line_with_allowed_values(capsys):
         sensitivity.Config,
         appendix_c.Config,
         all_figures.Config,
-        tutorial.Config,
+        tutorial_config.Config,
     ):
         for field in dataclasses.fields(config):
             assert len(field.metadata.get("help", "")) > 10, (config.__module__, field.name)

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mnist_tutorial import config as tutorial_config
 from mnist_tutorial import convolutional as tutorial
+from mnist_tutorial import model as tutorial_model
+from mnist_tutorial import train as tutorial_train
 
 RESULTS = pathlib.Path(__file__).resolve().parent.parent / "results"
 
@@ -18,26 +21,26 @@ RESULTS = pathlib.Path(__file__).resolve().parent.parent / "results"
 def test_parameter_counts():
     # conv1 5*5*1*32+32 = 832, conv2 5*5*32*64+64 = 51,264, fc1 3136*512+512 = 1,606,144,
     # fc2 512*10+10 = 5,130: 1,663,370. Factoring adds 512*512 + 10*10 = 262,244.
-    assert tutorial.build_model().count_params() == 1_663_370
-    assert tutorial.build_model(overparameterize=True).count_params() == 1_925_614
+    assert tutorial_model.build_model().count_params() == 1_663_370
+    assert tutorial_model.build_model(overparameterize=True).count_params() == 1_925_614
     # Factoring the convolutions too adds their 1x1 factors: 32*32 + 64*64 = 5,120.
-    both = tutorial.build_model(overparameterize=True, factor_convs=True)
+    both = tutorial_model.build_model(overparameterize=True, factor_convs=True)
     assert both.count_params() == 1_930_734 and type(both.get_layer("conv2")).__name__ == "FactoredConv2D"
     with pytest.raises(SystemExit):
         tutorial.parse_args(["--factor-convs"])  # only with --overparameterize
 
 
 def test_learning_rate_schedule_and_batch_offsets():
-    schedule = tutorial.TutorialDecay(0.01, 64, 55000)
+    schedule = tutorial_model.TutorialDecay(0.01, 64, 55000)
     # Decay once per epoch of 55,000 images: 859 * 64 = 54,976 < 55,000 <= 860 * 64.
     for step, expected in [(0, 0.01), (859, 0.01), (860, 0.0095), (1718, 0.0095), (1719, 0.009025)]:
         assert float(schedule(step)) == pytest.approx(expected, rel=1e-6)
-    assert [tutorial.batch_offset(s, 55000) for s in (0, 1, 858, 859, 860)] == [0, 64, 54912, 40, 104]
+    assert [tutorial_train.batch_offset(s, 55000) for s in (0, 1, 858, 859, 860)] == [0, 64, 54912, 40, 104]
 
 
 def test_one_training_step_matches_a_hand_computed_reference():
-    config = tutorial.Config(dropout_rate=0.0, quiet=True)
-    trainer = tutorial.Trainer(config, train_size=55000)
+    config = tutorial_config.Config(dropout_rate=0.0, quiet=True)
+    trainer = tutorial_train.Trainer(config, train_size=55000)
     rng = np.random.default_rng(0)
     images = (rng.random((64, 28, 28, 1)) - 0.5).astype(np.float32)
     labels = rng.integers(0, 10, 64)
@@ -59,8 +62,8 @@ def test_one_training_step_matches_a_hand_computed_reference():
 
 
 def test_factored_model_equals_dense_model_with_product_kernels():
-    deep = tutorial.build_model(overparameterize=True)
-    flat = tutorial.build_model()
+    deep = tutorial_model.build_model(overparameterize=True)
+    flat = tutorial_model.build_model()
     for layer in flat.layers:
         source = deep.get_layer(layer.name)
         if layer.name in ("fc1", "fc2"):
@@ -73,19 +76,19 @@ def test_factored_model_equals_dense_model_with_product_kernels():
 
 def test_keras_regularizers_equal_the_tutorial_l2_term():
     for factored in (False, True):
-        model = tutorial.build_model(factored, l2=5e-4)
+        model = tutorial_model.build_model(factored, l2=5e-4)
         model(np.zeros((1, 28, 28, 1), np.float32))
         expected = 5e-4 * sum(
-            float(np.sum(np.asarray(t, np.float64) ** 2)) / 2 for t in tutorial.l2_tensors(model, "product")
+            float(np.sum(np.asarray(t, np.float64) ** 2)) / 2 for t in tutorial_model.l2_tensors(model, "product")
         )
         np.testing.assert_allclose(sum(float(v) for v in model.losses), expected, rtol=1e-5)
 
 
 def test_l2_on_factors_and_bad_value():
-    model = tutorial.build_model(overparameterize=True)
-    assert len(tutorial.l2_tensors(model, "product")) == 4 and len(tutorial.l2_tensors(model, "factors")) == 6
+    model = tutorial_model.build_model(overparameterize=True)
+    assert len(tutorial_model.l2_tensors(model, "product")) == 4 and len(tutorial_model.l2_tensors(model, "factors")) == 6
     with pytest.raises(ValueError, match="l2_on='both'"):
-        tutorial.l2_tensors(model, "both")
+        tutorial_model.l2_tensors(model, "both")
 
 
 @pytest.mark.parametrize("flags", [[], ["--overparameterize"]])
@@ -114,8 +117,10 @@ def test_self_test_reaches_zero_test_error_and_logs_its_hparams(flags, capsys, t
 
 
 def test_fifty_real_steps_lower_the_loss(data_dir, tmp_path):
-    result = tutorial.train(
-        tutorial.Config(steps=50, data_dir=data_dir, quiet=True, out=str(tmp_path / "run.csv"), overparameterize=True)
+    result = tutorial_train.train_and_evaluate(
+        tutorial_config.Config(
+            steps=50, data_dir=data_dir, quiet=True, out=str(tmp_path / "run.csv"), overparameterize=True
+        )
     )
     losses = result.history["minibatch_loss"]
     assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
@@ -130,8 +135,8 @@ def test_the_first_steps_reproduce_the_committed_full_run(name, data_dir):
     import pandas as pd
 
     committed = pd.read_csv(RESULTS / f"figure5_mnist_{name}.csv", nrows=30)
-    result = tutorial.train(
-        tutorial.Config(steps=30, data_dir=data_dir, quiet=True, overparameterize=name == "overparameterized")
+    result = tutorial_train.train_and_evaluate(
+        tutorial_config.Config(steps=30, data_dir=data_dir, quiet=True, overparameterize=name == "overparameterized")
     )
     for column in ("minibatch_loss", "cross_entropy", "l2_term", "learning_rate", "minibatch_error"):
         np.testing.assert_allclose(result.history[column], committed[column], rtol=1e-4, err_msg=column)
@@ -143,8 +148,8 @@ def test_mixed_precision_trains_the_self_test():
     policy is global)."""
     script = (
         "import keras, numpy as np\n"
-        "from mnist_tutorial import convolutional as t\n"
-        "result = t.train(t.Config(self_test=True, use_fp16=True, quiet=True))\n"
+        "from mnist_tutorial import config as t_config, train as t_train\n"
+        "result = t_train.train_and_evaluate(t_config.Config(self_test=True, use_fp16=True, quiet=True))\n"
         "layer = result.model.get_layer('fc1')\n"
         "assert layer.compute_dtype == 'float16' and layer.kernel.dtype == 'float32', layer.dtype_policy\n"
         "assert result.test_error == 0.0 and np.isfinite(result.history['minibatch_loss']).all()\n"
@@ -164,8 +169,8 @@ def test_a_thousand_steps_reproduce_the_committed_full_run(name, data_dir):
     import pandas as pd
 
     committed = pd.read_csv(RESULTS / f"figure5_mnist_{name}.csv", nrows=1000)
-    result = tutorial.train(
-        tutorial.Config(steps=1000, data_dir=data_dir, quiet=True, overparameterize=name == "overparameterized")
+    result = tutorial_train.train_and_evaluate(
+        tutorial_config.Config(steps=1000, data_dir=data_dir, quiet=True, overparameterize=name == "overparameterized")
     )
     assert result.history["learning_rate"][859] == pytest.approx(0.01) and result.history["learning_rate"][860] < 0.01
     for column in ("minibatch_loss", "cross_entropy", "l2_term", "learning_rate"):
@@ -180,13 +185,14 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
-from mnist_tutorial import convolutional as t
+from mnist_tutorial import config as t_config
+from mnist_tutorial import train as t_train
 images = (np.random.default_rng(0).random((64, 28, 28, 1)) - 0.5).astype(np.float32)
 labels = np.arange(64) % 10
 losses = []
 for name in ("default", "mirrored"):
-    config = t.Config(dropout_rate=0.0, strategy=name, quiet=True)
-    trainer = t.Trainer(config, 55000, t.make_strategy(name))
+    config = t_config.Config(dropout_rate=0.0, strategy=name, quiet=True)
+    trainer = t_train.Trainer(config, 55000, t_train.make_strategy(name))
     assert trainer.strategy.num_replicas_in_sync == (1 if name == "default" else 2)
     kernel = trainer.model.get_layer("fc1").variables[0].value  # the backend variable
     copies = getattr(kernel, "values", (kernel,))  # placement: one copy per device under mirrored
@@ -203,8 +209,8 @@ print("ok", losses)
 
 
 def test_the_printed_loss_is_cross_entropy_plus_the_l2_term_and_norms_are_numpy_s(tmp_path):
-    config = tutorial.Config(self_test=True, steps=4, overparameterize=True, quiet=True)
-    history = tutorial.train(config).history
+    config = tutorial_config.Config(self_test=True, steps=4, overparameterize=True, quiet=True)
+    history = tutorial_train.train_and_evaluate(config).history
     np.testing.assert_allclose(
         np.add(history["cross_entropy"], history["l2_term"]), history["minibatch_loss"], rtol=1e-6
     )  # one float32 addition apart
@@ -212,7 +218,7 @@ def test_the_printed_loss_is_cross_entropy_plus_the_l2_term_and_norms_are_numpy_
     assert history["fc1_frobenius"][1] is None and history["validation_error"][1] is None
     # Norms are taken after the step's update, like the validation error: after one step,
     # those of the returned model's product kernels and factors, against NumPy.
-    one = tutorial.train(dataclasses.replace(config, steps=1))
+    one = tutorial_train.train_and_evaluate(dataclasses.replace(config, steps=1))
     for name in ("fc1", "fc2"):
         layer = one.model.get_layer(name)
         for suffix, matrix in [("", layer.kernel), *[(f"_factor{j}", f) for j, f in enumerate(layer.factors)]]:
@@ -222,23 +228,27 @@ def test_the_printed_loss_is_cross_entropy_plus_the_l2_term_and_norms_are_numpy_
 
 
 def test_a_checkpointed_run_resumes_to_the_same_history(tmp_path):
-    config = tutorial.Config(
+    config = tutorial_config.Config(
         self_test=True, steps=4, quiet=True, checkpoint=str(tmp_path / "run.npz"), checkpoint_every=2
     )
-    whole = tutorial.train(config)  # saves its state after step 2 (and not at the end)
+    whole = tutorial_train.train_and_evaluate(config)  # saves its state after step 2 (and not at the end)
     assert (tmp_path / "run.npz").is_file()
-    resumed = tutorial.train(config)  # restarts from step 2 with the model, optimizer and dropout state
+    resumed = tutorial_train.train_and_evaluate(
+        config
+    )  # restarts from step 2 with the model, optimizer and dropout state
     assert resumed.history == whole.history and resumed.test_error == whole.test_error
-    other = tutorial.train(dataclasses.replace(config, base_lr=0.02, checkpoint=str(tmp_path / "run.npz")))
+    other = tutorial_train.train_and_evaluate(
+        dataclasses.replace(config, base_lr=0.02, checkpoint=str(tmp_path / "run.npz"))
+    )
     assert other.history["minibatch_loss"][3] != whole.history["minibatch_loss"][3]  # other settings: not restored
 
 
 def test_preconditioned_model_starts_from_the_products_and_steps_by_eq10():
     from tfovp.end_to_end import precondition_kronecker
 
-    config = tutorial.Config(preconditioned=True, dropout_rate=0.0, quiet=True)
-    trainer = tutorial.Trainer(config, train_size=55000)
-    factored = tutorial.build_model(overparameterize=True)
+    config = tutorial_config.Config(preconditioned=True, dropout_rate=0.0, quiet=True)
+    trainer = tutorial_train.Trainer(config, train_size=55000)
+    factored = tutorial_model.build_model(overparameterize=True)
     model = trainer.model
     assert model.count_params() == 1_663_370
     for name in ("fc1", "fc2"):

@@ -277,7 +277,7 @@ class _Trainer:
 
 
 def test_a_corrupt_or_foreign_checkpoint_is_set_aside_with_one_line(tmp_path):
-    from mnist_tutorial.training import Checkpoint
+    from mnist_tutorial.train import Checkpoint
 
     path, said = tmp_path / "run.npz", []
     Checkpoint(str(path), _Trainer(1.0), "settings A", 500, said.append).save(500, {"step": [0]}, 1.0)
@@ -294,12 +294,13 @@ def test_a_corrupt_or_foreign_checkpoint_is_set_aside_with_one_line(tmp_path):
 
 def test_the_tutorials_stop_says_what_its_checkpoint_holds(tmp_path, capsys, monkeypatch):
     from mnist_tutorial import convolutional as tutorial
-    from mnist_tutorial import training
+    from mnist_tutorial import train
+    from mnist_tutorial.config import Config
 
     path = tmp_path / "run.npz"
-    config = tutorial.Config(self_test=True, checkpoint=str(path))
-    training.checkpoint_of(config, _Trainer(1.0)).save(300, {"step": [0]}, 1.0)
-    monkeypatch.setattr(tutorial, "train", lambda config: (_ for _ in ()).throw(KeyboardInterrupt))
+    config = Config(self_test=True, checkpoint=str(path))
+    train.checkpoint_of(config, _Trainer(1.0)).save(300, {"step": [0]}, 1.0)
+    monkeypatch.setattr(train, "train_and_evaluate", lambda config: (_ for _ in ()).throw(KeyboardInterrupt))
     assert tutorial.main(["--self_test", "--checkpoint", str(path)]) == 130
     error = capsys.readouterr().err.strip()
     assert error.endswith(

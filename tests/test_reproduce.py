@@ -112,7 +112,7 @@ def test_quick_run_writes_every_output(module, figure, extra, n_claims, data_dir
 
 @pytest.mark.slow  # about 15-40 s; CI runs the slow tests after the default suite
 def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path, monkeypatch):
-    from mnist_tutorial import convolutional as tutorial
+    from mnist_tutorial import train as tutorial_train
     from reproduce import appendix_c, report
 
     _run(
@@ -164,7 +164,9 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
     result = json.loads((tmp_path / "appendix_c.json").read_text())
     assert result["best"]["overparameterized"]["base_lr"] == 0.01
     assert result["claims"][0]["verdict"] in ("PASS", "FAIL")  # both models have a finished run: decidable
-    monkeypatch.setattr(tutorial, "train", lambda *a, **k: pytest.fail("--resume retrained a finished run"))
+    monkeypatch.setattr(
+        tutorial_train, "train_and_evaluate", lambda *a, **k: pytest.fail("--resume retrained a finished run")
+    )
     appendix_c.main([*flags, "--resume"])
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "appendix_c.csv").drop(columns="seconds"), table.drop(columns="seconds")
@@ -209,9 +211,9 @@ def test_appendix_c_refinement_brackets_the_best_rate():
 
 
 def test_mnist_panel_resume_keeps_the_finished_model(data_dir, tmp_path, monkeypatch):
-    from mnist_tutorial import convolutional as tutorial
+    from mnist_tutorial import train as tutorial_train
 
-    real, trained = tutorial.train, []
+    real, trained = tutorial_train.train_and_evaluate, []
 
     def interrupted(config, progress=None):
         if config.overparameterize:
@@ -219,7 +221,7 @@ def test_mnist_panel_resume_keeps_the_finished_model(data_dir, tmp_path, monkeyp
         trained.append(config.overparameterize)
         return real(config, progress)
 
-    monkeypatch.setattr(tutorial, "train", interrupted)
+    monkeypatch.setattr(tutorial_train, "train_and_evaluate", interrupted)
     with pytest.raises(SystemExit) as stopped:
         _run(figure5, tmp_path, data_dir, "--panels", "right", "--self-test", "--mnist-seeds", "66478")
     assert stopped.value.code == 130 and trained == [False]
@@ -228,7 +230,7 @@ def test_mnist_panel_resume_keeps_the_finished_model(data_dir, tmp_path, monkeyp
         trained.append(config.overparameterize)
         return real(config, progress)
 
-    monkeypatch.setattr(tutorial, "train", counted)
+    monkeypatch.setattr(tutorial_train, "train_and_evaluate", counted)
     _run(figure5, tmp_path, data_dir, "--panels", "right", "--self-test", "--mnist-seeds", "66478", "--resume")
     assert trained == [False, True]  # the original model was not trained again
     summary = json.loads((tmp_path / "figure5.json").read_text())
@@ -241,19 +243,19 @@ def test_mnist_reuse_outputs_trains_only_the_new_runs(data_dir, tmp_path, monkey
     runs it lacks; the claims of the reused runs are unchanged."""
     import shutil
 
-    from mnist_tutorial import convolutional as tutorial
+    from mnist_tutorial import train as tutorial_train
 
     flags = ("--panels", "right", "--self-test", "--mnist-seeds", "66478")
     _run(figure5, tmp_path, data_dir, *flags)
     first = json.loads((tmp_path / "claims.json").read_text())
     shutil.rmtree(tmp_path / ".curves")
-    real, trained = tutorial.train, []
+    real, trained = tutorial_train.train_and_evaluate, []
 
     def counted(config, progress=None):
         trained.append((config.seed, config.factor_convs))
         return real(config, progress)
 
-    monkeypatch.setattr(tutorial, "train", counted)
+    monkeypatch.setattr(tutorial_train, "train_and_evaluate", counted)
     _run(figure5, tmp_path, data_dir, *flags, "--mnist-convs", "--mnist-reuse-outputs")
     assert trained == [(66478, True)]
     rows = json.loads((tmp_path / "claims.json").read_text())

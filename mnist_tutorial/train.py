@@ -1,7 +1,7 @@
 """Training as the tutorial does it (PAPER Sec. 5): data in [-0.5, 0.5], the first 5,000
 training images for validation, batches of 64 in order, one compiled step per batch,
 evaluation every 100 steps, the test error at the end; per-step history, optional CSV
-and TensorBoard. `mnist_tutorial.convolutional.train` is the entry point."""
+and TensorBoard. `train_and_evaluate` is the entry point."""
 
 import dataclasses
 import json
@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_tutorial.convolutional import (
+from mnist_tutorial.config import (
     BATCH_SIZE,
     DIVERGENCE_FACTOR,
     EVAL_BATCH_SIZE,
@@ -26,7 +26,6 @@ from mnist_tutorial.convolutional import (
     VALIDATION_SIZE,
     TrainingResult,
     planned_steps,
-    write_history_csv,
 )
 from mnist_tutorial.model import TF1Momentum, TutorialDecay, build_model, l2_tensors
 from tfovp._files import atomic_writer
@@ -262,7 +261,7 @@ def make_strategy(name):
     raise ValueError(f"`strategy` must be 'default' or 'mirrored'. Received: strategy={name!r}")
 
 
-def train(config, progress=None):
+def train_and_evaluate(config, progress=None):
     """Train as the tutorial does; returns a TrainingResult. `progress(steps)` is called
     every EVAL_FREQUENCY steps and at the end with the steps done since its last call.
     With `config.checkpoint`, the run is saved every `config.checkpoint_every` steps and
@@ -324,6 +323,14 @@ def train(config, progress=None):
         parameters=trainer.model.count_params(),
         model=trainer.model,
     )
+
+
+def write_history_csv(path, history):
+    """Every step's values as CSV (written atomically)."""
+    import pandas as pd
+
+    with atomic_writer(path, "w", newline="") as handle:
+        pd.DataFrame(history).to_csv(handle, index=False, float_format="%.6g")
 
 
 def _train_step(trainer, history, step, images, labels):
