@@ -34,3 +34,14 @@ def data_dir():
     if not path:
         pytest.skip("TFOVP_DATA_DIR is not set: real-data checks need the offline data folder")
     return path
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects
+def pytest_collection_modifyitems(items):
+    """needs_data on every test that asks for the real data; unit on every test that is
+    neither integration nor cluster (modules mark those with `pytestmark`)."""
+    for item in items:
+        if "data_dir" in item.fixturenames:
+            item.add_marker(pytest.mark.needs_data)
+        if not any(item.get_closest_marker(name) for name in ("integration", "cluster")):
+            item.add_marker(pytest.mark.unit)

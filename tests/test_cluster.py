@@ -18,6 +18,8 @@ from tfovp.study.cluster import Cluster, Unit, run_units  # noqa: E402
 from tfovp.study.progress import Job  # noqa: E402
 from tfovp.study.store import RecordStore, StudyError  # noqa: E402
 
+pytestmark = pytest.mark.cluster
+
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():

@@ -15,6 +15,8 @@ from reproduce import all as all_figures
 from reproduce import appendix_c, cli, figure2, figure3, figure4, figure5, report, sensitivity
 from tfovp import convert
 
+pytestmark = pytest.mark.integration
+
 ENTRY_POINTS = [
     "reproduce.figure2",
     "reproduce.figure3",

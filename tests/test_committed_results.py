@@ -12,6 +12,8 @@ import pytest
 
 from tfovp.study import convergence, criteria
 
+pytestmark = pytest.mark.integration
+
 RESULTS = pathlib.Path(__file__).resolve().parent.parent / "results"
 
 

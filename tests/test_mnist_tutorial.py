@@ -15,6 +15,8 @@ from mnist_tutorial import convolutional as tutorial
 from mnist_tutorial import model as tutorial_model
 from mnist_tutorial import train as tutorial_train
 
+pytestmark = pytest.mark.integration
+
 RESULTS = pathlib.Path(__file__).resolve().parent.parent / "results"
 
 
@@ -86,7 +88,9 @@ def test_keras_regularizers_equal_the_tutorial_l2_term():
 
 def test_l2_on_factors_and_bad_value():
     model = tutorial_model.build_model(overparameterize=True)
-    assert len(tutorial_model.l2_tensors(model, "product")) == 4 and len(tutorial_model.l2_tensors(model, "factors")) == 6
+    assert (
+        len(tutorial_model.l2_tensors(model, "product")) == 4 and len(tutorial_model.l2_tensors(model, "factors")) == 6
+    )
     with pytest.raises(ValueError, match="l2_on='both'"):
         tutorial_model.l2_tensors(model, "both")
 

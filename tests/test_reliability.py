@@ -17,6 +17,8 @@ from tfovp._files import atomic_write_text, atomic_writer
 from tfovp.study.records import CurveFamily
 from tfovp.study.store import CorruptRecordWarning, RecordStore
 
+pytestmark = pytest.mark.integration
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

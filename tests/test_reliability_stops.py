@@ -16,6 +16,8 @@ import pytest
 
 from tfovp._files import atomic_save, locked, output_problem
 
+pytestmark = pytest.mark.integration
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 

@@ -13,6 +13,8 @@ from tfovp.study import criteria, runs
 from tfovp.study.claims import Claim, ClaimsFile
 from tfovp.study.provenance import digest, settings_key
 
+pytestmark = pytest.mark.integration
+
 CSV_COLUMNS = {
     "figure",
     "curve",
