@@ -38,6 +38,7 @@ PAPER = {  # output stem -> where the claim is in the paper
     "appendix_c": "App. C",
     "theorem2": "Thm. 2",
     "section7": "Sec. 7, App. B",
+    "peer_2024": "2024 student report",
 }
 COMMANDS = {
     "figure2": "python -m reproduce.figure2",
@@ -316,12 +317,13 @@ def appendix_c_section(summary, table):
     return "\n".join(lines) + "\n"
 
 
-def paper_place(figure, panel=""):
-    """Where a claim of output `figure` is in the paper, e.g. "Fig. 3 (abalone)"."""
+def paper_place(figure, panel="", setting=""):
+    """Where a claim of output `figure` is in the paper, e.g. "Fig. 3 (abalone)"; the
+    student study's rows name their dataset (the first part of their `setting`)."""
     base = next((name for name in sorted(PAPER, key=len, reverse=True) if figure.startswith(name)), None)
     if base is None:
         return figure
-    variant = figure[len(base) :].strip("-")
+    variant = setting.split(",")[0] if base == "peer_2024" else figure[len(base) :].strip("-")
     return PAPER[base] + (f" {panel}" if panel else "") + (f" ({variant})" if variant else "")
 
 
@@ -344,7 +346,8 @@ def claims_table(out, link):
         seconds = summary.get("training_seconds", summary.get("elapsed_seconds"))
         plot = pathlib.Path(out) / f"{figure}.png"
         lines.append(
-            f"| {row['claim']} | {paper_place(figure, row.get('panel', ''))} | **{row['verdict']}** | "
+            f"| {row['claim']} | {paper_place(figure, row.get('panel', ''), row.get('setting', ''))} | "
+            f"**{row['verdict']}** | "
             f"{row['measured']} | `{row.get('command', '')}` | {'–' if seconds is None else _minutes(seconds)} | "
             + (f"[{figure}.png]({link}/{figure}.png)" if plot.is_file() else "–")
             + " |"
