@@ -108,3 +108,5 @@ def test_a_thinned_csv_keeps_every_time_to_a_level():
     assert kept.sum() < 250
     assert times(kept) == [convergence.iterations_to(steps, excess, level) for level in levels]
     assert times(csv_steps(steps)) != times(kept)  # the log-spaced rows alone would not do
+    diverging = np.r_[excess[:1234], 50.0, np.full(steps.size - 1235, np.nan)]
+    assert np.flatnonzero(crossing_steps(diverging, levels))[-1] == 1234  # where it stops

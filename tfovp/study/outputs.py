@@ -30,8 +30,12 @@ def csv_steps(steps, points=CSV_POINTS):
 def crossing_steps(excess, levels):
     """(R,) bool: for each of `levels`, the last recorded step above it and the one after
     (`convergence.iterations_to`'s step), so that the times to every level read from a
-    thinned CSV (its values carried forward between rows) are the run's own."""
+    thinned CSV (its values carried forward between rows) are the run's own; and the
+    last finite step (where a diverging curve stops)."""
     keep = np.zeros(excess.shape, dtype=bool)
+    finite = np.flatnonzero(np.isfinite(excess))
+    if finite.size:
+        keep[finite[-1]] = True
     for level in levels:
         above = np.flatnonzero(~(np.isfinite(excess) & (excess <= level)))
         if above.size and above[-1] + 1 < excess.size:
