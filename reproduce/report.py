@@ -1,5 +1,5 @@
-"""Regenerate the tables of results/README.md and the claims table at the top of the
-project's README.md from the runs' own files.
+"""Regenerate the tables of results/README.md, results/claims_table.md and the results
+table at the top of the project's README.md from the runs' own files.
 
     python -m reproduce.report [--out results] [--readme README.md]
 
@@ -11,9 +11,10 @@ C; then the verdicts of each figure's claims. Between `<!-- tuned:begin -->` and
 `<!-- tuned:end -->`: every speed-up claim judged on the paper's grid and with both
 rates tuned, the speed-ups at a few levels both ways, and the acceleration map's.
 Replaces what lies between `<!-- claims:begin -->` and `<!-- claims:end -->` of the
-README given by `--readme` (if it has the markers) with one row per claim of
-OUT/claims.json: the claim, the paper's figure, the verdict and what was measured, the
-command, its training time, and a link to the plot.
+README given by `--readme` (if it has the markers) with one row per figure or study of
+OUT/claims.json (its verdict counts, command, training time, machine and plot), and
+writes OUT/claims_table.md: one row per claim, the threshold verdict and the speed-up
+verdict side by side, with what was measured.
 """
 
 import csv
@@ -317,13 +318,17 @@ def appendix_c_section(summary, table):
     return "\n".join(lines) + "\n"
 
 
-def paper_place(figure, panel="", setting=""):
-    """Where a claim of output `figure` is in the paper, e.g. "Fig. 3 (abalone)"; the
-    student study's rows name their dataset (the first part of their `setting`)."""
-    base = next((name for name in sorted(PAPER, key=len, reverse=True) if figure.startswith(name)), None)
+def _base(figure):
+    """The PAPER key output `figure` is a variant of (figure3 for figure3-1e6), or None."""
+    return next((name for name in sorted(PAPER, key=len, reverse=True) if figure.startswith(name)), None)
+
+
+def paper_place(figure, panel=""):
+    """Where a claim of output `figure` is in the paper, e.g. "Fig. 3 (abalone)"."""
+    base = _base(figure)
     if base is None:
         return figure
-    variant = setting.split(",")[0] if base == "peer_2024" else figure[len(base) :].strip("-")
+    variant = figure[len(base) :].strip("-")
     return PAPER[base] + (f" {panel}" if panel else "") + (f" ({variant})" if variant else "")
 
 
@@ -331,27 +336,118 @@ def _minutes(seconds):
     return f"{seconds / 60:,.1f} min" if seconds >= 60 else f"{seconds:,.0f} s"
 
 
-def claims_table(out, link):
-    """The README's table: one row per claim of `out`/claims.json; plots linked as
-    `link`/<figure>.png."""
-    rows = ClaimsFile(out).read()
+SPEED_UP = " (speed-up)"  # the suffix of a claim judged by the tuned speed-up (tfovp.study.speedup)
+CLAIMS_TABLE = "claims_table.md"  # OUT's full claims table
+WHY_TWO_VERDICTS = (
+    'A "faster" claim is judged twice. The threshold verdict compares the iterations each '
+    "family's best rate on the paper's grid needs to reach the figure's level (the paper's protocol). "
+    "The speed-up verdict compares the times to every level of relative excess with each family's rate "
+    "tuned to within a factor 1.2 (`tfovp.tuning`), at the tightest level both settle below: a coarse grid "
+    "can hold one family far below its usable rate, and one level can hide what happens at the next, so "
+    "the two may differ; where they do, the speed-up verdict is the one to trust."
+)
+
+
+def _paper_order(rows):
+    """Claim rows sorted into the paper's order of figures (PAPER's), each figure's rows
+    kept in their order."""
+    order = list(PAPER)
+
+    def key(row):
+        base = _base(row["figure"])
+        return (order.index(base) if base else len(order), row["figure"])
+
+    return sorted(rows, key=key)
+
+
+def _commands(rows):
+    return "; ".join(f"`{command}`" for command in dict.fromkeys(row.get("command", "") for row in rows))
+
+
+def _summary(out, figure):
+    path = pathlib.Path(out) / f"{figure}.json"
+    return read_summary(path, ()) if path.is_file() else {}
+
+
+def _training_time(summary):
+    seconds = summary.get("training_seconds", summary.get("elapsed_seconds"))
+    return "–" if seconds is None else _minutes(seconds)
+
+
+def _plot(out, figure, link):
+    return f"[{figure}.png]({link}/{figure}.png)" if (pathlib.Path(out) / f"{figure}.png").is_file() else "–"
+
+
+def figures_table(out, link):
+    """The README's results table: one row per figure or study of `out`/claims.json, in
+    its order: where it is in the paper, its claims' verdict counts, the command, its
+    training time and machine, its plot, and a link to the full claims table."""
+    by_figure = {}
+    for row in _paper_order(ClaimsFile(out).read()):
+        by_figure.setdefault(row["figure"], []).append(row)
     lines = [
-        "| claim | paper | verdict | measured | command | training time here | plot |",
-        "|---|---|---|---|---|---:|---|",
+        "| output | paper | PASS | FAIL | INCONCLUSIVE | command | training time | machine | plot |",
+        "|---|---|---:|---:|---:|---|---:|---|---|",
     ]
-    for row in rows:
-        figure = row["figure"]
-        summary_path = pathlib.Path(out) / f"{figure}.json"
-        summary = read_summary(summary_path, ()) if summary_path.is_file() else {}
-        seconds = summary.get("training_seconds", summary.get("elapsed_seconds"))
-        plot = pathlib.Path(out) / f"{figure}.png"
-        lines.append(
-            f"| {row['claim']} | {paper_place(figure, row.get('panel', ''), row.get('setting', ''))} | "
-            f"**{row['verdict']}** | "
-            f"{row['measured']} | `{row.get('command', '')}` | {'–' if seconds is None else _minutes(seconds)} | "
-            + (f"[{figure}.png]({link}/{figure}.png)" if plot.is_file() else "–")
-            + " |"
+    for figure, rows in by_figure.items():
+        counts = [sum(row["verdict"] == verdict for row in rows) for verdict in ("PASS", "FAIL", "INCONCLUSIVE")]
+        summary = _summary(out, figure)
+        machine = summary.get("machine") or {}
+        where = ", ".join(
+            str(part)
+            for part in (machine.get("cpu_model"), machine.get("cpu_count") and f"{machine['cpu_count']} cores")
+            if part
         )
+        lines.append(
+            f"| [{figure}]({link}/{CLAIMS_TABLE}#{figure}) | {paper_place(figure)} | "
+            f"{' | '.join(map(str, counts))} | {_commands(rows)} | {_training_time(summary)} | "
+            f"{where or '–'} | {_plot(out, figure, link)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def claims_table(out, link):
+    """The full claims table: per figure, one row per claim of `out`/claims.json with the
+    threshold verdict and, for a "faster" claim, its speed-up verdict as a second column
+    (the "(speed-up)" row of the same claim), what was measured, the command, the training
+    time and the plot (linked as `link`/<figure>.png)."""
+    rows = _paper_order(ClaimsFile(out).read())
+    speed_ups = {
+        (row["figure"], row["claim"][: -len(SPEED_UP)]): row for row in rows if row["claim"].endswith(SPEED_UP)
+    }
+    paired = {(row["figure"], row["claim"]) for row in rows}
+    lines = [
+        "# Every claim: the threshold verdict and the speed-up verdict",
+        "",
+        f"Generated from `claims.json` by `python -m reproduce.report`; never edited by hand. {WHY_TWO_VERDICTS}",
+    ]
+    figure = None
+    for row in rows:
+        if row["claim"].endswith(SPEED_UP) and (row["figure"], row["claim"][: -len(SPEED_UP)]) in paired:
+            continue  # in its threshold claim's row
+        if row["figure"] != figure:
+            figure = row["figure"]
+            summary = _summary(out, figure)
+            lines += [
+                "",
+                f"## {figure}",
+                "",
+                f"{paper_place(figure)} · {_commands(r for r in rows if r['figure'] == figure)} · training time "
+                f"{_training_time(summary)} · {_plot(out, figure, link)}",
+                "",
+                "| claim | threshold verdict | speed-up verdict (tuned) | measured |",
+                "|---|---|---|---|",
+            ]
+        speed_up = speed_ups.get((row["figure"], row["claim"]))
+        threshold = "–" if row["claim"].endswith(SPEED_UP) else f"**{row['verdict']}**"
+        tuned = f"**{row['verdict']}**" if row["claim"].endswith(SPEED_UP) else "–"
+        measured = row["measured"]
+        if speed_up is not None:
+            tuned, measured = f"**{speed_up['verdict']}**", f"{measured}; speed-up: {speed_up['measured']}"
+        claim = row["claim"] + (f" ({row['panel']} panel)" if row.get("panel") else "")
+        if row["figure"] == "peer_2024":
+            claim += f" ({row['setting'].split(',')[0]})"
+        lines.append(f"| {claim} | {threshold} | {tuned} | {measured} |")
     return "\n".join(lines) + "\n"
 
 
@@ -414,7 +510,7 @@ def main(argv=None):
         "--readme",
         default=None,
         metavar="FILE",
-        help="the project README whose claims table is regenerated, if it has the claims markers (default: "
+        help="the project README whose results table is regenerated, if it has the claims markers (default: "
         "README.md when --out is ./results, none otherwise: a scratch folder leaves the project README alone)",
     )
     args = parser.parse_args(argv)
@@ -426,7 +522,9 @@ def main(argv=None):
     link = os.path.relpath(args.out, top.parent)
     try:  # every input is read and checked before anything is written
         report, tuned = build(args.out), tuned_tables(args.out)
-        table = claims_table(args.out, link) if (pathlib.Path(args.out) / "claims.json").is_file() else None
+        claims = (pathlib.Path(args.out) / "claims.json").is_file()
+        table = figures_table(args.out, link) if claims else None
+        full = claims_table(args.out, ".") if claims else None
     except (ValueError, StudyError) as error:
         parser.error(str(error))
     if not readme.is_file():
@@ -435,8 +533,11 @@ def main(argv=None):
         parser.error(f"{readme} needs the markers {BEGIN} and {END}")
     replace_between(readme, TUNED_BEGIN, TUNED_END, tuned)
     print(f"updated {readme}")
+    if full is not None:
+        atomic_write_text(pathlib.Path(args.out) / CLAIMS_TABLE, full)
+        print(f"wrote {pathlib.Path(args.out) / CLAIMS_TABLE}")
     if top.is_file() and table is not None and replace_between(top, CLAIMS_BEGIN, CLAIMS_END, table):
-        print(f"updated the claims table of {top}")
+        print(f"updated the results table of {top}")
 
 
 if __name__ == "__main__":

@@ -645,3 +645,27 @@ def test_variant_claims_read_as_sentences():
         "MNIST, overparameterized, L2 on factors: the cross-entropy (without the L2 term) converges considerably "
         "faster",
     ]
+
+
+def test_the_claims_table_pairs_each_claim_with_its_speed_up_and_the_readme_counts_them(tmp_path):
+    """Hand-made claims: a threshold claim and its "(speed-up)" row share one row of the
+    full table (both verdicts, both measurements); a figure's counts in the README table
+    count every row; the figures come in the paper's order."""
+    from reproduce import report
+
+    ClaimsFile(tmp_path).replace(
+        "figure4", [Claim("figure4", "AdaGrad is slower", "k", "a", "INCONCLUSIVE")], "python -m reproduce.figure4"
+    )
+    claims = [
+        Claim("figure3-1e6", "l4: deeper is faster", "k", "T 5 vs 9", "PASS"),
+        Claim("figure3-1e6", "l4: deeper is faster (speed-up)", "k", "S = 0.8", "FAIL"),
+        Claim("figure3-1e6", "l2: not faster", "k", "T 3 vs 3", "PASS"),
+    ]
+    ClaimsFile(tmp_path).replace("figure3-1e6", claims, "python -m reproduce.figure3 --tag 1e6")
+    full = report.claims_table(tmp_path, ".")
+    assert "| l4: deeper is faster | **PASS** | **FAIL** | T 5 vs 9; speed-up: S = 0.8 |" in full
+    assert "| l2: not faster | **PASS** | – | T 3 vs 3 |" in full and "(speed-up) |" not in full
+    assert full.index("## figure3-1e6") < full.index("## figure4")
+    lines = report.figures_table(tmp_path, "results").splitlines()
+    assert lines[2].startswith("| [figure3-1e6](results/claims_table.md#figure3-1e6) | Fig. 3 (1e6) | 2 | 1 | 0 |")
+    assert lines[3].startswith("| [figure4](results/claims_table.md#figure4) | Fig. 4 | 0 | 0 | 1 |")
