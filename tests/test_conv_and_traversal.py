@@ -185,7 +185,18 @@ def test_a_convolution_kernel_is_preconditioned_as_its_matrix_view():
     np.testing.assert_allclose(step.reshape(18, 3), np.asarray(expected), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("order", ["import tfovp, keras", "import keras, tfovp"])
+@pytest.mark.parametrize(
+    "order",
+    [
+        "import tfovp, keras",
+        "import keras, tfovp",
+        # a submodule that imports Keras itself, first in a fresh interpreter: it must load,
+        # and every tfovp object be registered once it has
+        "from tfovp.layers import FactoredDense; import keras",
+        "from tfovp import end_to_end; import keras",
+        "from tfovp.einsum import FactoredEinsumDense; import keras",
+    ],
+)
 def test_a_factored_model_loads_whichever_is_imported_first(tmp_path, order):
     path = tmp_path / "m.keras"
     tfovp.overparameterize(keras.Sequential([keras.Input((4, 3)), keras.layers.Conv1D(2, 2)]), verbose=False).save(path)

@@ -35,7 +35,7 @@ def test_deep_linear_default_widths_and_init():
     # The paper's near-zero init: N(0, 0.01^2) entries (128 draws: sample std within 30 %).
     first = layer.get_weights()[0]
     assert 0.007 < float(np.std(first)) < 0.013 and np.unique(first).size == first.size
-    assert layer.units == layer.output_dim == 1
+    assert layer.units == 1
 
 
 def test_deep_linear_balanced_initializer_is_exact():
@@ -137,24 +137,11 @@ def test_factored_dense_initializer_list_length():
         FactoredDense(2, depth=2, kernel_initializer=["zeros"])
 
 
-def test_deep_linear_output_dim_is_a_deprecated_spelling_of_units():
-    with pytest.warns(DeprecationWarning, match="`output_dim` is now `units`"):
-        layer = DeepLinear(output_dim=2, depth=2)
-    assert layer.units == 2
-    assert "output_dim" not in layer.get_config() and layer.get_config()["units"] == 2
-    with pytest.raises(ValueError, match="not both"):
-        DeepLinear(units=2, output_dim=2, depth=2)
+def test_deep_linear_needs_units_and_depth():
+    with pytest.raises(ValueError, match="needs `units`"):
+        DeepLinear(depth=2)
     with pytest.raises(ValueError, match="needs `depth`"):
         DeepLinear(units=2)
-
-
-def test_deep_linear_loads_a_config_saved_with_output_dim():
-    # Configs written before the rename carry `output_dim` and no `units`.
-    config = DeepLinear(3, depth=2, name="old").get_config()
-    config["output_dim"] = config.pop("units")
-    with pytest.warns(DeprecationWarning):
-        layer = DeepLinear.from_config(config)
-    assert layer.units == 3 and layer.name == "old"
 
 
 def test_kernel_constraint_acts_on_every_factor():

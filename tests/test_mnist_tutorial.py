@@ -248,7 +248,7 @@ def test_a_checkpointed_run_resumes_to_the_same_history(tmp_path):
 
 
 def test_preconditioned_model_starts_from_the_products_and_steps_by_eq10():
-    from tfovp.end_to_end import precondition_kronecker
+    from kronecker import precondition_kronecker
 
     config = tutorial_config.Config(preconditioned=True, dropout_rate=0.0, quiet=True)
     trainer = tutorial_train.Trainer(config, train_size=55000)

@@ -149,7 +149,7 @@ def test_mixed_precision_trains_like_float32():
     assert size["float32"] > 1e-2 and 0.5 < size["mixed_float16"] / size["float32"] < 2 and cosine > 0.98
 
 
-def test_units_summary_and_old_output_dim():
+def test_units_and_summary():
     model = EndToEndLinear(units=2, depth=3)
     lines = []
     model.summary(print_fn=lines.append)
@@ -158,8 +158,5 @@ def test_units_summary_and_old_output_dim():
     lines.clear()
     model.summary(print_fn=lines.append)
     assert any("shape (5, 2), 10 parameters" in line for line in lines) and "depth 3" in lines[0]
-    config = model.get_config()
-    config["output_dim"] = config.pop("units")
-    with pytest.warns(DeprecationWarning, match="`output_dim` is now `units`"):
-        old = EndToEndLinear.from_config(config)
-    assert old.units == old.output_dim == 2
+    with pytest.raises(ValueError, match="needs `units`"):
+        EndToEndLinear(depth=3)

@@ -12,6 +12,7 @@ without `custom_objects`, whichever of `tfovp` and `keras` is imported first.
 
 import importlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 
@@ -84,22 +85,63 @@ def __dir__():
 
 
 class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
-    """Registers tfovp's Keras objects as soon as `keras` has been imported (once)."""
+    """Registers tfovp's Keras objects as soon as `keras` has been imported (once). When
+    Keras was imported by a tfovp module still being executed (`from tfovp.layers import
+    FactoredDense` in a fresh interpreter), the registration waits until the outermost
+    tfovp module has finished: importing the others now would meet it half-defined."""
+
+    importing = 0  # tfovp modules being executed right now (nested imports included)
+    pending = False  # Keras arrived while they were
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != "keras":
-            return None
-        sys.meta_path.remove(self)  # one use; find the real spec without this finder
-        spec = importlib.util.find_spec(fullname)
+        if fullname == "keras":
+            return self._keras_spec()
+        if fullname.startswith("tfovp."):
+            return self._tfovp_spec(fullname, path)
+        return None
+
+    def _keras_spec(self):
+        sys.meta_path.remove(self)  # find the real spec without this finder
+        try:
+            spec = importlib.util.find_spec("keras")
+        finally:
+            sys.meta_path.insert(0, self)
         if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
             load = spec.loader.exec_module
 
             def exec_module(module):
                 load(module)
-                register_keras_objects()
+                if _RegisterAfterKeras.importing:
+                    _RegisterAfterKeras.pending = True
+                else:
+                    _done_with_keras()
 
             spec.loader.exec_module = exec_module
         return spec
+
+    def _tfovp_spec(self, fullname, path):
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            load = spec.loader.exec_module
+
+            def exec_module(module):
+                _RegisterAfterKeras.importing += 1
+                try:
+                    load(module)
+                finally:
+                    _RegisterAfterKeras.importing -= 1
+                if _RegisterAfterKeras.pending and not _RegisterAfterKeras.importing:
+                    _RegisterAfterKeras.pending = False
+                    _done_with_keras()
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+def _done_with_keras():
+    """Keras is loaded and no tfovp module is half-executed: register, and stop watching."""
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _RegisterAfterKeras)]
+    register_keras_objects()
 
 
 if "keras" in sys.modules:  # Keras is loaded anyway: register tfovp's objects now

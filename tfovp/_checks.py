@@ -29,21 +29,3 @@ def check_choice(name, value, allowed):
     if value not in allowed:
         raise ValueError(f"`{name}` must be one of {sorted(allowed)}. Received: {name}={value!r}")
     return value
-
-
-def renamed(owner, new_name, new_value, old_name, old_value):
-    """The value of an argument renamed from `old_name` to `new_name` (Keras' spelling):
-    the old spelling still works, with a DeprecationWarning; both at once is an error."""
-    import warnings
-
-    if old_value is None:
-        if new_value is None:
-            raise ValueError(f"{owner} needs `{new_name}`. Received: {new_name}=None")
-        return new_value
-    if new_value is not None:
-        raise ValueError(
-            f"{owner} takes `{new_name}` (or the old `{old_name}`), not both. Received: "
-            f"{new_name}={new_value!r}, {old_name}={old_value!r}"
-        )
-    warnings.warn(f"{owner}: `{old_name}` is now `{new_name}`, as in Keras.", DeprecationWarning, stacklevel=3)
-    return old_value

@@ -10,7 +10,7 @@ import keras
 from keras import ops
 
 from tfovp import initializers
-from tfovp._checks import check_int, renamed
+from tfovp._checks import check_int
 from tfovp._factors import factor_shapes, hidden_widths_list, product
 
 PACKAGE = "tfovp"
@@ -218,8 +218,7 @@ class DeepLinear(FactoredDense):
     Keras kernel, the transpose of the paper's W_e.
 
     Args:
-        units: k, the output width (as `keras.layers.Dense`; `output_dim`, the old
-            spelling, still works with a DeprecationWarning, also in saved models).
+        units: k, the output width (as `keras.layers.Dense`).
         depth: N >= 1.
         hidden_widths: int or list of N-1 ints (paper default: 1).
         kernel_initializer: default "near_zero" (i.i.d. N(0, 0.01^2), unseeded).
@@ -233,16 +232,16 @@ class DeepLinear(FactoredDense):
         kernel_initializer="near_zero",
         kernel_regularizer=None,
         factor_regularizer=None,
-        output_dim=None,
         **kwargs,
     ):
         for key in ("use_bias", "activation"):
             if key in kwargs:
                 raise ValueError(f"DeepLinear has no `{key}` argument (no bias, linear).")
-        if depth is None:
-            raise ValueError("DeepLinear needs `depth`. Received: depth=None")
+        for name, value in (("units", units), ("depth", depth)):
+            if value is None:
+                raise ValueError(f"DeepLinear needs `{name}`. Received: {name}=None")
         super().__init__(
-            units=renamed("DeepLinear", "units", units, "output_dim", output_dim),
+            units=units,
             depth=depth,
             hidden_widths=hidden_widths,
             use_bias=False,
@@ -251,11 +250,6 @@ class DeepLinear(FactoredDense):
             factor_regularizer=factor_regularizer,
             **kwargs,
         )
-
-    @property
-    def output_dim(self):
-        """The old name of `units`."""
-        return self.units
 
     def get_config(self):
         config = super().get_config()

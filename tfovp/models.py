@@ -6,7 +6,7 @@ import tensorflow as tf
 from keras import ops
 
 from tfovp import initializers
-from tfovp._checks import check_choice, check_int, check_real, renamed
+from tfovp._checks import check_choice, check_int, check_real
 from tfovp.end_to_end import METHODS, precondition
 
 
@@ -24,8 +24,7 @@ class EndToEndLinear(keras.Model):
     the rule does not move K = 0 (P_0 = 0).
 
     Args:
-        units: k, the output width (`output_dim`, the old spelling, still works with a
-            DeprecationWarning, also in saved models).
+        units: k, the output width (as `keras.layers.Dense`).
         depth: N >= 1 (N = 1 is plain training).
         weight_decay: lambda >= 0 of Eq. 10.
         kernel_initializer: for K (default "near_zero"); use
@@ -40,11 +39,12 @@ class EndToEndLinear(keras.Model):
         weight_decay=0.0,
         kernel_initializer="near_zero",
         method="auto",
-        output_dim=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.units = check_int("units", renamed("EndToEndLinear", "units", units, "output_dim", output_dim), minimum=1)
+        if units is None:
+            raise ValueError("EndToEndLinear needs `units`. Received: units=None")
+        self.units = check_int("units", units, minimum=1)
         self.depth = check_int("depth", depth, minimum=1)
         self.weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
         self.method = check_choice("method", method, METHODS)
@@ -62,11 +62,6 @@ class EndToEndLinear(keras.Model):
     def call(self, inputs):
         return ops.matmul(inputs, self.kernel)
 
-    @property
-    def output_dim(self):
-        """The old name of `units`."""
-        return self.units
-
     def summary(self, print_fn=None, **kwargs):
         """Keras' summary lists layers and this model has none: list its weight instead."""
         print_fn = print_fn or print
@@ -79,7 +74,7 @@ class EndToEndLinear(keras.Model):
         print_fn(f" Total params: {self.count_params():,}")
 
     def end_to_end(self):
-        """K (input_dim x output_dim), the paper's W_e transposed."""
+        """K (input_dim x units), the paper's W_e transposed."""
         return self.kernel
 
     def set_end_to_end(self, value):
