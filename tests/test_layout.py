@@ -74,3 +74,32 @@ def test_the_walk_finds_a_cycle(tmp_path, monkeypatch):
     (package / "b.py").write_text("def f():\n    from mnist_tutorial import a\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert import_cycles() == [["mnist_tutorial.a", "mnist_tutorial.b", "mnist_tutorial.a"]]
+
+
+def _loaded_after(code):
+    """The top-level packages loaded by `code` in a fresh interpreter."""
+    import json
+    import os
+    import subprocess
+
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-800:]
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_the_library_loads_nothing_of_the_study_or_the_tutorial():
+    """Every public submodule of tfovp, imported: no `reproduce`, no `mnist_tutorial`, and
+    matplotlib only where Keras itself loads it (it does when matplotlib is installed)."""
+    import tfovp
+
+    loaded = _loaded_after("import tfovp\n" + "\n".join(f"import tfovp.{name}" for name in tfovp._SUBMODULES))
+    assert not loaded & {"reproduce", "mnist_tutorial"}
+    assert "matplotlib" not in loaded or "matplotlib" in _loaded_after("import keras")
