@@ -10,7 +10,7 @@ import dataclasses
 import math
 import pathlib
 
-from tfovp._cli import check, setting
+from tfovp.cli import check, setting
 
 IMAGE_SIZE, NUM_CHANNELS, PIXEL_DEPTH, NUM_LABELS = 28, 1, 255, 10
 VALIDATION_SIZE, SEED, BATCH_SIZE, EVAL_BATCH_SIZE, EVAL_FREQUENCY = 5000, 66478, 64, 64, 100

@@ -25,7 +25,7 @@ and the training loop in `mnist_tutorial.train` (imported when a run starts, so 
 import sys
 
 from mnist_tutorial.config import Config
-from tfovp._cli import ArgumentParser, add_config_flags, check, config_from
+from tfovp.cli import ArgumentParser, add_config_flags, check, config_from
 
 
 def parse_args(argv=None):
@@ -42,7 +42,7 @@ def parse_args(argv=None):
 def check_outputs(config):
     """ValueError naming the flag of an output path the run could not write (--out,
     --checkpoint, --tensorboard), before any data is loaded or any step trained."""
-    from tfovp._files import output_problem
+    from tfovp.files import output_problem
 
     for name, folder in (("out", False), ("checkpoint", False), ("tensorboard", True)):
         path = getattr(config, name)
@@ -52,7 +52,7 @@ def check_outputs(config):
 
 def main(argv=None):
     config = parse_args(argv)
-    from tfovp._console import import_tensorflow_quietly, stop_on_sigterm, stop_status, stop_word, stops_surfaced
+    from tfovp.console import import_tensorflow_quietly, stop_on_sigterm, stop_status, stop_word, stops_surfaced
     from tfovp.datasets import DatasetError
 
     prog = "python -m mnist_tutorial.convolutional"

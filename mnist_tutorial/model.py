@@ -14,7 +14,7 @@ from mnist_tutorial.config import (
     SEED,
     VALIDATION_SIZE,
 )
-from tfovp._checks import check_choice
+from tfovp.checks import check_choice
 from tfovp.conv import FactoredConv2D
 from tfovp.layers import FactoredDense
 

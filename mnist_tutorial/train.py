@@ -28,8 +28,8 @@ from mnist_tutorial.config import (
     planned_steps,
 )
 from mnist_tutorial.model import TF1Momentum, TutorialDecay, build_model, l2_tensors
-from tfovp._files import atomic_writer
 from tfovp.end_to_end import precondition
+from tfovp.files import atomic_writer
 from tfovp.layers import FactoredDense
 
 DENSE_LAYERS = ("fc1", "fc2")

@@ -1,5 +1,5 @@
 """The `reproduce` modules' command lines: the flags of their Config dataclasses
-(`tfovp._cli`) plus `--out`, the `--quick` presets, validation before anything is loaded
+(`tfovp.cli`) plus `--out`, the `--quick` presets, validation before anything is loaded
 or trained, and the end of a run: a summary line, one line for a user's mistake (exit
 status 2), for missing data or a corrupt shared file (exit status 1), or for Ctrl-C,
 saying what finished and how to resume (exit status 130). `--help` imports no
@@ -16,7 +16,7 @@ import shlex
 import sys
 import time
 
-from tfovp._cli import ArgumentParser, add_config_flags, check, check_values, config_from, setting
+from tfovp.cli import ArgumentParser, add_config_flags, check, check_values, config_from, setting
 
 __all__ = [
     "DEFAULT_OUT",
@@ -115,7 +115,7 @@ def parse(config_cls, argv, prog, description):
 def check_output_flags(config):
     """Raise ValueError naming the flag of an output folder the run could not write
     (--tensorboard), before anything is loaded or trained."""
-    from tfovp._files import output_problem
+    from tfovp.files import output_problem
 
     path = getattr(config, "tensorboard", None)
     problem = path and output_problem(path, folder=True)
@@ -125,7 +125,7 @@ def check_output_flags(config):
 def main(run, config_cls, description, argv=None, prog=None):
     """Parse, validate, run `run(config, out, job)` and report; the entry point of every
     `reproduce` module. Returns what `run` returns."""
-    from tfovp._console import import_tensorflow_quietly, stop_on_sigterm, stop_status, stop_word, stops_surfaced
+    from tfovp.console import import_tensorflow_quietly, stop_on_sigterm, stop_status, stop_word, stops_surfaced
     from tfovp.datasets import DatasetError
     from tfovp.study.progress import Job
     from tfovp.study.store import StudyError

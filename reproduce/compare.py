@@ -13,7 +13,7 @@ import json
 import pathlib
 import sys
 
-from tfovp._cli import ArgumentParser
+from tfovp.cli import ArgumentParser
 from tfovp.study.claims import fmt_iterations
 
 FIGURES = ("figure2", "figure3", "figure4", "figure5", "figure3-abalone")

@@ -239,7 +239,7 @@ def _write(config, out, job, rows, medians, training, started, claims_file):
         ]  # fmt: skip
     )
     outputs.write_csv(out / "peer_2024.csv", table)
-    from tfovp._files import atomic_write_text
+    from tfovp.files import atomic_write_text
 
     atomic_write_text(out / "peer_2024.md", findings_table(table))
     claims_file.replace("peer_2024", [c for _, s, c in rows if s == "student's"], job.command)

@@ -23,8 +23,8 @@ import os
 import pathlib
 
 from mnist_tutorial import config as tutorial
-from tfovp._cli import ArgumentParser
-from tfovp._files import atomic_write_text, locked
+from tfovp.cli import ArgumentParser
+from tfovp.files import atomic_write_text, locked
 from tfovp.study.claims import ClaimsFile
 from tfovp.study.store import StudyError
 

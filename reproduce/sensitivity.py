@@ -28,8 +28,8 @@ import pathlib
 import time
 
 from reproduce import cli, common, figure3, figure5
-from tfovp._files import atomic_write_text, locked
 from tfovp.datasets import PRESETS
+from tfovp.files import atomic_write_text, locked
 from tfovp.study import criteria, outputs, records
 from tfovp.study.cluster import run_units
 from tfovp.study.problem import Problem

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from tfovp._cli import ArgumentParser
+from tfovp.cli import ArgumentParser
 
 BROWSER_FLAGS = (  # headless, offline, nothing remembered between runs
     "--headless=new",

@@ -9,7 +9,7 @@ gone (a rerun writes the thinned CSV itself); the values are not touched.
 
 import pathlib
 
-from tfovp._cli import ArgumentParser
+from tfovp.cli import ArgumentParser
 
 
 def thin(path):

@@ -13,7 +13,7 @@ import warnings
 import pytest
 
 from reproduce import figure3, figure5
-from tfovp._files import atomic_write_text, atomic_writer
+from tfovp.files import atomic_write_text, atomic_writer
 from tfovp.study.records import CurveFamily
 from tfovp.study.store import CorruptRecordWarning, RecordStore
 
@@ -65,7 +65,7 @@ def test_sigkill_while_an_output_is_rewritten_leaves_the_old_file(tmp_path):
     target = tmp_path / "claims.json"
     atomic_write_text(target, '["old"]')
     script = (
-        f"import time; from tfovp._files import atomic_writer\n"
+        f"import time; from tfovp.files import atomic_writer\n"
         f"with atomic_writer({str(target)!r}) as handle:\n"
         f"    handle.write('[\"new'); handle.flush(); print('writing', flush=True); time.sleep(60)\n"
     )

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfovp._files import atomic_save, locked, output_problem
+from tfovp.files import atomic_save, locked, output_problem
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def test_sigkill_during_a_model_save_leaves_the_old_target(tmp_path):
     target = tmp_path / "model.keras"
     target.write_bytes(b"the old model")
     code = (
-        "import os, signal, sys; from tfovp._files import atomic_save\n"
+        "import os, signal, sys; from tfovp.files import atomic_save\n"
         "def save(path):\n"
         "    assert path.endswith('.keras')\n"  # Keras insists on the suffix
         "    open(path, 'wb').write(b'half a model'); os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -96,7 +96,7 @@ def test_a_stop_is_reported_when_a_cleanup_fails_during_it(tmp_path, capsys, mon
     """SIGTERM raised inside code whose cleanup then fails (a progress bar closed half-way,
     TensorFlow's graph building): the error chained to the stop must not hide it."""
     from tfovp import compare
-    from tfovp._console import Terminated
+    from tfovp.console import Terminated
 
     def stopped_then_broken(*args, **kwargs):
         try:
@@ -225,7 +225,7 @@ def test_a_lock_whose_holder_is_killed_is_free_at_once(tmp_path):
 
     target = tmp_path / "claims.json"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from tfovp._files import locked\nwith locked({str(target)!r}):\n  input()"],
+        [sys.executable, "-c", f"from tfovp.files import locked\nwith locked({str(target)!r}):\n  input()"],
         stdin=subprocess.PIPE,
         cwd=ROOT,
         env=ENV,

@@ -36,13 +36,17 @@ _OBJECTS = {
 }
 _SUBMODULES = (
     "callbacks",
+    "checks",
+    "cli",
     "compare",
+    "console",
     "conv",
     "datasets",
     "diagnostics",
     "einsum",
     "end_to_end",
     "factoring",
+    "files",
     "initializers",
     "layers",
     "losses",

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfovp import diagnostics
-from tfovp._checks import check_int
+from tfovp.checks import check_int
 from tfovp.factoring import flat_layers
 from tfovp.layers import FactoredDense
 

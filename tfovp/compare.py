@@ -31,7 +31,7 @@ import sys
 
 import numpy as np
 
-from tfovp._cli import ArgumentParser, add_config_flags, check, check_values, config_from, setting
+from tfovp.cli import ArgumentParser, add_config_flags, check, check_values, config_from, setting
 from tfovp.study import speedup
 from tfovp.study.records import CurveFamily, CurveSpec
 from tfovp.tuning import PAPER_GRID, RHO
@@ -313,7 +313,7 @@ class DepthComparison:
         else:
             _note(speeds, "nothing to draw: no depth reaches any level within the budget")
         if path is not None:
-            from tfovp._files import atomic_writer
+            from tfovp.files import atomic_writer
 
             with atomic_writer(path, "wb") as handle:
                 figure.savefig(handle, format=str(path).rsplit(".", 1)[-1], dpi=130)
@@ -382,7 +382,7 @@ def compare_depths(
     Returns:
         DepthComparison.
     """
-    from tfovp._checks import check_choice, check_int, check_real
+    from tfovp.checks import check_choice, check_int, check_real
     from tfovp.study.problem import Problem
     from tfovp.study.runs import at_rates, train_family, tune_family
 
@@ -522,7 +522,7 @@ def main(argv=None):
     """`python -m tfovp.compare DATA --target COLUMN ...`; returns the DepthComparison
     (exit status 130 or 143 after Ctrl-C or SIGTERM, 1 when the sweep cannot fit in memory
     or an output cannot be written)."""
-    from tfovp._console import stop_on_sigterm, stop_status, stop_word, stops_surfaced
+    from tfovp.console import stop_on_sigterm, stop_status, stop_word, stops_surfaced
 
     stop_on_sigterm()
     try:
@@ -557,7 +557,7 @@ def _compare(argv):
         _checked_data(x, y)
     except ValueError as error:
         parser.error(str(error))
-    from tfovp._console import import_tensorflow_quietly
+    from tfovp.console import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     held = "" if held_out is None else f" (and {len(held_out[0]):,} held out)"
@@ -581,7 +581,7 @@ def _compare(argv):
     if config.csv:
         import pandas as pd
 
-        from tfovp._files import atomic_write_text
+        from tfovp.files import atomic_write_text
 
         atomic_write_text(config.csv, pd.DataFrame(result.rows()).to_csv(index=False))
         print(f"wrote {config.csv}")
@@ -627,7 +627,7 @@ def _builtin(name, config):
 def _check_outputs(config):
     """ValueError naming the flag of an output file that cannot be written (before any
     data is read or anything trains)."""
-    from tfovp._files import output_problem
+    from tfovp.files import output_problem
 
     for name in ("csv", "plot"):
         path = getattr(config, name)

@@ -20,8 +20,8 @@ import keras
 from keras import ops
 
 from tfovp import initializers
-from tfovp._checks import check_int
 from tfovp._factors import hidden_widths_list, product
+from tfovp.checks import check_int
 from tfovp.layers import (
     PACKAGE,
     add_bias_weight,

@@ -20,7 +20,7 @@ import pathlib
 import sys
 import zipfile
 
-from tfovp._cli import ArgumentParser
+from tfovp.cli import ArgumentParser
 
 PROG = "python -m tfovp.convert"
 INITS = ("balanced", "paper")  # tfovp.factoring.INITS, without importing Keras for --help
@@ -89,7 +89,7 @@ def _root_cause(error):
 
 def _check_target(parser, args):
     """One line (exit status 2) for a target that cannot be written or is the source."""
-    from tfovp._files import output_problem
+    from tfovp.files import output_problem
 
     if not str(args.target).endswith(".keras"):
         parser.error(f"{args.target}: the target must end in .keras")
@@ -104,7 +104,7 @@ def _check_target(parser, args):
 
 
 def main(argv=None):
-    from tfovp._console import stop_on_sigterm, stop_status, stop_word, stops_surfaced
+    from tfovp.console import stop_on_sigterm, stop_status, stop_word, stops_surfaced
 
     stop_on_sigterm()
     try:
@@ -119,7 +119,7 @@ def _convert(argv):
     parser = _parser()
     args = parser.parse_args(argv)
     _check_target(parser, args)
-    from tfovp._console import import_tensorflow_quietly
+    from tfovp.console import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     from tfovp import factoring
@@ -135,7 +135,7 @@ def _convert(argv):
             result = factoring.collapse(model)
     except ValueError as error:
         parser.error(str(error))
-    from tfovp._files import atomic_save
+    from tfovp.files import atomic_save
 
     try:
         atomic_save(args.target, result.save)

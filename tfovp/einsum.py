@@ -22,8 +22,8 @@ import numpy as np
 from keras import ops
 
 from tfovp import initializers
-from tfovp._checks import check_int
 from tfovp._factors import factor_shapes, hidden_widths_list, product
+from tfovp.checks import check_int
 from tfovp.layers import add_bias_weight, add_factor_weights, set_weight_options, shared_config
 
 PACKAGE = "tfovp"

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfovp._checks import check_choice, check_int, check_real
+from tfovp.checks import check_choice, check_int, check_real
 
 METHODS = ("auto", "svd", "gram", "closed_form")
 

@@ -16,8 +16,8 @@ import numpy as np
 from keras.src.models.functional import Functional  # the class of keras.Model(inputs, outputs)
 
 from tfovp import initializers
-from tfovp._checks import check_choice, check_int, check_real
 from tfovp._factors import hidden_widths_list
+from tfovp.checks import check_choice, check_int, check_real
 from tfovp.conv import FACTORED as CONV_FACTORED
 from tfovp.conv import FactoredConv
 from tfovp.einsum import FactoredEinsumDense, FactoredMultiHeadAttention, matrix_view

@@ -14,8 +14,8 @@ With `seed=None` the seed is drawn from NumPy's global generator, which
 import keras
 import numpy as np
 
-from tfovp._checks import check_real
 from tfovp._factors import product
+from tfovp.checks import check_real
 
 PACKAGE = "tfovp"
 

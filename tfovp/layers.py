@@ -10,8 +10,8 @@ import keras
 from keras import ops
 
 from tfovp import initializers
-from tfovp._checks import check_int
 from tfovp._factors import factor_shapes, hidden_widths_list, product
+from tfovp.checks import check_int
 
 PACKAGE = "tfovp"
 

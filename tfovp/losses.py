@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from tfovp._checks import check_real
+from tfovp.checks import check_real
 
 
 def lp_loss(y_true, y_pred, p):

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from tfovp._checks import check_choice, check_int, check_real
+from tfovp.checks import check_choice, check_int, check_real
 from tfovp.einsum import MatrixView
 from tfovp.end_to_end import METHODS, precondition
 

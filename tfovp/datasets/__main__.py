@@ -7,7 +7,7 @@ offline)."""
 import pathlib
 import sys
 
-from tfovp._cli import ArgumentParser
+from tfovp.cli import ArgumentParser
 from tfovp.datasets import (
     abalone,
     files,

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 import zipfile
 
-from tfovp._files import atomic_writer
+from tfovp.files import atomic_writer
 
 DATA_DIR_ENV = "TFOVP_DATA_DIR"
 CACHE_DIR_ENV = "TFOVP_CACHE_DIR"

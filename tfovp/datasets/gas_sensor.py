@@ -11,8 +11,8 @@ import pathlib
 
 import numpy as np
 
-from tfovp._files import atomic_writer
 from tfovp.datasets import files
+from tfovp.files import atomic_writer
 
 N_FEATURES = 128
 ETHANOL = 1

@@ -18,7 +18,7 @@ A preprocessing is a preset name (PRESETS) or "features:target[:transform]", e.g
 
 import numpy as np
 
-from tfovp._checks import check_choice
+from tfovp.checks import check_choice
 
 SCALINGS = ("none", "standardize", "minmax", "maxabs", "center")
 FEATURE_SCALINGS = (*SCALINGS, "unit-norm")

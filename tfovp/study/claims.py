@@ -11,7 +11,7 @@ import json
 import pathlib
 import time
 
-from tfovp._files import atomic_write_text, locked
+from tfovp.files import atomic_write_text, locked
 from tfovp.study.store import CorruptFileError
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
@@ -69,7 +69,7 @@ class ClaimsFile:
     def replace(self, figure, claims, command, panels=None):
         """Replace `figure`'s rows (only those of `panels`, if given; rows without a panel
         belong to every panel) with `claims`, written by `command`, and regenerate
-        claims.md; both files are written atomically, under a lock (`tfovp._files.locked`)
+        claims.md; both files are written atomically, under a lock (`tfovp.files.locked`)
         so that figures finishing at the same moment keep each other's rows."""
 
         def replaced(row):

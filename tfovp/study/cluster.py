@@ -87,7 +87,7 @@ def pin_threads(threads, blas=None):
 def _execute(function, encode, threads, blas, *args):
     """What a Ray task runs: the unit, with its threads pinned as the driver's; its
     record comes back in the store's JSON form (no TensorFlow objects travel)."""
-    from tfovp._console import import_tensorflow_quietly
+    from tfovp.console import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     pin_threads(threads, blas)

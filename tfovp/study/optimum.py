@@ -9,7 +9,7 @@ L - L* measures the excess loss of every curve of a figure.
 
 import numpy as np
 
-from tfovp._checks import check_choice, check_real
+from tfovp.checks import check_choice, check_real
 
 
 def lp_objective(x, y, w, p, reduction="mean"):

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, NullFormatter
 
-from tfovp._files import atomic_writer
+from tfovp.files import atomic_writer
 from tfovp.study.criteria import smooth
 
 

@@ -10,7 +10,7 @@ import json
 import pathlib
 import warnings
 
-from tfovp._files import atomic_write_text
+from tfovp.files import atomic_write_text
 
 
 class StudyError(Exception):
