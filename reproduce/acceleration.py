@@ -1,5 +1,5 @@
 """When does depth accelerate? The speed-up of depth-2, 3, 4 nets over the linear model
-(`tfovp.study.speedup`), measured over the variables the paper's theory says control it
+(`tfovp.speedup`), measured over the variables the paper's theory says control it
 (Sec. 7, App. B): the loss exponent p, the depth, the initialization scale, identity and
 exactly balanced starts, the feature scaling, the target's transform and centering, a
 synthetic problem the linear model solves exactly, and another dataset. One factor is
@@ -41,13 +41,14 @@ import time
 import numpy as np
 
 from reproduce import cli
-from tfovp.study import criteria, outputs, speedup
-from tfovp.study.cluster import run_units
-from tfovp.study.progress import job_scope, sweep_work
-from tfovp.study.provenance import digest, machine, versions
-from tfovp.study.records import CurveFamily, CurveSpec
-from tfovp.study.runs import PAPER_GRID, FamilyRunner
-from tfovp.study.store import RecordStore
+from reproduce.study import criteria, outputs
+from reproduce.study.cluster import run_units
+from reproduce.study.progress import job_scope, sweep_work
+from reproduce.study.provenance import digest, machine, versions
+from reproduce.study.runs import PAPER_GRID, FamilyRunner
+from reproduce.study.store import RecordStore
+from tfovp import speedup
+from tfovp.families import CurveFamily, CurveSpec
 from tfovp.tuning import RHO
 
 DEPTHS = (1, 2, 3, 4)
@@ -71,7 +72,7 @@ class Setting:
     noise: float = 0.0  # synthetic only: > 0 gives every input twice, targets w* +- noise (L* > 0)
 
     def problem(self, data_dir):
-        from tfovp.study.problem import Problem
+        from tfovp.problem import Problem
 
         if self.dataset == "synthetic":  # Sec. 7 in d dimensions: y_i from 1 down to 10^-decades
             optimum = np.logspace(0.0, -self.decades, self.dimension)[:, None]
@@ -316,7 +317,7 @@ def _map_figure(measured, config, index, path_stem):
     """Speed-up over the linear model against L(0)/L*, one panel per summary level."""
     from matplotlib.figure import Figure
 
-    from tfovp.study.plotting import save
+    from reproduce.study.plotting import save
 
     figure = Figure(figsize=(13, 4.8), layout="constrained")
     axes = figure.subplots(1, len(SUMMARY_LEVELS), sharey=True)
@@ -367,7 +368,7 @@ def _theory_figure(measured, config, index, path_stem):
     the data's principal directions (top) and L(0)/L* (bottom), one column per level."""
     from matplotlib.figure import Figure
 
-    from tfovp.study.plotting import save
+    from reproduce.study.plotting import save
 
     figure = Figure(figsize=(13, 8), layout="constrained")
     axes = figure.subplots(2, len(SUMMARY_LEVELS), sharey=True)
@@ -403,7 +404,7 @@ def _profiles_figure(measured, config, index, path_stem):
     profiles (fraction within alpha of the fastest depth) at the summary levels."""
     from matplotlib.figure import Figure
 
-    from tfovp.study.plotting import save
+    from reproduce.study.plotting import save
 
     figure = Figure(figsize=(13, 7.4), layout="constrained")
     axes = figure.subplots(2, len(SUMMARY_LEVELS))

@@ -10,7 +10,7 @@ more (results/README.md); `--quick` leaves the MNIST panel out.
 import dataclasses
 
 from reproduce import cli, common, figure2, figure3, figure4, figure5, mnist_panel
-from tfovp.study.progress import job_scope
+from reproduce.study.progress import job_scope
 
 MODULES = {"figure3": figure3, "figure2": figure2, "figure4": figure4, "figure5": figure5}
 

@@ -5,12 +5,12 @@
    neighbours (their geometric means, round after round) until both neighbours are
    within `--rho` (1.5) of the best; the fastest of each (lowest mean minibatch loss
    over the last 10 % of the budget, diverged runs excluded) are compared
-   (`tfovp.study.criteria.appendix_c`), the best on the paper's grid alone beside.
+   (`reproduce.study.criteria.appendix_c`), the best on the paper's grid alone beside.
 2. The overparameterized model with the init std of the new factors in
    {1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1} at the tutorial's learning rate (paper: almost
    identical curves, all far faster than the baseline), judged on the printed loss and
    on its cross-entropy alone against the original model at the same rate
-   (`tfovp.study.criteria.appendix_c_stds`).
+   (`reproduce.study.criteria.appendix_c_stds`).
 
 Each row also holds the last-10 % means of the printed loss's two parts, the cross-entropy
 and the L2 term, and the Frobenius norm of fc1's (product) kernel at the end: whether a
@@ -36,13 +36,13 @@ import numpy as np
 
 from mnist_tutorial import config as tutorial
 from reproduce import cli, mnist_panel
-from tfovp.study import criteria, outputs
-from tfovp.study.claims import ClaimsFile, verdict
-from tfovp.study.cluster import run_units
-from tfovp.study.plotting import MinibatchCurve, MinibatchPanel, plot_panels
-from tfovp.study.progress import MNIST_STEP, job_scope
-from tfovp.study.provenance import machine, versions
-from tfovp.study.runs import PAPER_GRID
+from reproduce.study import criteria, outputs
+from reproduce.study.claims import ClaimsFile, verdict
+from reproduce.study.cluster import run_units
+from reproduce.study.plotting import MinibatchCurve, MinibatchPanel, plot_panels
+from reproduce.study.progress import MNIST_STEP, job_scope
+from reproduce.study.provenance import machine, versions
+from reproduce.study.runs import PAPER_GRID
 
 MODELS = ("original", "overparameterized")
 STDS = (1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1)

@@ -51,13 +51,13 @@ import time
 import numpy as np
 
 from reproduce import cli
+from reproduce.study import outputs
+from reproduce.study.progress import job_scope, sweep_work
+from reproduce.study.provenance import digest, machine, versions
+from reproduce.study.runs import PAPER_GRID, FamilyRunner
+from reproduce.study.store import RecordStore
 from tfovp.datasets.preprocessing import FEATURE_SCALINGS, SCALINGS, TRANSFORMS
-from tfovp.study import outputs
-from tfovp.study.progress import job_scope, sweep_work
-from tfovp.study.provenance import digest, machine, versions
-from tfovp.study.records import CurveFamily, CurveSpec
-from tfovp.study.runs import PAPER_GRID, FamilyRunner
-from tfovp.study.store import RecordStore
+from tfovp.families import CurveFamily, CurveSpec
 from tfovp.tuning import RHO
 
 PUBLISHED = {
@@ -196,7 +196,7 @@ def crossover(curves):
 
 def screen(config):
     """Every setting with L(0), L* and whether it can produce the published curves."""
-    from tfovp.study.problem import Problem
+    from tfovp.problem import Problem
 
     lowest = min(min(points.values()) for points in PUBLISHED.values()) / PUBLISHED_INITIAL
     rows = []
@@ -222,7 +222,7 @@ def screen(config):
 def train(config, setting, steps, workdir, job, rho=None):
     """({method: best normalized curve of the grid}, {method: ... of the tuned rates, or
     None without `rho`}) of the four methods at `steps` iterations for one setting."""
-    from tfovp.study.problem import Problem
+    from tfovp.problem import Problem
 
     problem = Problem.load("ethanol", setting.preprocessing, setting.reduction, config.data_dir)
     grid = tuple(r / (len(problem.x) if setting.reduction == "sum" else 1) for r in config.lrs)
@@ -241,7 +241,7 @@ def train(config, setting, steps, workdir, job, rho=None):
 def _figure(curves, setting, which, out):
     from matplotlib.figure import Figure
 
-    from tfovp.study.plotting import save
+    from reproduce.study.plotting import save
 
     figure = Figure(figsize=(10, 5), layout="constrained")
     axis = figure.subplots()

@@ -39,7 +39,7 @@ MAX_STEPS = 10**8  # ~1 month of the l4 sweep on 2 cores: a larger budget is a t
 @dataclasses.dataclass
 class ClusterConfig:
     """The flags of a study whose independent units can run on a Ray cluster
-    (`tfovp.study.cluster`); they change where units run, never what they compute."""
+    (`reproduce.study.cluster`); they change where units run, never what they compute."""
 
     cluster: str = setting("none", "where the units run: none (this process) or ray (a Ray cluster)", ("none", "ray"))
     address: str | None = setting(
@@ -63,10 +63,10 @@ class ClusterConfig:
         )
 
     def cluster_target(self):
-        """The `tfovp.study.cluster.Cluster` to use, or None for this process."""
+        """The `reproduce.study.cluster.Cluster` to use, or None for this process."""
         if self.cluster != "ray":
             return None
-        from tfovp.study.cluster import Cluster
+        from reproduce.study.cluster import Cluster
 
         return Cluster(self.address, self.threads)
 
@@ -125,10 +125,10 @@ def check_output_flags(config):
 def main(run, config_cls, description, argv=None, prog=None):
     """Parse, validate, run `run(config, out, job)` and report; the entry point of every
     `reproduce` module. Returns what `run` returns."""
+    from reproduce.study.progress import Job
+    from reproduce.study.store import StudyError
     from tfovp.console import import_tensorflow_quietly, stop_on_sigterm, stop_status, stop_word, stops_surfaced
     from tfovp.datasets import DatasetError
-    from tfovp.study.progress import Job
-    from tfovp.study.store import StudyError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     config, out = parse(config_cls, argv, prog, description)
@@ -140,7 +140,7 @@ def main(run, config_cls, description, argv=None, prog=None):
             try:
                 import_tensorflow_quietly()
                 if getattr(config, "threads", 0):  # the same threads as the cluster's units
-                    from tfovp.study.cluster import pin_threads
+                    from reproduce.study.cluster import pin_threads
 
                     pin_threads(config.threads)
                 result = run(config, out, job)

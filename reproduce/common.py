@@ -11,16 +11,17 @@ import pathlib
 import time
 
 from reproduce.cli import MAX_STEPS, check, check_tag, check_values, setting
+from reproduce.study import criteria, outputs
+from reproduce.study.claims import ClaimsFile
+from reproduce.study.plotting import Curve, LossPanel
+from reproduce.study.progress import Job, job_scope, sweep_work
+from reproduce.study.provenance import machine, settings_key, versions
+from reproduce.study.runs import PAPER_GRID, FamilyRunner
+from reproduce.study.store import RecordStore
+from tfovp import families, speedup
 from tfovp.datasets import PRESETS, REGRESSION_LOADERS
-from tfovp.study import criteria, outputs, records, speedup
-from tfovp.study.claims import ClaimsFile
-from tfovp.study.plotting import Curve, LossPanel
-from tfovp.study.problem import Problem
-from tfovp.study.progress import Job, job_scope, sweep_work
-from tfovp.study.provenance import machine, settings_key, versions
-from tfovp.study.records import CurveFamily
-from tfovp.study.runs import PAPER_GRID, FamilyRunner
-from tfovp.study.store import RecordStore
+from tfovp.families import CurveFamily
+from tfovp.problem import Problem
 from tfovp.tuning import RHO
 
 INITS = ("near_zero", "orthogonal", "glorot_uniform", "glorot_normal", "he_normal", "lecun_normal", "truncated_normal")
@@ -164,7 +165,7 @@ class LinearConfig(StudyConfig):
 
 class FigureRun:
     """One figure's run: the problem, its curve families (trained, or reused: see
-    `tfovp.study.runs.FamilyRunner`) and its outputs. The shared claims file is read
+    `reproduce.study.runs.FamilyRunner`) and its outputs. The shared claims file is read
     first, so that a corrupt one stops the run before any training."""
 
     def __init__(self, figure, config, workdir, job=None):
@@ -178,7 +179,7 @@ class FigureRun:
         self.claims_file = ClaimsFile(self.out)
         self.claims_file.read()
         self.problem = Problem.load(config.dataset, config.preprocessing, config.loss_reduction, config.data_dir)
-        folder = f"{settings_key(config.curve_settings(), BOOKKEEPING, ADDED_SETTINGS)}-f{records.FORMAT}"
+        folder = f"{settings_key(config.curve_settings(), BOOKKEEPING, ADDED_SETTINGS)}-f{families.FORMAT}"
         store = RecordStore(self.out / ".curves" / folder, CurveFamily.from_json)
         self.runner = FamilyRunner(
             self.problem,
@@ -213,7 +214,7 @@ class FigureRun:
 
     def comparison(self, contender, baseline, p):
         """criteria.Comparison of two trained families of the l_p panel: speed-ups at
-        every tracked level (`tfovp.study.speedup`) with both families tuned, and on
+        every tracked level (`tfovp.speedup`) with both families tuned, and on
         the grid alone."""
         fc, fb = self.families[(contender, p)], self.families[(baseline, p)]
         return criteria.compare(contender, fc, baseline, fb, self.config.steps)
@@ -221,7 +222,7 @@ class FigureRun:
     def write_speedups(self, pairs):
         """<figure>_speedup.csv/.png/.pdf of every (contender, baseline, p) pair; returns
         ({name: Comparison}, the JSON summary) for the claims and the figure's JSON."""
-        from tfovp.study.plotting import plot_speedups
+        from reproduce.study.plotting import plot_speedups
 
         comparisons = {f"{c} vs {b} (l{p:g})": self.comparison(c, b, p) for c, b, p in pairs}
         crossovers = {}
@@ -271,7 +272,7 @@ class FigureRun:
         """<figure>.csv/.json/.png/.pdf, the figure's claim rows (only those of
         `panels_run` if given) and TensorBoard; returns the JSON summary. The CSV of the
         curves is left as it is when this run trained none."""
-        from tfovp.study.plotting import plot_panels
+        from reproduce.study.plotting import plot_panels
 
         c = self.config
         claims = [dataclasses.replace(claim, figure=self.figure) for claim in claims]
@@ -323,8 +324,8 @@ class FigureRun:
 
     def _write_tensorboard(self):
         """Every learning rate of every family as a TensorBoard run with its HParams
-        (`tfovp.study.tensorboard`)."""
-        from tfovp.study import tensorboard
+        (`reproduce.study.tensorboard`)."""
+        from reproduce.study import tensorboard
 
         c = self.config
         settings = {"dataset": c.dataset, "preprocessing": c.preprocessing}

@@ -13,8 +13,8 @@ import json
 import pathlib
 import sys
 
+from reproduce.study.claims import fmt_iterations
 from tfovp.cli import ArgumentParser
-from tfovp.study.claims import fmt_iterations
 
 FIGURES = ("figure2", "figure3", "figure4", "figure5", "figure3-abalone")
 

@@ -20,10 +20,10 @@ import numpy as np
 
 from reproduce import cli, common
 from reproduce.figure3 import label as depth_label
+from reproduce.study import criteria, outputs
+from tfovp.convergence import relative_excess
 from tfovp.diagnostics import trajectory_distance
-from tfovp.study import criteria, outputs
-from tfovp.study.convergence import relative_excess
-from tfovp.study.records import CurveSpec
+from tfovp.families import CurveSpec
 
 
 @dataclasses.dataclass
@@ -139,7 +139,7 @@ def _write_distance(figure, distances):
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from tfovp.study.plotting import save
+    from reproduce.study.plotting import save
 
     if not distances:
         return

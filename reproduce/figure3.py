@@ -10,8 +10,8 @@ networks converge *much faster* than the linear model.
 import dataclasses
 
 from reproduce import cli, common
-from tfovp.study import criteria
-from tfovp.study.records import CurveSpec
+from reproduce.study import criteria
+from tfovp.families import CurveSpec
 
 
 @dataclasses.dataclass

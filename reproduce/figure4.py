@@ -12,8 +12,8 @@ Paper's finding: depth-3 GD beats AdaGrad and AdaDelta; depth further accelerate
 import dataclasses
 
 from reproduce import cli, common
-from tfovp.study import criteria
-from tfovp.study.records import CurveSpec
+from reproduce.study import criteria
+from tfovp.families import CurveSpec
 
 LEFT = [
     ("depth-3 net, GD", 3, "gd"),

@@ -22,7 +22,7 @@ an interrupted one from its last checkpoint. A run of one panel keeps the other 
 claim rows, and a run of the left panel alone redraws the right one from the MNIST
 outputs already in the folder (its JSON summary and first-seed CSVs). With `--cluster
 ray` every curve family and MNIST run is one task on a Ray cluster
-(`tfovp.study.cluster`; MNIST runs there take a GPU where there is one).
+(`reproduce.study.cluster`; MNIST runs there take a GPU where there is one).
 
     python -m reproduce.figure5 [--quick] [--steps N] [--losses 2] [--panels left] [--resume]
         [--cluster ray [--address HOST:6379]] ...
@@ -32,9 +32,9 @@ import dataclasses
 
 from mnist_tutorial.config import L2_CHOICES, SEED
 from reproduce import cli, common, mnist_panel
-from tfovp.study import criteria
-from tfovp.study.cluster import run_units
-from tfovp.study.records import CurveSpec
+from reproduce.study import criteria
+from reproduce.study.cluster import run_units
+from tfovp.families import CurveSpec
 
 CURVES = [
     ("linear model (depth 1)", 1, "near_zero"),

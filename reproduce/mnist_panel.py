@@ -13,7 +13,7 @@ Figure 5's right panel shows the first seed as the paper does (raw loss and a tr
 100-step mean, the claims' smoothing); figure5_mnist.png the decomposition (printed
 loss, cross-entropy, L2 term, validation error; mean over seeds with the min-max band,
 smoothed with a centred window so that the line does not lag); figure5_mnist_norms.png
-the kernel norms. Claims: `tfovp.study.criteria.mnist` and `mnist_tracking`.
+the kernel norms. Claims: `reproduce.study.criteria.mnist` and `mnist_tracking`.
 
 Each finished run is stored under `<workdir>/.curves/mnist` and a run in progress saves
 a checkpoint there every 500 steps, so that `--resume` after an interruption retrains
@@ -27,11 +27,11 @@ import re
 import numpy as np
 
 from mnist_tutorial import config as tutorial
-from tfovp.study import criteria
-from tfovp.study.plotting import MinibatchCurve, MinibatchPanel
-from tfovp.study.progress import MNIST_STEP
-from tfovp.study.provenance import settings_key
-from tfovp.study.store import RecordStore
+from reproduce.study import criteria
+from reproduce.study.plotting import MinibatchCurve, MinibatchPanel
+from reproduce.study.progress import MNIST_STEP
+from reproduce.study.provenance import settings_key
+from reproduce.study.store import RecordStore
 
 MODELS = {"original": False, "overparameterized": True}
 PRECONDITIONED = "original, preconditioned (Eq. 10, N = 2)"
@@ -64,10 +64,10 @@ def _name(config, label):
 
 
 def units(labelled_configs, runs, resume, job):
-    """The `tfovp.study.cluster.Unit`s of the (label, tutorial.Config) runs that
+    """The `reproduce.study.cluster.Unit`s of the (label, tutorial.Config) runs that
     `train_stored` would train (one GPU each where the cluster has GPUs). A unit on a
     cluster writes no checkpoint: a failed one is retried from its start."""
-    from tfovp.study.cluster import Unit
+    from reproduce.study.cluster import Unit
 
     planned = {}
     for label, config in labelled_configs:
@@ -399,7 +399,7 @@ def _decomposition_figure(results, path_stem, window):
     means over seeds with their min-max bands."""
     from matplotlib.figure import Figure
 
-    from tfovp.study.plotting import save
+    from reproduce.study.plotting import save
 
     panels = (
         ("minibatch_loss", "printed loss (cross-entropy + L2 term)", True),
@@ -454,7 +454,7 @@ def _norms_figure(results, path_stem):
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    from tfovp.study.plotting import save, tidy_log_ticks
+    from reproduce.study.plotting import save, tidy_log_ticks
 
     figure = Figure(figsize=(13, 6))
     axes = figure.subplots(1, 2)

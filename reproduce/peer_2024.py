@@ -17,7 +17,7 @@ report's MSE, so the report's rate eta is 2 eta here: the grid is doubled.
 Setups (one column each): the student's; without the bias; with the paper's init
 N(0, 0.01^2) instead of 0.02; width 1 only (the paper's); rates tuned from the student's
 grid (`tfovp.tuning`, rho 1.2: its top, 0.01, is extended); the l4 loss. The findings
-(`tfovp.study.criteria`, "student: ..."; criteria committed before the run) are judged
+(`reproduce.study.criteria`, "student: ..."; criteria committed before the run) are judged
 in every setup: the linear model consistently better on Ethanol, deeper nets
 consistently better on Abalone, width mattering, run-to-run variation with random init,
 less variation and faster near-identity nets with the special inits, and still no clear
@@ -36,13 +36,13 @@ import time
 import numpy as np
 
 from reproduce import cli
-from tfovp.study import criteria, outputs
-from tfovp.study.claims import ClaimsFile
-from tfovp.study.progress import job_scope, sweep_work
-from tfovp.study.provenance import digest, machine, versions
-from tfovp.study.records import CurveFamily, CurveSpec
-from tfovp.study.runs import FamilyRunner
-from tfovp.study.store import RecordStore
+from reproduce.study import criteria, outputs
+from reproduce.study.claims import ClaimsFile
+from reproduce.study.progress import job_scope, sweep_work
+from reproduce.study.provenance import digest, machine, versions
+from reproduce.study.runs import FamilyRunner
+from reproduce.study.store import RecordStore
+from tfovp.families import CurveFamily, CurveSpec
 from tfovp.tuning import RHO
 
 STUDENT_GRID = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2)  # the report's, for its MSE
@@ -152,7 +152,7 @@ def problem(name, config):
     """The training rows of a data set, preprocessed with their own statistics."""
     from tfovp.compare import split
     from tfovp.datasets import REGRESSION_LOADERS
-    from tfovp.study.problem import Problem
+    from tfovp.problem import Problem
 
     x, y = REGRESSION_LOADERS[name](data_dir=config.data_dir)
     (x_train, y_train), _ = split(x, y, config.test_fraction, 0, config.preprocessing)

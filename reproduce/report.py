@@ -23,10 +23,10 @@ import os
 import pathlib
 
 from mnist_tutorial import config as tutorial
+from reproduce.study.claims import ClaimsFile
+from reproduce.study.store import StudyError
 from tfovp.cli import ArgumentParser
 from tfovp.files import atomic_write_text, locked
-from tfovp.study.claims import ClaimsFile
-from tfovp.study.store import StudyError
 
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
 CLAIMS_BEGIN, CLAIMS_END = "<!-- claims:begin -->", "<!-- claims:end -->"
@@ -336,7 +336,7 @@ def _minutes(seconds):
     return f"{seconds / 60:,.1f} min" if seconds >= 60 else f"{seconds:,.0f} s"
 
 
-SPEED_UP = " (speed-up)"  # the suffix of a claim judged by the tuned speed-up (tfovp.study.speedup)
+SPEED_UP = " (speed-up)"  # the suffix of a claim judged by the tuned speed-up (tfovp.speedup)
 CLAIMS_TABLE = "claims_table.md"  # OUT's full claims table
 WHY_TWO_VERDICTS = (
     'A "faster" claim is judged twice. The threshold verdict compares the iterations each '

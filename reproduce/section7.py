@@ -27,10 +27,10 @@ import time
 import numpy as np
 
 from reproduce import cli
-from tfovp.study import criteria, outputs
-from tfovp.study.claims import ClaimsFile
-from tfovp.study.progress import job_scope, sweep_work
-from tfovp.study.provenance import machine, versions
+from reproduce.study import criteria, outputs
+from reproduce.study.claims import ClaimsFile
+from reproduce.study.progress import job_scope, sweep_work
+from reproduce.study.provenance import machine, versions
 
 
 @dataclasses.dataclass
@@ -131,7 +131,7 @@ def _train(config, name, rates, **kwargs):
 def _figure(config, runs, out):
     from matplotlib.figure import Figure
 
-    from tfovp.study.plotting import save
+    from reproduce.study.plotting import save
 
     figure = Figure(figsize=(11, 4.8), layout="constrained")
     axes = figure.subplots(1, 2)

@@ -6,7 +6,7 @@ Each curve is trained once for the longest budget, with all seeds batched into t
 learning-rate grid of one compiled loop; a shorter budget is its prefix (the same
 trajectory, `CurveFamily.truncated`), so every budget costs one run, and other levels
 cost no training. The claims are judged by the same criteria as the figures
-(`tfovp.study.criteria`). For Figure 3 the l4 families are also tuned (`tfovp.tuning`,
+(`reproduce.study.criteria`). For Figure 3 the l4 families are also tuned (`tfovp.tuning`,
 on the median over seeds), and its speed-up claim is judged per seed at the longest
 budget (the speed-ups need every step, which a prefix does not keep) twice: with both
 rates tuned ("(speed-up)") and on the grid alone ("(speed-up, paper grid)"); these rows
@@ -20,7 +20,7 @@ budget) settings it covers.
         [--cluster ray [--address HOST:6379]]
 
 With `--cluster ray` every curve family of every setting is one task on a Ray cluster
-(`tfovp.study.cluster`); the outputs are those of the single-machine run.
+(`reproduce.study.cluster`); the outputs are those of the single-machine run.
 """
 
 import dataclasses
@@ -28,16 +28,17 @@ import pathlib
 import time
 
 from reproduce import cli, common, figure3, figure5
+from reproduce.study import criteria, outputs
+from reproduce.study.cluster import run_units
+from reproduce.study.progress import job_scope, sweep_work
+from reproduce.study.provenance import digest
+from reproduce.study.runs import FamilyRunner
+from reproduce.study.store import RecordStore
+from tfovp import families
 from tfovp.datasets import PRESETS
+from tfovp.families import CurveFamily, CurveSpec
 from tfovp.files import atomic_write_text, locked
-from tfovp.study import criteria, outputs, records
-from tfovp.study.cluster import run_units
-from tfovp.study.problem import Problem
-from tfovp.study.progress import job_scope, sweep_work
-from tfovp.study.provenance import digest
-from tfovp.study.records import CurveFamily, CurveSpec
-from tfovp.study.runs import FamilyRunner
-from tfovp.study.store import RecordStore
+from tfovp.problem import Problem
 
 FIGURES = (3, 5)
 SETTING = ["figure", "preprocessing", "seed", "budget"]  # what one row's verdict depends on, besides the level
@@ -104,7 +105,7 @@ def runner(config, problem, figure, workdir, job):
     folder = (
         f"{config.dataset}-{problem.preprocessing}-"
         + digest({"lrs": config.lrs, "loss_reduction": config.loss_reduction, "dtype": config.dtype, "steps": longest})
-        + f"-f{records.FORMAT}"
+        + f"-f{families.FORMAT}"
     )
     store = RecordStore(pathlib.Path(workdir) / ".curves" / "sensitivity" / folder, CurveFamily.from_json)
     return FamilyRunner(

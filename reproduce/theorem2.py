@@ -4,7 +4,7 @@ curve near the origin for depth N >= 3, so it is not the gradient of any functio
 regularizer reproduces what depth does (PAPER Sec. 3).
 
 The loss is Ethanol's l_p loss L^1 (default l2, mean over examples, standardized data),
-a single output. The curve Gamma_{r,R} (`tfovp.study.circulation`) lies in the plane of
+a single output. The curve Gamma_{r,R} (`reproduce.study.circulation`) lies in the plane of
 e = grad L(0) / ||grad L(0)|| and f, the unit vector along H e orthogonalized against e
 (H = X^T X / m, the direction in which the gradient turns first); R is a fraction of
 ||W*|| (near the origin), r^{3-2/N} = R^{3-2/N} / 2. N = 1 is the check of the method
@@ -21,12 +21,12 @@ import time
 import numpy as np
 
 from reproduce import cli
+from reproduce.study import circulation, criteria, outputs
+from reproduce.study.claims import ClaimsFile
+from reproduce.study.progress import job_scope
+from reproduce.study.provenance import machine, versions
 from tfovp.datasets import PRESETS, REGRESSION_LOADERS
-from tfovp.study import circulation, criteria, outputs
-from tfovp.study.claims import ClaimsFile
-from tfovp.study.problem import Problem
-from tfovp.study.progress import job_scope
-from tfovp.study.provenance import machine, versions
+from tfovp.problem import Problem
 
 
 @dataclasses.dataclass
@@ -73,7 +73,7 @@ def _figure(gradient, e, f, measured, out):
     """The curve and the field of N = 1 and N = 3 in the curve's plane."""
     from matplotlib.figure import Figure
 
-    from tfovp.study.plotting import save
+    from reproduce.study.plotting import save
 
     outer = next(iter(measured.values())).outer
     figure = Figure(figsize=(11, 3.8))

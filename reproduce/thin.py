@@ -1,5 +1,5 @@
 """Thin a figure CSV written before its rows were log-spaced: keep the rows at the steps
-`tfovp.study.outputs.csv_steps` keeps (every step up to 10, then about 80 log-spaced
+`reproduce.study.outputs.csv_steps` keeps (every step up to 10, then about 80 log-spaced
 ones and the last) and, per learning rate, those of `crossing_steps` (where its relative
 excess crosses a level for good), as the figure writes them now. For figures whose stored runs are
 gone (a rerun writes the thinned CSV itself); the values are not touched.
@@ -19,8 +19,8 @@ def thin(path):
     import numpy as np
     import pandas as pd
 
-    from tfovp.study.convergence import LEVELS
-    from tfovp.study.outputs import crossing_steps, csv_steps, write_csv
+    from reproduce.study.outputs import crossing_steps, csv_steps, write_csv
+    from tfovp.convergence import LEVELS
 
     frame = pd.read_csv(path)
     levels = (*LEVELS, *_figure_levels(path))

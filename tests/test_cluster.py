@@ -1,4 +1,4 @@
-"""Grids on a Ray cluster (`tfovp.study.cluster`), on a local instance of 2 CPUs: the
+"""Grids on a Ray cluster (`reproduce.study.cluster`), on a local instance of 2 CPUs: the
 outputs equal those of the single-machine path (values, not only verdicts), a failing
 unit is retried once and then named while the others are stored, and `--resume` skips
 finished units."""
@@ -14,9 +14,9 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from reproduce import appendix_c, sensitivity  # noqa: E402
-from tfovp.study.cluster import Cluster, Unit, run_units  # noqa: E402
-from tfovp.study.progress import Job  # noqa: E402
-from tfovp.study.store import RecordStore, StudyError  # noqa: E402
+from reproduce.study.cluster import Cluster, Unit, run_units  # noqa: E402
+from reproduce.study.progress import Job  # noqa: E402
+from reproduce.study.store import RecordStore, StudyError  # noqa: E402
 
 pytestmark = pytest.mark.cluster
 
@@ -115,9 +115,9 @@ def test_a_failing_unit_is_retried_once_then_named_and_the_others_are_stored(tmp
 
 
 def test_resume_sends_only_the_units_not_stored(data_dir, tmp_path):
-    from tfovp.study.problem import Problem
-    from tfovp.study.records import CurveFamily, CurveSpec
-    from tfovp.study.runs import FamilyRunner
+    from reproduce.study.runs import FamilyRunner
+    from tfovp.families import CurveFamily, CurveSpec
+    from tfovp.problem import Problem
 
     problem = Problem.load("ethanol", "standardize", data_dir=data_dir)
     store = RecordStore(tmp_path, CurveFamily.from_json)
@@ -141,7 +141,7 @@ def test_threads_beyond_every_node_is_one_line(tmp_path):
 def thread_counts():
     import tensorflow as tf
 
-    from tfovp.study.cluster import blas_threads
+    from reproduce.study.cluster import blas_threads
 
     return {"tensorflow": tf.config.threading.get_intra_op_parallelism_threads(), "blas": blas_threads()}
 

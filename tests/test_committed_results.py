@@ -1,5 +1,5 @@
 """The committed results judge to their committed claims: the criteria of
-`tfovp.study.criteria`, applied to the committed data (the figures' CSV and JSON, the
+`reproduce.study.criteria`, applied to the committed data (the figures' CSV and JSON, the
 MNIST per-step CSVs, the Appendix C table), give the verdicts and measurements written
 in results/claims.json. No training; a check that results/ is internally consistent."""
 
@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfovp.study import convergence, criteria
+from reproduce.study import criteria
+from tfovp import convergence
 
 pytestmark = pytest.mark.integration
 

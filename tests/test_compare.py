@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tfovp import speedup
 from tfovp.compare import compare_depths, main
-from tfovp.study import speedup
 
 
 def test_linear_model_times_match_the_closed_form():
@@ -122,7 +122,7 @@ def test_the_held_out_rows_never_reach_training_and_are_scored():
     """The split is seeded, the preprocessing's statistics come from the training rows
     only, and the held-out loss is the trained kernel's loss on the held-out rows."""
     from tfovp.compare import split
-    from tfovp.study.optimum import lp_objective
+    from tfovp.optimum import lp_objective
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 2))
@@ -147,7 +147,7 @@ def test_the_held_out_rows_never_reach_training_and_are_scored():
 
 
 def test_a_bias_on_every_layer_fits_least_squares_with_an_intercept():
-    from tfovp.study.optimum import optimal_loss
+    from tfovp.optimum import optimal_loss
     from tfovp.sweep import sweep
 
     rng = np.random.default_rng(1)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfovp.study import criteria
+from reproduce.study import criteria
 
 
 def _runs(linear, deep_by_width, inits=("random",), spread=1.0):

@@ -13,9 +13,9 @@ import warnings
 import pytest
 
 from reproduce import figure3, figure5
+from reproduce.study.store import CorruptRecordWarning, RecordStore
+from tfovp.families import CurveFamily
 from tfovp.files import atomic_write_text, atomic_writer
-from tfovp.study.records import CurveFamily
-from tfovp.study.store import CorruptRecordWarning, RecordStore
 
 pytestmark = pytest.mark.integration
 

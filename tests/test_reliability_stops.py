@@ -203,7 +203,7 @@ def test_sigterm_stops_compare_with_one_line_and_143(tmp_path):
 
 def test_figures_writing_claims_at_once_keep_each_others_rows(tmp_path):
     code = (  # wait for the start signal; a slow read widens the window between read and write
-        "import os, sys, time; from tfovp.study.claims import Claim, ClaimsFile\n"
+        "import os, sys, time; from reproduce.study.claims import Claim, ClaimsFile\n"
         "read = ClaimsFile.read\n"
         "ClaimsFile.read = lambda self: (read(self), time.sleep(0.2))[0]\n"
         "figure, folder = sys.argv[1], sys.argv[2]\n"
@@ -314,8 +314,8 @@ def test_the_tutorials_stop_says_what_its_checkpoint_holds(tmp_path, capsys, mon
 
 
 def test_an_unreachable_ray_address_is_given_up_at_once():
-    from tfovp.study.cluster import _check_reachable
-    from tfovp.study.store import StudyError
+    from reproduce.study.cluster import _check_reachable
+    from reproduce.study.store import StudyError
 
     started = time.monotonic()
     with pytest.raises(StudyError, match="--address 127.0.0.1:1: no Ray cluster answers there"):
@@ -327,8 +327,8 @@ def test_an_unreachable_ray_address_is_given_up_at_once():
 
 
 def test_claim_rows_without_their_fields_stop_before_any_training(tmp_path):
-    from tfovp.study.claims import ClaimsFile
-    from tfovp.study.store import CorruptFileError
+    from reproduce.study.claims import ClaimsFile
+    from reproduce.study.store import CorruptFileError
 
     (tmp_path / "claims.json").write_text(json.dumps([{"figure": "figure3", "verdict": "PASS"}]))
     with pytest.raises(CorruptFileError, match="row 1 lacks claim, criterion, measured, setting"):

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from reproduce import common, figure2, figure3, figure4, figure5, sensitivity
-from tfovp.study import criteria, runs
-from tfovp.study.claims import Claim, ClaimsFile
-from tfovp.study.provenance import digest, settings_key
+from reproduce.study import criteria, runs
+from reproduce.study.claims import Claim, ClaimsFile
+from reproduce.study.provenance import digest, settings_key
 
 pytestmark = pytest.mark.integration
 
@@ -489,8 +489,8 @@ def test_sensitivity_quick(data_dir, tmp_path):
 def test_sensitivity_judges_a_truncated_family_like_a_shorter_run(data_dir):
     """The shorter budget of the sensitivity study is the prefix of the longer run: the
     same summaries as training that budget directly."""
-    from tfovp.study.problem import Problem
-    from tfovp.study.records import CurveSpec
+    from tfovp.families import CurveSpec
+    from tfovp.problem import Problem
 
     problem = Problem.load("ethanol", data_dir=data_dir)
     spec = CurveSpec("depth-2 net", depth=2, loss=4.0)
@@ -531,10 +531,10 @@ def test_all_quick_writes_every_figure_without_the_mnist_panel(data_dir, tmp_pat
 
 
 def test_runner_reuses_a_stored_family_only_with_resume_or_within_one_command(tmp_path, monkeypatch):
-    from tfovp.study.problem import Problem
-    from tfovp.study.progress import Job
-    from tfovp.study.records import CurveFamily, CurveSpec
-    from tfovp.study.store import RecordStore
+    from reproduce.study.progress import Job
+    from reproduce.study.store import RecordStore
+    from tfovp.families import CurveFamily, CurveSpec
+    from tfovp.problem import Problem
 
     rng = np.random.default_rng(0)
     problem = Problem(rng.normal(size=(20, 3)), rng.normal(size=(20, 1)))

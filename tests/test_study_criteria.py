@@ -4,8 +4,9 @@ an INCONCLUSIVE case, and all-diverged input, for every figure and the MNIST pan
 import numpy as np
 import pytest
 
-from tfovp.study import convergence, criteria
-from tfovp.study.criteria import Speed
+from reproduce.study import criteria
+from reproduce.study.criteria import Speed
+from tfovp import convergence
 
 REACHED, SLOW, NEVER, DIVERGED = Speed(100, 0.01), Speed(1000, 0.1), Speed(None, 0.5), Speed(None, None)
 
@@ -251,7 +252,7 @@ def test_appendix_b_claims():
 
 
 def test_theorem2_claims():
-    from tfovp.study.circulation import Circulation
+    from reproduce.study.circulation import Circulation
 
     def made(depth, values):
         return Circulation(depth, 0.5, 1.0, (10, 20, 40), values, 3.0)

@@ -4,7 +4,7 @@ on your data, each depth's learning rate tuned (`tfovp.tuning`: the paper's grid
 compiled sweep, its ends extended, the best rate's bracket refined to within rho = 1.2
 at every level), and reports per depth the tuned rate and its distance to the divergence
 edge, and the speed-up over the shallowest depth at every level of relative excess loss
-(`tfovp.study.speedup`), with rates tuned and on the grid alone, and a plain answer.
+(`tfovp.speedup`), with rates tuned and on the grid alone, and a plain answer.
 
 Definitions. The relative excess of a loss L is e = (L - L*) / (L(W=0) - L*), L* the
 optimum. T_N(e) = the number of iterations after which depth N's loss stays below
@@ -31,9 +31,9 @@ import sys
 
 import numpy as np
 
+from tfovp import speedup
 from tfovp.cli import ArgumentParser, add_config_flags, check, check_values, config_from, setting
-from tfovp.study import speedup
-from tfovp.study.records import CurveFamily, CurveSpec
+from tfovp.families import CurveFamily, CurveSpec
 from tfovp.tuning import PAPER_GRID, RHO
 
 PROG = "python -m tfovp.compare"
@@ -126,7 +126,7 @@ class DepthComparison:
         """(training loss, held-out loss or None, rate) at the end of the budget of the
         depth's rate with the lowest final training loss (first seed; tuned rates
         included), or None if every rate diverged."""
-        from tfovp.study.optimum import lp_objective
+        from tfovp.optimum import lp_objective
 
         family = self.families[depth].with_tuned()
         columns = family.columns()
@@ -383,8 +383,8 @@ def compare_depths(
         DepthComparison.
     """
     from tfovp.checks import check_choice, check_int, check_real
-    from tfovp.study.problem import Problem
-    from tfovp.study.runs import at_rates, train_family, tune_family
+    from tfovp.families import at_rates, train_family, tune_family
+    from tfovp.problem import Problem
 
     x, y = _checked_data(x, y)
     depths = tuple(check_int("depths", d, minimum=1) for d in depths)

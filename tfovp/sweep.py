@@ -43,10 +43,10 @@ import tensorflow as tf
 
 from tfovp import initializers
 from tfovp._factors import factor_shapes, hidden_widths_list, product
-from tfovp._progress import Progress
 from tfovp.checks import check_choice, check_int, check_real
 from tfovp.end_to_end import precondition
 from tfovp.losses import LpLoss
+from tfovp.progress import Progress
 
 UPDATES = ("gd", "end_to_end")
 REDUCTIONS = ("mean", "sum")

@@ -9,7 +9,7 @@ Comparisons of Optimizers for Deep Learning", 2019; Sivaprasad et al., ICML 2020
 Schmidt et al., ICML 2021).
 
 Measure. For a learning rate eta, T(e; eta) is the number of iterations after which the
-loss stays below level e of relative excess loss (see `tfovp.study.speedup`), the upper
+loss stays below level e of relative excess loss (see `tfovp.speedup`), the upper
 median over seeds, infinite if not within the budget or diverged. The best rate at e is
 the one with the smallest T(e; eta) (ties: the lower final loss, then the smaller rate);
 for the target FINAL it is the rate with the lowest final loss (used where no rate

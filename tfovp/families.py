@@ -1,18 +1,25 @@
-"""The typed record of the linear experiments: a curve family, i.e. one model family
-(`CurveSpec`) trained by `tfovp.sweep.sweep` over a grid of learning rates and seeds,
-with everything needed to store it, resume it, summarize it, plot it and judge it.
+"""Curve families: one model family (`CurveSpec`) trained by `tfovp.sweep.sweep` over a
+grid of learning rates and seeds (`train_family`), tuned by `tfovp.tuning`
+(`tune_family`), as a typed record (`CurveFamily`) with everything needed to store it,
+resume it, summarize it, plot it and judge it.
+
+Tuning: a family on a grid is trained on the grid, then at the rates the protocol adds
+(grid ends extended x5, the best rate's bracket refined to a ratio rho, at every tracked
+level); the grid's copies stay the family, the added ones are kept beside them
+(`CurveFamily.tuned`). Threshold verdicts read the grid; speed-ups are reported on both.
 
 Summaries are computed from the record on demand (`CurveFamily.summary`), at any
 convergence level and, with `truncated`, at any shorter budget, without retraining.
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 
 import numpy as np
 
-from tfovp.study import convergence
+from tfovp import convergence, speedup, tuning
 
 FORMAT = 4  # version of the JSON layout written by `CurveFamily.to_json`; stores are kept per format
 
@@ -123,7 +130,7 @@ class CurveFamily:
             (the first is the grid), or None if not tuned.
         rho: the ratio of each refinement round of the tuning, or None.
         reference_loss: L_ref = L^1(W = 0) of the problem, shared by every family it is
-            compared with (`tfovp.study.speedup`), or None.
+            compared with (`tfovp.speedup`), or None.
         levels: (J,) relative excess levels e whose loss thresholds L* + e (L_ref - L*)
             were tracked at every step, or None.
         last_above: (C, J) last step whose loss exceeded each level's threshold (-1:
@@ -185,9 +192,6 @@ class CurveFamily:
         every level), or None if it was not tuned."""
         if not self.is_tuned:
             return None
-        from tfovp import tuning
-        from tfovp.study import speedup
-
         grid = tuple(float(r) for r in self.learning_rates[self.columns()])
         return tuning.Tuning(
             self.levels, grid, tuple(self.rho), speedup.rate_results(self.with_tuned()), tuple(self.tuning_stages)
@@ -370,3 +374,92 @@ def concatenated(first, second):
         elapsed_seconds=first.elapsed_seconds + second.elapsed_seconds,
         tuned=None,
     )
+
+
+def record_steps(steps, points=160):
+    """Recorded steps: every step up to 100, then log-spaced, plus 100 linear points."""
+    dense = np.arange(min(steps, 100) + 1)
+    logs = np.geomspace(1, max(steps, 1), points).astype(int)
+    linear = np.linspace(0, steps, 101).astype(int)
+    return np.unique(np.concatenate([dense, logs, linear, [steps]]))
+
+
+def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress=None, levels=speedup.LEVELS):
+    """Sweep `spec` on `problem` (a `tfovp.problem.Problem`) over its learning rates
+    (the spec's, else `grid`) x `seeds` for `steps` iterations; returns a CurveFamily.
+    For the speed-up measures, the loss thresholds of `levels` and the largest loss
+    between recorded steps are tracked at every step."""
+    from tfovp.sweep import sweep  # TensorFlow is imported only when something trains
+
+    rates = list(spec.learning_rates or grid)
+    recorded = record_steps(steps)
+    levels = np.asarray(levels, dtype=np.float64)
+    result = sweep(
+        problem.x,
+        problem.y,
+        rates,
+        steps,
+        depth=spec.depth,
+        hidden_widths=spec.hidden_widths,
+        update=spec.update,
+        initializer=spec.make_initializer(),
+        seeds=seeds,
+        loss=spec.loss,
+        reduction=problem.reduction,
+        record_steps=recorded,
+        record_end_to_end=spec.record_end_to_end,
+        record_balancedness=spec.depth > 1 and spec.update != "end_to_end",
+        record_window_max=True,
+        thresholds=problem.thresholds(spec.loss, levels, spec.bias),
+        bias=spec.bias,
+        bias_std=spec.bias_std,
+        dtype=dtype,
+        progress=progress,
+    )
+    return CurveFamily(
+        spec=spec,
+        optimum=problem.optimum(spec.loss, spec.bias),
+        steps=recorded,
+        learning_rates=result.learning_rates,
+        seeds=result.seeds,
+        losses=result.losses,
+        diverged_at=result.diverged_at,
+        end_to_end_norm=result.end_to_end_norm,
+        end_to_end=None if result.end_to_end is None else result.end_to_end.astype(np.float64),
+        balancedness=None if result.balancedness is None else result.balancedness.max(axis=-1).astype(np.float64),
+        relative_balancedness=(
+            None if result.balancedness is None else result.relative_balancedness().max(axis=-1).astype(np.float64)
+        ),
+        elapsed_seconds=result.elapsed,
+        seconds_per_step=result.seconds_per_step,
+        reference_loss=problem.reference_loss(spec.loss),
+        levels=levels,
+        last_above=result.last_above,
+        window_max=result.window_max,
+        final_kernels=np.where(result.diverged[:, None, None], np.nan, result.final_end_to_end()),
+    )
+
+
+def tune_family(train, grid, levels, rho):
+    """The family trained by `train(rates, stage)` (a CurveFamily per call) on `grid`, tuned by
+    `tfovp.tuning.tune` at every level and the final loss: the grid's family, with the
+    rates tuning added in `tuned` and the stages that trained them."""
+    trained = []
+
+    def measured(rates, stage):
+        trained.append(train(rates, stage))
+        return speedup.rate_results(trained[-1])
+
+    result = tuning.tune(measured, levels, grid, rho=rho)
+    extra = functools.reduce(concatenated, trained[1:]) if len(trained) > 1 else None
+    if extra is not None:
+        extra.spec = dataclasses.replace(trained[0].spec, learning_rates=tuple(extra.learning_rates[extra.columns()]))
+    family = trained[0]
+    family.tuned, family.tuning_stages, family.rho = extra, result.stages, result.rho
+    return family
+
+
+def at_rates(spec, rates, grid):
+    """`spec` at `rates`: the spec itself for its grid (so that its key stays the same)."""
+    same = spec.learning_rates is None and tuple(rates) == tuple(sorted(grid))
+    return spec if same else dataclasses.replace(spec, learning_rates=tuple(float(r) for r in rates))

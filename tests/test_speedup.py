@@ -4,8 +4,9 @@ one-sided bounds, a late-diverging rate, the crossover, and the claim rule."""
 import numpy as np
 import pytest
 
-from tfovp.study import criteria, speedup
-from tfovp.study.records import CurveFamily, CurveSpec
+from reproduce.study import criteria
+from tfovp import speedup
+from tfovp.families import CurveFamily, CurveSpec
 
 LEVELS = np.array([0.5, 0.1, 0.01])
 

@@ -11,7 +11,7 @@ meaningful when a command mixes them.
 import contextlib
 import sys
 
-from tfovp._progress import Progress
+from tfovp.progress import Progress
 
 # Rough cost of one step, in l4 sweep copy-steps (measured on the project's CPU:
 # ~3 us per copy-step for l2 in its Gram form, ~20 us for l4, ~70 ms per MNIST step).
@@ -143,7 +143,7 @@ class Job:
         self.finished.append(text)
 
     def arrived(self, path, text, work):
-        """A unit that ran elsewhere (`tfovp.study.cluster`) and was stored at `path`."""
+        """A unit that ran elsewhere (`reproduce.study.cluster`) and was stored at `path`."""
         self.reuse(text, work, done_now=True)
         self.written.add(path)
         self._arrived.add(path)

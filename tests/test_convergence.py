@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tfovp.study import convergence
-from tfovp.study.optimum import lp_objective, optimal_loss
+from tfovp import convergence
+from tfovp.optimum import lp_objective, optimal_loss
 
 
 def test_iterations_to_requires_staying_below():
@@ -92,7 +92,7 @@ def test_an_exactly_solvable_problem_has_optimum_zero_for_every_p():
 def test_a_thinned_csv_keeps_every_time_to_a_level():
     """The CSV's rows (log-spaced steps plus `crossing_steps`), values carried forward
     between them, give the same `iterations_to` at every level as the full record."""
-    from tfovp.study.outputs import crossing_steps, csv_steps
+    from reproduce.study.outputs import crossing_steps, csv_steps
 
     rng = np.random.default_rng(3)
     steps = np.arange(20_001)

@@ -135,7 +135,7 @@ def family_runs(figure, family, level, settings):
 
 def log_runs(log_dir, figure, runs, level, varying):
     """Write every run of `family_runs` (its scalars, its varying hparams, its metrics)."""
-    from tfovp.study import convergence
+    from tfovp import convergence
 
     for folder, hparams, family, column in runs:
         losses = family.losses[:, column]

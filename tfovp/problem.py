@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 
 from tfovp.datasets import load_regression
-from tfovp.study.optimum import lp_objective, optimal_loss
+from tfovp.optimum import lp_objective, optimal_loss
 
 
 @dataclasses.dataclass
@@ -43,7 +43,7 @@ class Problem:
 
     def reference_loss(self, p):
         """L_ref = L^1(W = 0), the l_p loss of the zero map: the common reference of the
-        speed-up measures (`tfovp.study.speedup`), equal for every family compared."""
+        speed-up measures (`tfovp.speedup`), equal for every family compared."""
         return lp_objective(self.x, self.y, np.zeros((self.x.shape[1], self.y.shape[1])), p, self.reduction)
 
     def thresholds(self, p, levels, bias=False):

@@ -21,8 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, NullFormatter
 
+from reproduce.study.criteria import smooth
 from tfovp.files import atomic_writer
-from tfovp.study.criteria import smooth
 
 
 @dataclasses.dataclass(frozen=True)

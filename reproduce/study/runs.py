@@ -1,6 +1,6 @@
-"""Curves of the paper's linear experiments: one `CurveSpec` swept over learning rates
-and seeds with `tfovp.sweep.sweep` (`train_family`), tuned (`tune_family`), and a runner
-that keeps finished families in a store so that an interrupted command loses nothing
+"""Curves of the paper's linear experiments: families (`tfovp.families`: one `CurveSpec`
+swept over learning rates and seeds, tuned) trained as cluster units or by a runner that
+keeps finished families in a store so that an interrupted command loses nothing
 (`FamilyRunner`).
 
 Tuning (`tfovp.tuning`): a family on a grid is trained on the grid, then at the rates
@@ -10,112 +10,19 @@ beside them (`CurveFamily.tuned`). Threshold verdicts read the grid; speed-ups a
 reported on both.
 """
 
-import dataclasses
-import functools
-
 import numpy as np
 
-from tfovp import tuning
-from tfovp.study import speedup
-from tfovp.study.claims import fmt_iterations
-from tfovp.study.criteria import fmt_time
-from tfovp.study.progress import Job, copy_step_work, sweep_work
-from tfovp.study.records import CurveFamily, concatenated
+from reproduce.study.claims import fmt_iterations
+from reproduce.study.criteria import fmt_time
+from reproduce.study.progress import Job, copy_step_work, sweep_work
+from tfovp import speedup, tuning
+from tfovp.families import at_rates, train_family, tune_family
 
 PAPER_GRID = tuning.PAPER_GRID
 
 
-def record_steps(steps, points=160):
-    """Recorded steps: every step up to 100, then log-spaced, plus 100 linear points."""
-    dense = np.arange(min(steps, 100) + 1)
-    logs = np.geomspace(1, max(steps, 1), points).astype(int)
-    linear = np.linspace(0, steps, 101).astype(int)
-    return np.unique(np.concatenate([dense, logs, linear, [steps]]))
-
-
-def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress=None, levels=speedup.LEVELS):
-    """Sweep `spec` on `problem` (a `tfovp.study.problem.Problem`) over its learning rates
-    (the spec's, else `grid`) x `seeds` for `steps` iterations; returns a CurveFamily.
-    For the speed-up measures, the loss thresholds of `levels` and the largest loss
-    between recorded steps are tracked at every step."""
-    from tfovp.sweep import sweep  # TensorFlow is imported only when something trains
-
-    rates = list(spec.learning_rates or grid)
-    recorded = record_steps(steps)
-    levels = np.asarray(levels, dtype=np.float64)
-    result = sweep(
-        problem.x,
-        problem.y,
-        rates,
-        steps,
-        depth=spec.depth,
-        hidden_widths=spec.hidden_widths,
-        update=spec.update,
-        initializer=spec.make_initializer(),
-        seeds=seeds,
-        loss=spec.loss,
-        reduction=problem.reduction,
-        record_steps=recorded,
-        record_end_to_end=spec.record_end_to_end,
-        record_balancedness=spec.depth > 1 and spec.update != "end_to_end",
-        record_window_max=True,
-        thresholds=problem.thresholds(spec.loss, levels, spec.bias),
-        bias=spec.bias,
-        bias_std=spec.bias_std,
-        dtype=dtype,
-        progress=progress,
-    )
-    return CurveFamily(
-        spec=spec,
-        optimum=problem.optimum(spec.loss, spec.bias),
-        steps=recorded,
-        learning_rates=result.learning_rates,
-        seeds=result.seeds,
-        losses=result.losses,
-        diverged_at=result.diverged_at,
-        end_to_end_norm=result.end_to_end_norm,
-        end_to_end=None if result.end_to_end is None else result.end_to_end.astype(np.float64),
-        balancedness=None if result.balancedness is None else result.balancedness.max(axis=-1).astype(np.float64),
-        relative_balancedness=(
-            None if result.balancedness is None else result.relative_balancedness().max(axis=-1).astype(np.float64)
-        ),
-        elapsed_seconds=result.elapsed,
-        seconds_per_step=result.seconds_per_step,
-        reference_loss=problem.reference_loss(spec.loss),
-        levels=levels,
-        last_above=result.last_above,
-        window_max=result.window_max,
-        final_kernels=np.where(result.diverged[:, None, None], np.nan, result.final_end_to_end()),
-    )
-
-
-def tune_family(train, grid, levels, rho):
-    """The family trained by `train(rates, stage)` (a CurveFamily per call) on `grid`, tuned by
-    `tfovp.tuning.tune` at every level and the final loss: the grid's family, with the
-    rates tuning added in `tuned` and the stages that trained them."""
-    trained = []
-
-    def measured(rates, stage):
-        trained.append(train(rates, stage))
-        return speedup.rate_results(trained[-1])
-
-    result = tuning.tune(measured, levels, grid, rho=rho)
-    extra = functools.reduce(concatenated, trained[1:]) if len(trained) > 1 else None
-    if extra is not None:
-        extra.spec = dataclasses.replace(trained[0].spec, learning_rates=tuple(extra.learning_rates[extra.columns()]))
-    family = trained[0]
-    family.tuned, family.tuning_stages, family.rho = extra, result.stages, result.rho
-    return family
-
-
-def at_rates(spec, rates, grid):
-    """`spec` at `rates`: the spec itself for its grid (so that its key stays the same)."""
-    same = spec.learning_rates is None and tuple(rates) == tuple(sorted(grid))
-    return spec if same else dataclasses.replace(spec, learning_rates=tuple(float(r) for r in rates))
-
-
 def train_unit(spec, problem, steps, grid, seeds, dtype, rho):
-    """One family as a cluster unit (`tfovp.study.cluster`): `train_family`, tuned when
+    """One family as a cluster unit (`reproduce.study.cluster`): `train_family`, tuned when
     `rho` is given (as `FamilyRunner.family` does)."""
 
     def train(rates, stage="grid"):
@@ -167,10 +74,10 @@ class FamilyRunner:
         return self.resume or self.store.path(key) in self.job.written
 
     def units(self, specs, seeds=None, tune=True, context=None):
-        """The `tfovp.study.cluster.Unit`s of the families of `specs` that `family` would
+        """The `reproduce.study.cluster.Unit`s of the families of `specs` that `family` would
         train (those it would reuse are left out), named after `context` (default: the
         dataset and preprocessing)."""
-        from tfovp.study.cluster import Unit
+        from reproduce.study.cluster import Unit
 
         seeds = [int(s) for s in (seeds or [self.seed])]
         for spec in specs:  # solved here and sent along: LAPACK's last bits depend on the process

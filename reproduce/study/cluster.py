@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable
 
-from tfovp.study.store import RecordStore, StudyError
+from reproduce.study.store import RecordStore, StudyError
 
 RETRIES = 1  # a failing unit is run at most 1 + RETRIES times
 

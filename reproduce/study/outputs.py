@@ -8,8 +8,8 @@ import pathlib
 
 import numpy as np
 
+from tfovp.convergence import LEVELS, relative_excess
 from tfovp.files import atomic_write_text, atomic_writer
-from tfovp.study.convergence import LEVELS, relative_excess
 
 CSV_POINTS = 80  # log-spaced steps per curve in a figure's CSV (after every one of the first 10)
 

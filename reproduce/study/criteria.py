@@ -6,7 +6,7 @@ the data. Each function takes typed measurements and returns `Claim` rows.
 
 Rules shared by all criteria:
 * "faster" compares iterations until the relative excess loss stays below the level
-  (`tfovp.study.convergence`), best learning rate of each curve; a curve that reaches
+  (`tfovp.convergence`), best learning rate of each curve; a curve that reaches
   the level beats one that does not within the budget.
 * When the data cannot decide, the verdict is INCONCLUSIVE: neither curve reaches the
   level, or every learning rate of a compared curve diverged (a curve that diverges at
@@ -19,8 +19,8 @@ import dataclasses
 
 import numpy as np
 
-from tfovp.study import speedup as speedup_module
-from tfovp.study.claims import Claim, fmt_iterations, verdict
+from reproduce.study.claims import Claim, fmt_iterations, verdict
+from tfovp import speedup as speedup_module
 
 # Figure 2: the end-to-end rule tracks GD on a depth-N net when, for every depth and
 # width, max_t ||W_e(net) - W_e(rule)|| / ||W*|| and max_t |e_net(t) - e_rule(t)| (e the
@@ -52,7 +52,7 @@ REACH_FRACTION = 0.75
 TUTORIAL_TEST_ERROR_LIMIT = 1.5
 # Appendix C: speed of an MNIST run = mean minibatch loss over this last fraction of it.
 TAIL_FRACTION = 0.1
-# Speed-up verdicts (`tfovp.study.speedup`), judged at the tightest level either family
+# Speed-up verdicts (`tfovp.speedup`), judged at the tightest level either family
 # reaches: a contender is "faster" when S >= FASTER_FACTOR there (or its lower bound
 # is), "an order of magnitude faster" at ORDER_OF_MAGNITUDE, and "not faster" (l2)
 # when S <= NOT_FASTER_SPEEDUP = 1/NOT_FASTER_FRACTION, the threshold criterion's.
