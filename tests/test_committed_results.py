@@ -129,7 +129,7 @@ def test_figure5_mnist():
     assert _rows(mnist_panel.claims(results, setting)) == committed
 
 
-@pytest.mark.parametrize("figure", ["figure3", "figure3-abalone", "figure3-1e6", "figure4", "figure5"])
+@pytest.mark.parametrize("figure", ["figure3", "figure3-abalone", "figure3-1e6", "figure4", "figure5", "figure5-1e6"])
 def test_speedup_claims(figure):
     """The speed-up claims from the speed-ups stored in the figure's JSON: the pairs named
     in each claim's measurement, judged by `criteria.speedup_claim`."""
