@@ -44,7 +44,7 @@ from reproduce import cli
 from reproduce.study import criteria, outputs
 from reproduce.study.cluster import run_units
 from reproduce.study.progress import job_scope, sweep_work
-from reproduce.study.provenance import digest, machine, versions
+from reproduce.study.provenance import RunSummary, digest
 from reproduce.study.runs import PAPER_GRID, FamilyRunner
 from reproduce.study.store import RecordStore
 from tfovp import speedup
@@ -465,15 +465,10 @@ def run(config, workdir, job=None):
 
         outputs.write_csv(out / f"{config.name}.csv", pd.DataFrame(rows(measured)))
         _figures(measured, config, out)
-        summary = {
-            "figure": config.name,
-            "command": job.command,
-            "config": dataclasses.asdict(config),
-            "versions": versions(),
-            "machine": machine(),
-            "elapsed_seconds": round(time.time() - started, 1),
-            "training_seconds": round(sum(m.training_seconds for m in measured), 1),
-            "settings": {
+        summary = RunSummary.now(
+            config.name, job.command, config, started, sum(m.training_seconds for m in measured)
+        ).to_json(
+            settings={
                 m.setting.name: {
                     "setting": dataclasses.asdict(m.setting),
                     "initial_loss": m.initial_loss,
@@ -487,7 +482,7 @@ def run(config, workdir, job=None):
                 }
                 for m in measured
             },
-        }
+        )
         outputs.write_json(out / f"{config.name}.json", summary)
         return summary
 

@@ -41,7 +41,7 @@ from reproduce.study.claims import ClaimsFile, verdict
 from reproduce.study.cluster import run_units
 from reproduce.study.plotting import MinibatchCurve, MinibatchPanel, plot_panels
 from reproduce.study.progress import MNIST_STEP, job_scope
-from reproduce.study.provenance import machine, versions
+from reproduce.study.provenance import RunSummary
 from reproduce.study.runs import PAPER_GRID
 
 MODELS = ("original", "overparameterized")
@@ -308,19 +308,13 @@ def _run(config, out, job):
     plot_panels(_panels(config, rows, results, best, baseline), str(out / stem), title=f"Appendix C: {setting}")
     claims = _claims(config, rows, best, best_on_grid, baseline, setting)
     claims_file.replace(stem, claims, job.command)
-    summary = {
-        "figure": stem,
-        "command": job.command,
-        "config": dataclasses.asdict(config),
-        "elapsed_seconds": round(time.time() - started, 1),
-        "versions": versions(),
-        "machine": machine(),
-        "training_seconds": round(float(frame["seconds"].sum()), 1),  # also when runs were resumed
-        "best": _public(best),  # at the refined rates (the paper's grid alone without --rho)
-        "best_on_grid": _public(best_on_grid),
-        "overparameterized_faster_at_best_rates": claims[0].verdict == verdict(True) if best else None,
-        "claims": [dataclasses.asdict(c) for c in claims],
-    }
+    training = float(frame["seconds"].sum())  # also when runs were resumed
+    summary = RunSummary.now(stem, job.command, config, started, training).to_json(
+        best=_public(best),  # at the refined rates (the paper's grid alone without --rho)
+        best_on_grid=_public(best_on_grid),
+        overparameterized_faster_at_best_rates=claims[0].verdict == verdict(True) if best else None,
+        claims=[dataclasses.asdict(c) for c in claims],
+    )
     outputs.write_json(out / f"{stem}.json", summary)
     return summary
 

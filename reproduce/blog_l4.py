@@ -53,7 +53,7 @@ import numpy as np
 from reproduce import cli
 from reproduce.study import outputs
 from reproduce.study.progress import job_scope, sweep_work
-from reproduce.study.provenance import digest, machine, versions
+from reproduce.study.provenance import RunSummary, digest
 from reproduce.study.runs import PAPER_GRID, FamilyRunner
 from reproduce.study.store import RecordStore
 from tfovp.datasets.preprocessing import FEATURE_SCALINGS, SCALINGS, TRANSFORMS
@@ -304,26 +304,20 @@ def run(config, workdir, job=None):
                 closest[which] = _closest(config, setting, final_rows[setting][which])
                 _figure(final_rows[setting][which]["curves"], setting, which, out)
         outputs.write_csv(out / "blog_l4.csv", _table(screened, early, final_rows))
-        summary = {
-            "figure": "blog_l4",
-            "command": job.command,
-            "config": dataclasses.asdict(config),
-            "versions": versions(),
-            "machine": machine(),
-            "elapsed_seconds": round(time.time() - started, 1),
-            "published": {m: {str(k): v for k, v in p.items()} for m, p in PUBLISHED.items()},
-            "published_crossover": PUBLISHED_CROSSOVER,
-            "published_end_ratio": PUBLISHED_END_RATIO,
-            "screened": len(screened),
-            "plausible": sum(r["plausible"] for r in screened),
-            "stage2": {s.name: early[s] for s in stage2},
-            "finals": {
+        summary = RunSummary.now("blog_l4", job.command, config, started).to_json(
+            published={m: {str(k): v for k, v in p.items()} for m, p in PUBLISHED.items()},
+            published_crossover=PUBLISHED_CROSSOVER,
+            published_end_ratio=PUBLISHED_END_RATIO,
+            screened=len(screened),
+            plausible=sum(r["plausible"] for r in screened),
+            stage2={s.name: early[s] for s in stage2},
+            finals={
                 s.name: {which: {k: v for k, v in row.items() if k != "curves"} for which, row in rows.items()}
                 for s, rows in final_rows.items()
             },
-            "closest": closest.get("grid"),
-            "closest_tuned": closest.get("tuned"),
-        }
+            closest=closest.get("grid"),
+            closest_tuned=closest.get("tuned"),
+        )
         outputs.write_json(out / "blog_l4.json", summary)
         return summary
 

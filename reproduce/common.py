@@ -15,7 +15,7 @@ from reproduce.study import criteria, outputs
 from reproduce.study.claims import ClaimsFile
 from reproduce.study.plotting import Curve, LossPanel
 from reproduce.study.progress import Job, job_scope, sweep_work
-from reproduce.study.provenance import machine, settings_key, versions
+from reproduce.study.provenance import RunSummary, settings_key
 from reproduce.study.runs import PAPER_GRID, FamilyRunner
 from reproduce.study.store import RecordStore
 from tfovp import families, speedup
@@ -303,22 +303,15 @@ class FigureRun:
         self.claims_file.replace(self.figure, claims, self.job.command, panels_run)
         if c.tensorboard:
             self._write_tensorboard()
-        summary = {
-            "figure": self.figure,
-            "command": self.job.command,
-            "config": dataclasses.asdict(c),
-            "versions": versions(),
-            "machine": machine(),
-            "elapsed_seconds": round(time.time() - self.started, 1),
-            "training_seconds": round(sum(f.training_seconds for f in self.families.values()), 1),
-            "optimum": {f"l{p:g}": v for p, v in self.problem.optima.items()},
-            "curves": {
-                f"{label} (l{p:g})": outputs.family_summary(f, c.level) for (label, p), f in self.families.items()
-            },
-            "claims": [dataclasses.asdict(claim) for claim in claims],
-            "speedup_claims_on_grid": self.grid_verdicts,
+        summary = RunSummary.now(
+            self.figure, self.job.command, c, self.started, sum(f.training_seconds for f in self.families.values())
+        ).to_json(
+            optimum={f"l{p:g}": v for p, v in self.problem.optima.items()},
+            curves={f"{label} (l{p:g})": outputs.family_summary(f, c.level) for (label, p), f in self.families.items()},
+            claims=[dataclasses.asdict(claim) for claim in claims],
+            speedup_claims_on_grid=self.grid_verdicts,
             **(extra or {}),
-        }
+        )
         outputs.write_json(f"{stem}.json", summary)
         return summary
 

@@ -39,7 +39,7 @@ from reproduce import cli
 from reproduce.study import criteria, outputs
 from reproduce.study.claims import ClaimsFile
 from reproduce.study.progress import job_scope, sweep_work
-from reproduce.study.provenance import digest, machine, versions
+from reproduce.study.provenance import RunSummary, digest
 from reproduce.study.runs import FamilyRunner
 from reproduce.study.store import RecordStore
 from tfovp.families import CurveFamily, CurveSpec
@@ -243,18 +243,11 @@ def _write(config, out, job, rows, medians, training, started, claims_file):
 
     atomic_write_text(out / "peer_2024.md", findings_table(table))
     claims_file.replace("peer_2024", [c for _, s, c in rows if s == "student's"], job.command)
-    summary = {
-        "figure": "peer_2024",
-        "command": job.command,
-        "config": dataclasses.asdict(config),
-        "versions": versions(),
-        "machine": machine(),
-        "elapsed_seconds": round(time.time() - started, 1),
-        "training_seconds": round(training, 1),
-        "grid": [MSE_RATE_FACTOR * r for r in STUDENT_GRID],
-        "median_final_losses": medians,
-        "claims": [dataclasses.asdict(c) for _, s, c in rows if s == "student's"],
-    }
+    summary = RunSummary.now("peer_2024", job.command, config, started, training).to_json(
+        grid=[MSE_RATE_FACTOR * r for r in STUDENT_GRID],
+        median_final_losses=medians,
+        claims=[dataclasses.asdict(c) for _, s, c in rows if s == "student's"],
+    )
     outputs.write_json(out / "peer_2024.json", summary)
     return summary
 

@@ -24,6 +24,7 @@ import pathlib
 
 from mnist_tutorial import config as tutorial
 from reproduce.study.claims import ClaimsFile
+from reproduce.study.provenance import RunSummary
 from reproduce.study.store import StudyError
 from tfovp.cli import ArgumentParser
 from tfovp.files import atomic_write_text, locked
@@ -475,7 +476,11 @@ def read_summary(path, keys):
         summary = json.loads(pathlib.Path(path).read_text())
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: cannot be read ({str(error).splitlines()[0]}); rerun its command") from None
-    missing = [k for k in keys if not isinstance(summary, dict) or k not in summary]
+    try:
+        RunSummary.from_json(summary)  # the envelope every output writes
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}; rerun its command") from None
+    missing = [k for k in keys if k not in summary]
     if missing:
         raise ValueError(f"{path}: lacks {', '.join(missing)}; rerun its command")
     return summary

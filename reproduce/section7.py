@@ -30,7 +30,7 @@ from reproduce import cli
 from reproduce.study import criteria, outputs
 from reproduce.study.claims import ClaimsFile
 from reproduce.study.progress import job_scope, sweep_work
-from reproduce.study.provenance import machine, versions
+from reproduce.study.provenance import RunSummary
 
 
 @dataclasses.dataclass
@@ -175,17 +175,11 @@ def run(config, workdir, job=None):
         claims_file.replace(config.name, claims, job.command)
         outputs.write_csv(out / f"{config.name}.csv", _trajectories(config, runs), float_format="%.10g")
         _figure(config, runs, out)
-        summary = {
-            "figure": config.name,
-            "command": job.command,
-            "config": dataclasses.asdict(config),
-            "versions": versions(),
-            "machine": machine(),
-            "elapsed_seconds": round(time.time() - started, 1),
-            "gd_bound": config.gd_bound,
-            "rule_rate": config.rule_rate,
-            "speedup_bound": config.speedup_bound,
-            "runs": {
+        summary = RunSummary.now(config.name, job.command, config, started).to_json(
+            gd_bound=config.gd_bound,
+            rule_rate=config.rule_rate,
+            speedup_bound=config.speedup_bound,
+            runs={
                 name: {
                     "learning_rates": run.learning_rates.tolist(),
                     "diverged": run.diverged.tolist(),
@@ -194,8 +188,8 @@ def run(config, workdir, job=None):
                 }
                 for name, run in runs.items()
             },
-            "claims": [dataclasses.asdict(c) for c in claims],
-        }
+            claims=[dataclasses.asdict(c) for c in claims],
+        )
         outputs.write_json(out / f"{config.name}.json", summary)
         return summary
 

@@ -24,7 +24,7 @@ from reproduce import cli
 from reproduce.study import circulation, criteria, outputs
 from reproduce.study.claims import ClaimsFile
 from reproduce.study.progress import job_scope
-from reproduce.study.provenance import machine, versions
+from reproduce.study.provenance import RunSummary
 from tfovp.datasets import PRESETS, REGRESSION_LOADERS
 from tfovp.problem import Problem
 
@@ -134,16 +134,10 @@ def run(config, workdir, job=None):
         ]
         outputs.write_csv(out / "theorem2.csv", pd.DataFrame(rows), float_format="%.10g")
         _figure(gradient, e, f, measured, out)
-        summary = {
-            "figure": "theorem2",
-            "command": job.command,
-            "config": dataclasses.asdict(config),
-            "versions": versions(),
-            "machine": machine(),
-            "elapsed_seconds": round(time.time() - started, 1),
-            "circulations": {str(c.depth): {**dataclasses.asdict(c), "error": c.error} for c in measured.values()},
-            "claims": [dataclasses.asdict(c) for c in claims],
-        }
+        summary = RunSummary.now("theorem2", job.command, config, started).to_json(
+            circulations={str(c.depth): {**dataclasses.asdict(c), "error": c.error} for c in measured.values()},
+            claims=[dataclasses.asdict(c) for c in claims],
+        )
         outputs.write_json(out / "theorem2.json", summary)
         return summary
 

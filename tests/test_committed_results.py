@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from reproduce.study import criteria
+from reproduce.study.provenance import RunSummary
 from tfovp import convergence
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,9 @@ def _json(name):
     path = RESULTS / f"{name}.json"
     if not path.is_file():
         pytest.fail(f"{path} is not committed (README.md and results/README.md describe it)")
-    return json.loads(path.read_text())
+    summary = json.loads(path.read_text())
+    RunSummary.from_json(summary)  # the envelope of every output
+    return summary
 
 
 def _speeds(summary):

@@ -669,3 +669,21 @@ def test_the_claims_table_pairs_each_claim_with_its_speed_up_and_the_readme_coun
     lines = report.figures_table(tmp_path, "results").splitlines()
     assert lines[2].startswith("| [figure3-1e6](results/claims_table.md#figure3-1e6) | Fig. 3 (1e6) | 2 | 1 | 0 |")
     assert lines[3].startswith("| [figure4](results/claims_table.md#figure4) | Fig. 4 | 0 | 0 | 1 |")
+
+
+def test_run_summary_envelope_round_trip_and_a_missing_field_named(tmp_path, capsys):
+    from reproduce import report
+    from reproduce.study.provenance import RunSummary
+
+    envelope = RunSummary("figure9", "python -m x", {"steps": 3}, {"python": "3"}, {"cpu_count": 2}, 1.5, 2.0)
+    data = envelope.to_json(claims=[], curves={"a": 1})
+    assert list(data)[:7] == [*RunSummary.FIELDS, "training_seconds"] and data["curves"] == {"a": 1}
+    assert RunSummary.from_json(json.loads(json.dumps(data))) == (envelope, {"claims": [], "curves": {"a": 1}})
+    assert "training_seconds" not in dataclasses.replace(envelope, training_seconds=None).to_json()
+    del data["machine"]
+    with pytest.raises(ValueError, match="lacks machine"):
+        RunSummary.from_json(data)
+    (tmp_path / "figure3.json").write_text(json.dumps(data))
+    with pytest.raises(SystemExit):
+        report.main(["--out", str(tmp_path), "--readme", str(tmp_path / "none.md")])
+    assert "figure3.json: lacks machine; rerun its command" in capsys.readouterr().err

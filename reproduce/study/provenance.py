@@ -1,11 +1,13 @@
-"""Where a result came from: package versions, the machine, and a short hash of the
-settings that change a result (used to name stored runs)."""
+"""Where a result came from: package versions, the machine, the envelope of every
+figure's JSON (`RunSummary`), and a short hash of the settings that change a result
+(used to name stored runs)."""
 
 import dataclasses
 import hashlib
 import json
 import os
 import platform
+import time
 
 import numpy as np
 
@@ -51,6 +53,54 @@ def machine():
         "simd": simd,
         "cpu_count": os.cpu_count(),
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """The envelope of every figure's or study's JSON: which output, the command that wrote
+    it, its settings, versions, machine, wall time of the invocation and, where it differs
+    (runs resumed or reused), the training time of everything it reports."""
+
+    figure: str
+    command: str
+    config: dict
+    versions: dict
+    machine: dict
+    elapsed_seconds: float
+    training_seconds: float | None = None
+
+    FIELDS = ("figure", "command", "config", "versions", "machine", "elapsed_seconds")
+
+    @classmethod
+    def now(cls, figure, command, config, started, training_seconds=None):
+        """The envelope of a run of `config` (a dataclass) started at `started` (time.time())."""
+        return cls(
+            figure,
+            command,
+            dataclasses.asdict(config),
+            versions(),
+            machine(),
+            round(time.time() - started, 1),
+            None if training_seconds is None else round(float(training_seconds), 1),
+        )
+
+    def to_json(self, **body):
+        """The JSON object: the envelope's fields, then the output's own `body`."""
+        envelope = dataclasses.asdict(self)
+        if self.training_seconds is None:
+            del envelope["training_seconds"]
+        return {**envelope, **body}
+
+    @classmethod
+    def from_json(cls, data):
+        """(RunSummary, the rest of the object); ValueError naming what is missing."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        missing = [name for name in cls.FIELDS if name not in data]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}")
+        names = (*cls.FIELDS, "training_seconds")
+        return cls(**{k: data[k] for k in names if k in data}), {k: v for k, v in data.items() if k not in names}
 
 
 def digest(values):
