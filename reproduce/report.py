@@ -3,11 +3,12 @@ table at the top of the project's README.md from the runs' own files.
 
     python -m reproduce.report [--out results] [--readme README.md]
 
-Replaces what lies between the `<!-- report:begin -->` and `<!-- report:end -->`
-markers of OUT/README.md with, per figure: its command, machine, versions, wall time,
-settings, and per curve the selected learning rate, iterations to each convergence
-level, diverged and stalled rates, the tuned rate; Figure 5's MNIST models and Appendix
-C; then the verdicts of each figure's claims. Between `<!-- tuned:begin -->` and
+Writes OUT/<name>.md for every figure and Appendix C run, per figure: its command,
+machine, versions, wall time, settings, and per curve the selected learning rate,
+iterations to each convergence level, diverged and stalled rates, the tuned rate;
+Figure 5's MNIST models and Appendix C; then the verdicts of each figure's claims; and
+lists those pages between the `<!-- report:begin -->` and `<!-- report:end -->` markers
+of OUT/README.md. Between `<!-- tuned:begin -->` and
 `<!-- tuned:end -->`: every speed-up claim judged on the paper's grid and with both
 rates tuned, the speed-ups at a few levels both ways, and the acceleration map's.
 Replaces what lies between `<!-- claims:begin -->` and `<!-- claims:end -->` of the
@@ -486,21 +487,45 @@ def read_summary(path, keys):
     return summary
 
 
-def build(out):
+def pages(out):
+    """{output name: its generated section} for every figure and Appendix C run of `out`."""
     out = pathlib.Path(out)
-    sections = []
+    sections = {}
     names = ("figure2", "figure3", "figure4", "figure5", "figure3-abalone")
     others = sorted(p.stem for p in out.glob("figure*.json") if p.stem not in names)  # e.g. figure3-1e6
     for name in (*names, *others):
         path = out / f"{name}.json"
         if path.is_file():
-            sections.append(figure_section(read_summary(path, FIGURE_KEYS)))
+            sections[name] = figure_section(read_summary(path, FIGURE_KEYS))
     for path in sorted(out.glob("appendix_c*.json"), key=lambda p: (p.stem != "appendix_c", p.stem)):
         if path.with_suffix(".csv").is_file():
             with open(path.with_suffix(".csv")) as handle:
                 table = list(csv.DictReader(handle))
-            sections.append(appendix_c_section(read_summary(path, APPENDIX_C_KEYS), table))
-    return "\n".join(sections)
+            sections[path.stem] = appendix_c_section(read_summary(path, APPENDIX_C_KEYS), table)
+    return sections
+
+
+def build(out):
+    """Every generated section of `out`, one after the other."""
+    return "\n".join(pages(out).values())
+
+
+def page(name, section):
+    """The page `name`.md of one output: its generated section under a title."""
+    body = section.split("\n", 1)[1] if section.startswith("### ") else section
+    return (
+        f"# {name}: the committed run\n\nGenerated from `{name}.json` (and its CSV) by `python -m reproduce.report`; "
+        f"never edited by hand. What the run shows: `README.md`; every claim: `{CLAIMS_TABLE}`.\n{body}"
+    )
+
+
+def page_index(sections):
+    """The list of per-output pages that README.md's report block holds."""
+    return (
+        "One page per figure and study, generated from its JSON (command, machine, versions, settings, per curve the "
+        "selected rate, the iterations to each level, the diverged and stalled rates, the tuned rate, and the "
+        "verdicts):\n\n" + "\n".join(f"- [`{name}`]({name}.md)" for name in sections) + "\n"
+    )
 
 
 def main(argv=None):
@@ -526,7 +551,7 @@ def main(argv=None):
     top = pathlib.Path(args.readme or ("README.md" if committed else os.devnull))
     link = os.path.relpath(args.out, top.parent)
     try:  # every input is read and checked before anything is written
-        report, tuned = build(args.out), tuned_tables(args.out)
+        sections, tuned = pages(args.out), tuned_tables(args.out)
         claims = (pathlib.Path(args.out) / "claims.json").is_file()
         table = figures_table(args.out, link) if claims else None
         full = claims_table(args.out, ".") if claims else None
@@ -534,7 +559,9 @@ def main(argv=None):
         parser.error(str(error))
     if not readme.is_file():
         atomic_write_text(readme, f"# Results\n\n{BEGIN}\n{END}\n")
-    if not replace_between(readme, BEGIN, END, report):
+    for name, section in sections.items():
+        atomic_write_text(pathlib.Path(args.out) / f"{name}.md", page(name, section))
+    if not replace_between(readme, BEGIN, END, page_index(sections)):
         parser.error(f"{readme} needs the markers {BEGIN} and {END}")
     replace_between(readme, TUNED_BEGIN, TUNED_END, tuned)
     print(f"updated {readme}")

@@ -23,6 +23,8 @@ SPEEDUP = " (speed-up)"  # the claims judged on the speed-up curves (test_speedu
 
 
 def _claims(figure, speedup=False):
+    for name, section in report.pages(RESULTS).items():
+        assert (RESULTS / f"{name}.md").read_text() == report.page(name, section), f"results/{name}.md is {stale}"
     rows = json.loads((RESULTS / "claims.json").read_text())
     return [
         (r["claim"], r["measured"], r["verdict"])
