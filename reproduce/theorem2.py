@@ -26,6 +26,7 @@ from reproduce.study.claims import ClaimsFile
 from reproduce.study.progress import job_scope
 from reproduce.study.provenance import RunSummary
 from tfovp.datasets import PRESETS, REGRESSION_LOADERS
+from tfovp.optimum import lp_gradient
 from tfovp.problem import Problem
 
 
@@ -55,12 +56,11 @@ class Config:
 def plane(problem, p):
     """(grad L at points, e, f) of the problem: the batched gradient of the l_p loss of a
     single-row kernel, and the plane of the curve."""
-    x, y = problem.x, problem.y[:, 0]
+    x, y = problem.x, problem.y[:, :1]
     scale = 1 / len(x) if problem.reduction == "mean" else 1.0
 
     def gradient(points):  # (n, d) row kernels W -> (n, d) grad L^1(W)
-        residual = points @ x.T - y
-        return scale * (np.sign(residual) * np.abs(residual) ** (p - 1)) @ x
+        return lp_gradient(x, y, points.T, p, problem.reduction).T
 
     g0 = gradient(np.zeros((1, x.shape[1])))[0]
     e = g0 / np.linalg.norm(g0)

@@ -6,18 +6,26 @@ from keras import ops
 from tfovp.checks import check_real
 
 
+def lp_terms(residual, p):
+    """(|r|^p, sign(r) |r|^(p-1)) elementwise: the l_p loss terms of residuals r and their
+    slope d(|r|^p / p)/dr, the one implementation behind `lp_loss` and `tfovp.sweep`
+    (squares for p = 2 and 4, exact; `keras.ops` on any backend tensor)."""
+    if p == 2:
+        return ops.square(residual), residual
+    if p == 4:
+        squared = ops.square(residual)
+        return ops.square(squared), squared * residual
+    if p == 1:
+        return ops.abs(residual), ops.sign(residual)
+    magnitude = ops.abs(residual)
+    return ops.power(magnitude, p), ops.sign(residual) * ops.power(magnitude, p - 1)
+
+
 def lp_loss(y_true, y_pred, p):
     """Per-example (1/p) sum_r |y_pred_r - y_true_r|^p over the last axis."""
     y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.cast(y_true, y_pred.dtype)
-    error = ops.abs(y_pred - y_true)
-    if p == 2:
-        powered = ops.square(error)
-    elif p == 4:
-        powered = ops.square(ops.square(error))
-    else:
-        powered = ops.power(error, p)
-    return ops.sum(powered, axis=-1) / p
+    return ops.sum(lp_terms(y_pred - y_true, p)[0], axis=-1) / p
 
 
 @keras.saving.register_keras_serializable(package="tfovp")

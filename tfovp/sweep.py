@@ -45,7 +45,7 @@ from tfovp import initializers
 from tfovp._factors import factor_shapes, hidden_widths_list, product
 from tfovp.checks import check_choice, check_int, check_real
 from tfovp.end_to_end import precondition
-from tfovp.losses import LpLoss
+from tfovp.losses import LpLoss, lp_terms
 from tfovp.progress import Progress
 
 UPDATES = ("gd", "end_to_end")
@@ -397,15 +397,7 @@ class _SweepProgram:
             copies, k, d = tf.unstack(tf.shape(kernel_t))
             rows = tf.reshape(kernel_t, (-1, d))
             residual = tf.reshape(tf.matmul(rows, self.xt), (copies, k, -1)) - self.yt
-            magnitude = tf.abs(residual)
-            if p == 4:
-                squared = tf.square(residual)
-                loss_terms, slope = tf.square(squared), squared * residual
-            elif p == 1:
-                loss_terms, slope = magnitude, tf.sign(residual)
-            else:
-                loss_terms = tf.pow(magnitude, p)
-                slope = tf.sign(residual) * tf.pow(magnitude, p - 1)
+            loss_terms, slope = lp_terms(residual, p)
             loss = self.scale / p * tf.reduce_sum(loss_terms, axis=[1, 2])
             grad_rows = self.scale * tf.matmul(tf.reshape(slope, (copies * k, -1)), self.x)
             grad_t = tf.reshape(grad_rows, (copies, k, d))
