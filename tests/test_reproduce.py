@@ -174,7 +174,7 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
         pd.read_csv(tmp_path / "appendix_c.csv").drop(columns="seconds"), table.drop(columns="seconds")
     )
     text = report.build(tmp_path)
-    assert "### appendix_c" in text and "| overparameterized | 0.5 | 0.1 | inf |" in text
+    assert "### appendix_c" in text and "| overparameterized | 0.5 | grid | 0.1 | inf |" in text
     stds = [r for r in result["claims"] if "init std" in r["claim"]]
     assert [r["claim"].rsplit("(", 1)[1] for r in stds] == ["printed loss)"] * 2 + ["cross-entropy)"] * 2
     # The init-std grid alone, another seed, its own files and claim rows; its baseline is added.
