@@ -50,8 +50,8 @@ def run(config, workdir, job=None):
         pairs = [(label(n), label(1), p) for p in config.losses for n in deeper] if 1 in config.depths else []
         comparisons, summary = figure.write_speedups(pairs)
         for p, claim, kwargs in (
-            (2.0, "l2: deeper is not faster (slightly slower) (speed-up)", {"not_faster": True}),
-            (4.0, "l4: deeper is much faster (speed-up)", {"factor": criteria.FASTER_FACTOR}),
+            (2.0, "l2: deeper is not faster (slightly slower)" + criteria.SPEED_UP, {"not_faster": True}),
+            (4.0, "l4: deeper is much faster" + criteria.SPEED_UP, {"factor": criteria.FASTER_FACTOR}),
         ):
             chosen = [c for name, c in comparisons.items() if name.endswith(f"(l{p:g})")]
             if chosen:

@@ -70,7 +70,7 @@ def run(config, workdir, job=None):
                 chosen = [comparisons[f"{c} vs {b} (l{q:g})"] for c, b, q in pairs if q == p]
                 claims.append(
                     figure.speedup_claims(
-                        "figure4", f"l{p:g}: {claim} (speed-up)", chosen, factor=criteria.FASTER_FACTOR
+                        "figure4", f"l{p:g}: {claim}{criteria.SPEED_UP}", chosen, factor=criteria.FASTER_FACTOR
                     )
                 )
         return figure.write(panels, claims, {"speedup": summary})

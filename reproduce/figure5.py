@@ -135,7 +135,7 @@ def run(config, workdir, job=None):
             comparisons, extra["speedup"] = figure.write_speedups(pairs)
             for p in config.losses:
                 deeper = [comparisons[f"{CURVES[4][0]} vs {CURVES[3][0]} (l{p:g})"]]
-                claim = f"l{p:g}: identity init, deeper is faster (speed-up)"
+                claim = f"l{p:g}: identity init, deeper is faster{criteria.SPEED_UP}"
                 row = figure.speedup_claims("figure5", claim, deeper, factor=criteria.FASTER_FACTOR)
                 claims.append(dataclasses.replace(row, panel="left"))
             panels.append(

@@ -176,7 +176,7 @@ def panel_units(config, workdir, job):
         (name, c)
         for name, run_configs in configs(config).items()
         for c in run_configs
-        if (name, c.seed) not in earlier or earlier[name, c.seed].steps != tutorial.planned_steps(c)
+        if _rebuilt(earlier, name, c) is None
     ]
     return units(labelled, store(workdir), config.resume, job)
 
@@ -193,14 +193,21 @@ def train_all(config, workdir, job):
         results[name] = []
         for run_config in run_configs:
             path = pathlib.Path(workdir) / csv_name(name, run_config.seed, config.mnist_seeds[0])
-            result = earlier.get((name, run_config.seed))
-            if result is not None and result.steps == tutorial.planned_steps(run_config):
+            result = _rebuilt(earlier, name, run_config)
+            if result is not None:
                 job.reuse(f"{_name(run_config, name)}: rebuilt from {path.name}", result.steps * MNIST_STEP)
             else:
                 result = train_stored(run_config, runs, config.resume, name, job)
             results[name].append(result)
             write_history_csv(path, result.history)
     return results
+
+
+def _rebuilt(earlier, name, run_config):
+    """The run `name` of `run_config`'s seed as rebuilt by `earlier_outputs`, if it ran the
+    steps `run_config` plans; else None (it is to be trained)."""
+    result = earlier.get((name, run_config.seed))
+    return result if result is not None and result.steps == tutorial.planned_steps(run_config) else None
 
 
 def earlier_outputs(workdir):

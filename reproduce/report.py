@@ -25,6 +25,7 @@ import pathlib
 
 from mnist_tutorial import config as tutorial
 from reproduce.study.claims import ClaimsFile
+from reproduce.study.criteria import SPEED_UP
 from reproduce.study.provenance import RunSummary
 from reproduce.study.store import StudyError
 from tfovp.cli import ArgumentParser
@@ -338,7 +339,6 @@ def _minutes(seconds):
     return f"{seconds / 60:,.1f} min" if seconds >= 60 else f"{seconds:,.0f} s"
 
 
-SPEED_UP = " (speed-up)"  # the suffix of a claim judged by the tuned speed-up (tfovp.speedup)
 CLAIMS_TABLE = "claims_table.md"  # OUT's full claims table
 WHY_TWO_VERDICTS = (
     'A "faster" claim is judged twice. The threshold verdict compares the iterations each '

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 RESULTS = pathlib.Path(__file__).resolve().parent.parent / "results"
 
 
-SPEEDUP = " (speed-up)"  # the claims judged on the speed-up curves (test_speedup_claims)
+SPEEDUP = criteria.SPEED_UP  # the claims judged on the speed-up curves (test_speedup_claims)
 
 
 def _claims(figure, speedup=False):

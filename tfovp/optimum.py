@@ -18,11 +18,12 @@ def lp_objective(x, y, w, p, reduction="mean"):
     return scale / p * np.sum(np.abs(x @ w - y) ** p)
 
 
-def lp_gradient(x, y, w, p, reduction="mean"):
-    """grad L^1(W) = s X^T (sign(r) |r|^{p-1}), r = XW - Y, for W of shape (d, k) (or
-    (d, n): n kernels of one output at once, with Y of shape (m, 1))."""
+def lp_gradient(x, y, w, p, reduction="mean", residual=None):
+    """grad L^1(W) = s X^T (sign(r) |r|^{p-1}), r = XW - Y (pass `residual` if it is at
+    hand), for W of shape (d, k) (or (d, n): n kernels of one output at once, with Y of
+    shape (m, 1))."""
     scale = 1.0 / len(x) if reduction == "mean" else 1.0
-    r = x @ w - y
+    r = x @ w - y if residual is None else residual
     return scale * x.T @ (np.sign(r) * np.abs(r) ** (p - 1))
 
 
@@ -43,7 +44,7 @@ def optimal_loss(x, y, p, reduction="mean", tol=1e-13, max_iter=200):
         return value, w
     for _ in range(max_iter):
         r = x @ w - y
-        grad = lp_gradient(x, y, w, p, reduction)
+        grad = lp_gradient(x, y, w, p, reduction, residual=r)
         direction = np.empty_like(w)
         for j in range(w.shape[1]):
             weights = scale * (p - 1) * np.abs(r[:, j]) ** (p - 2)

@@ -59,6 +59,7 @@ from reproduce.study.criteria.rules import (  # noqa: F401
     smooth,
 )
 from reproduce.study.criteria.speedups import (  # noqa: F401
+    SPEED_UP,
     Comparison,
     compare,
     speedup_claim,

@@ -8,6 +8,8 @@ from reproduce.study.criteria.rules import all_hold, fmt_speedup, setting_row
 from reproduce.study.criteria.thresholds import NOT_FASTER_SPEEDUP
 from tfovp import speedup as speedup_module
 
+SPEED_UP = " (speed-up)"  # the suffix of a claim judged by the tuned speed-up, beside its threshold claim
+
 
 def speedup_holds(speedups, factor):
     """S >= factor at the tightest level either family reaches: True, False, or None
