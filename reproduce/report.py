@@ -372,8 +372,10 @@ def _summary(out, figure):
 
 
 def _training_time(summary):
+    """Training time of everything an output reports: its curves, and Figure 5's MNIST runs."""
     seconds = summary.get("training_seconds", summary.get("elapsed_seconds"))
-    return "–" if seconds is None else _minutes(seconds)
+    mnist = sum(model.get("seconds", 0.0) for model in (summary.get("mnist") or {}).values())
+    return "–" if seconds is None else _minutes(seconds + mnist)
 
 
 def _plot(out, figure, link):
