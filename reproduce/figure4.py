@@ -21,6 +21,7 @@ LEFT = [
     ("linear model, AdaDelta", 1, "adadelta"),
 ]
 RIGHT = [("linear model, Adam", 1, "adam"), ("depth-2 net, Adam", 2, "adam"), ("depth-3 net, Adam", 3, "adam")]
+ROLES = ("gd", "adagrad", "adadelta", "adam", "adam_depth2", "adam_depth3")  # of LEFT + RIGHT in `criteria.figure4`
 
 
 @dataclasses.dataclass
@@ -52,8 +53,10 @@ def run(config, workdir, job=None):
         for spec in specs(config):
             figure.family(spec)
         for p in config.losses:
-            speeds = {label: figure.speed(label, p) for label, _, _ in LEFT + RIGHT}
-            claims += criteria.figure4(p, speeds, config.setting_text())
+            curves = {
+                role: criteria.Curve(label, figure.speed(label, p)) for role, (label, _, _) in zip(ROLES, LEFT + RIGHT)
+            }
+            claims += criteria.figure4(p, **curves, setting=config.setting_text())
             panels += [
                 figure.panel(f"l{p:g}: depth-3 GD vs adaptive optimizers", [(k, p) for k, _, _ in LEFT]),
                 figure.panel(f"l{p:g}: Adam with and without depth", [(k, p) for k, _, _ in RIGHT]),

@@ -44,6 +44,8 @@ CURVES = [
     ("depth-8 net, identity init", 8, "identity"),
 ]
 PANELS = ("left", "right")
+# The role of each curve but the linear model in the left panel's claims (`criteria.figure5`).
+ROLES = {"late": CURVES[1][0], "stuck": CURVES[2][0], "identity_shallow": CURVES[3][0], "identity_deep": CURVES[4][0]}
 
 
 @dataclasses.dataclass
@@ -100,6 +102,12 @@ def specs(p):
     return [CurveSpec(label, depth=depth, initializer=init, loss=p) for label, depth, init in CURVES]
 
 
+def claims(p, summaries, budget, setting=""):
+    """The left panel's claims from {curve label: convergence.SeedSummary}."""
+    roles = {role: summaries[label] for role, label in ROLES.items()}
+    return criteria.figure5(p, **roles, budget=budget, setting=setting)
+
+
 def planned(config):
     """Every curve family of the left panel (if it is run)."""
     return [spec for p in config.losses for spec in specs(p)] if "left" in config.panel_list() else []
@@ -125,8 +133,7 @@ def run(config, workdir, job=None):
                 figure.family(spec)
             summaries = {label: figure.summary(label, p) for label, _, _ in CURVES}
             claims += [
-                dataclasses.replace(c, panel="left")
-                for c in criteria.figure5(p, summaries, config.steps, config.setting_text())
+                dataclasses.replace(c, panel="left") for c in claims(p, summaries, config.steps, config.setting_text())
             ]
         if "left" in chosen:
             linear, deep = CURVES[0][0], [label for label, _, _ in CURVES[1:]]

@@ -63,8 +63,14 @@ def test_figure3(figure):
 
 def test_figure4():
     summary = _json("figure4")
+    from reproduce import figure4
+
     speeds = {label.rsplit(" (", 1)[0]: speed for label, speed in _speeds(summary).items()}
-    assert _rows(criteria.figure4(4, speeds, summary["claims"][0]["setting"])) == _claims("figure4")
+    curves = {
+        role: criteria.Curve(label, speeds[label])
+        for role, (label, _, _) in zip(figure4.ROLES, figure4.LEFT + figure4.RIGHT)
+    }
+    assert _rows(criteria.figure4(4, **curves, setting=summary["claims"][0]["setting"])) == _claims("figure4")
 
 
 def test_figure2_width_and_depth():
@@ -104,13 +110,15 @@ def _seed_summaries(figure, budget, level):
 
 
 def test_figure5_left():
+    from reproduce import figure5
+
     summary = _json("figure5")
     config = summary["config"]
     if "left" not in config["panels"]:
         pytest.fail("the committed Figure 5 lacks its left panel (README.md reports it)")
     summaries = _seed_summaries("figure5", config["steps"], config["level"])
     setting = next(c["setting"] for c in summary["claims"] if c.get("panel") == "left")
-    claims = criteria.figure5(4.0, summaries, config["steps"], setting)
+    claims = figure5.claims(4.0, summaries, config["steps"], setting)
     assert _rows(claims) == [row for row in _claims("figure5") if not row[0].startswith("MNIST")]
 
 

@@ -87,6 +87,11 @@ def test_figure3_claims_pass_fail_inconclusive():
 # ---------------------------------------------------------------------------- Figure 4
 
 
+def _figure4(**speeds):
+    curves = {role: criteria.Curve(role, speed) for role, speed in speeds.items()}
+    return _verdicts(criteria.figure4(4, **curves))
+
+
 @pytest.mark.parametrize(
     "gd, adam2, expected",
     [
@@ -98,30 +103,13 @@ def test_figure3_claims_pass_fail_inconclusive():
     ],
 )
 def test_figure4_claims(gd, adam2, expected):
-    speeds = {
-        "depth-3 net, GD": gd,
-        "linear model, AdaGrad": Speed(600, 0.1),
-        "linear model, AdaDelta": SLOW,
-        "linear model, Adam": REACHED,
-        "depth-2 net, Adam": adam2,
-        "depth-3 net, Adam": Speed(60, 0.01),
-    }
-    assert _verdicts(criteria.figure4(4, speeds)) == expected
+    speeds = dict(adagrad=Speed(600, 0.1), adadelta=SLOW, adam=REACHED, adam_depth3=Speed(60, 0.01))
+    assert _figure4(gd=gd, adam_depth2=adam2, **speeds) == expected
 
 
 def test_figure4_all_diverged():
-    speeds = dict.fromkeys(
-        [
-            "depth-3 net, GD",
-            "linear model, AdaGrad",
-            "linear model, AdaDelta",
-            "linear model, Adam",
-            "depth-2 net, Adam",
-            "depth-3 net, Adam",
-        ],
-        DIVERGED,
-    )
-    assert _verdicts(criteria.figure4(4, speeds)) == ["INCONCLUSIVE", "INCONCLUSIVE"]
+    roles = ("gd", "adagrad", "adadelta", "adam", "adam_depth2", "adam_depth3")
+    assert _figure4(**dict.fromkeys(roles, DIVERGED)) == ["INCONCLUSIVE", "INCONCLUSIVE"]
 
 
 # ---------------------------------------------------------------------------- Figure 5 (left)
@@ -142,42 +130,22 @@ FAST, FASTER = _summary([1.0, 0.1] + [0.01] * 9), _summary([1.0, 0.05] + [0.001]
 GONE = _summary([1.0] * 11, diverged=True)
 
 
-def _figure5(changes=None):
-    summaries = {
-        "linear model (depth 1)": LATE,
-        "depth-4 net, near-zero init": LATE,
-        "depth-8 net, near-zero init": FLAT,
-        "depth-4 net, identity init": FAST,
-        "depth-8 net, identity init": FASTER,
-    }
-    return _verdicts(criteria.figure5(4.0, {**summaries, **(changes or {})}, 1000))
+def _figure5(**changes):
+    roles = dict(late=LATE, stuck=FLAT, identity_shallow=FAST, identity_deep=FASTER)
+    return _verdicts(criteria.figure5(4.0, **{**roles, **changes}, budget=1000))
 
 
 def test_figure5_claims_on_known_curves():
     assert _figure5() == ["PASS"] * 4
-    contrary = {
-        "depth-8 net, near-zero init": FAST,
-        "depth-4 net, near-zero init": FAST,
-        "depth-8 net, identity init": LATE,
-    }
-    assert _figure5(contrary) == ["FAIL"] * 4
+    assert _figure5(stuck=FAST, late=FAST, identity_deep=LATE) == ["FAIL"] * 4
 
 
 def test_figure5_claims_with_every_rate_diverged():
     # Every curve diverged at every rate: "stuck" counts that as stuck (the paper's App. C
     # wording); the others cannot be decided.
-    everything = dict.fromkeys(
-        [
-            "linear model (depth 1)",
-            "depth-4 net, near-zero init",
-            "depth-8 net, near-zero init",
-            "depth-4 net, identity init",
-            "depth-8 net, identity init",
-        ],
-        GONE,
-    )
-    assert _figure5(everything) == ["PASS", "INCONCLUSIVE", "INCONCLUSIVE", "INCONCLUSIVE"]
-    assert _figure5({"depth-8 net, identity init": GONE}) == ["PASS", "PASS", "INCONCLUSIVE", "INCONCLUSIVE"]
+    everything = dict.fromkeys(("late", "stuck", "identity_shallow", "identity_deep"), GONE)
+    assert _figure5(**everything) == ["PASS", "INCONCLUSIVE", "INCONCLUSIVE", "INCONCLUSIVE"]
+    assert _figure5(identity_deep=GONE) == ["PASS", "PASS", "INCONCLUSIVE", "INCONCLUSIVE"]
 
 
 # ---------------------------------------------------------------------------- MNIST and Appendix C

@@ -50,6 +50,7 @@ from reproduce.study.criteria.peer import (  # noqa: F401
     peer_width_matters,
 )
 from reproduce.study.criteria.rules import (  # noqa: F401
+    Curve,
     Speed,
     all_hold,
     faster,

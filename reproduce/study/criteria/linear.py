@@ -123,49 +123,43 @@ def figure3(speeds, setting="", figure="figure3"):
     return rows
 
 
-def figure4(p, speeds, setting=""):
-    """Claims of Figure 4 from {curve label: Speed} with the labels of `reproduce.figure4`."""
-    gd = speeds["depth-3 net, GD"]
-    left = ("depth-3 net, GD", "linear model, AdaGrad", "linear model, AdaDelta")
-    right = ("linear model, Adam", "depth-2 net, Adam", "depth-3 net, Adam")
+def figure4(p, *, gd, adagrad, adadelta, adam, adam_depth2, adam_depth3, setting=""):
+    """Claims of Figure 4 from one `Curve` per role: the depth-3 net under GD against the
+    linear model under AdaGrad and AdaDelta (left); Adam on the linear model against Adam on
+    depth-2 and depth-3 nets (right)."""
+    left, right = (gd, adagrad, adadelta), (adam, adam_depth2, adam_depth3)
     return [
         setting_row(
             "figure4",
             f"l{p:g}: depth-3 GD beats AdaGrad and AdaDelta on the linear model",
             "iterations to the level, best rate each: depth-3 GD < AdaGrad and < AdaDelta",
-            ", ".join(f"{k}: {fmt_iterations(speeds[k].iterations)}" for k in left),
-            all_hold([faster(gd, speeds[k]) for k in left[1:]]),
+            ", ".join(f"{c.label}: {fmt_iterations(c.speed.iterations)}" for c in left),
+            all_hold([faster(gd.speed, c.speed) for c in (adagrad, adadelta)]),
             setting,
         ),
         setting_row(
             "figure4",
             f"l{p:g}: depth accelerates Adam",
             "iterations to the level, best rate each: Adam on depth 2 and on depth 3 < Adam on depth 1",
-            ", ".join(f"{k}: {fmt_iterations(speeds[k].iterations)}" for k in right),
-            all_hold([faster(speeds[k], speeds[right[0]]) for k in right[1:]]),
+            ", ".join(f"{c.label}: {fmt_iterations(c.speed.iterations)}" for c in right),
+            all_hold([faster(c.speed, adam.speed) for c in (adam_depth2, adam_depth3)]),
             setting,
         ),
     ]
 
 
-def figure5(p, summaries, budget, setting=""):
-    """Claims of Figure 5 (left) from {curve label: SeedSummary} (labels of
-    `reproduce.figure5`) of a run of `budget` iterations."""
-
-    def moved(label):
-        return summaries[label].best_iterations_to(MOVED_LEVEL)
-
-    def speed(label):
-        return Speed.of(summaries[label])
-
-    stuck_rates = summaries["depth-8 net, near-zero init"].rates
+def figure5(p, *, stuck, late, identity_shallow, identity_deep, budget, setting=""):
+    """Claims of Figure 5 (left) of a run of `budget` iterations, from the
+    `convergence.SeedSummary` of each role: `stuck` the depth-8 net and `late` the depth-4
+    net from near-zero init, `identity_shallow` / `identity_deep` the depth-4 and depth-8
+    nets from identity init."""
+    stuck_rates = stuck.rates
     finals = [r.final_relative_excess for r in stuck_rates if not r.diverged]
-    stuck = all(f is None or f > MOVED_LEVEL for f in finals)  # every rate diverged counts as stuck (App. C)
-    late_curve = summaries["depth-4 net, near-zero init"]
-    late = moved("depth-4 net, near-zero init")
-    identity = ("depth-4 net, identity init", "depth-8 net, identity init")
-    at_once = [moved(label) for label in identity]
-    if any(summaries[label].all_diverged for label in identity):
+    is_stuck = all(f is None or f > MOVED_LEVEL for f in finals)  # every rate diverged counts as stuck (App. C)
+    late_iterations = late.best_iterations_to(MOVED_LEVEL)
+    identity = (identity_shallow, identity_deep)
+    at_once = [summary.best_iterations_to(MOVED_LEVEL) for summary in identity]
+    if any(summary.all_diverged for summary in identity):
         moves_at_once = None
     else:
         moves_at_once = all(a is not None and a <= AT_ONCE_FRACTION * budget for a in at_once)
@@ -177,7 +171,7 @@ def figure5(p, summaries, budget, setting=""):
             "(divergence at every rate counts as stuck, as in the paper's App. C)",
             f"{sum(r.diverged for r in stuck_rates)} of {len(stuck_rates)} rates diverged; lowest final "
             f"relative excess of the others: {min(finals) if finals else 'none'}",
-            stuck,
+            is_stuck,
             setting,
         ),
         setting_row(
@@ -185,8 +179,8 @@ def figure5(p, summaries, budget, setting=""):
             f"l{p:g}: near-zero init, depth 4 moves only late (paper: ~65K)",
             f"best rate needs >= {LATE_FRACTION:g} x budget = {int(LATE_FRACTION * budget):,} "
             f"iterations to stay below relative excess {MOVED_LEVEL:g} (INCONCLUSIVE if every rate diverged)",
-            "every rate diverged" if late_curve.all_diverged else f"best rate: {fmt_iterations(late)}",
-            None if late_curve.all_diverged else (late is None or late >= LATE_FRACTION * budget),
+            "every rate diverged" if late.all_diverged else f"best rate: {fmt_iterations(late_iterations)}",
+            None if late.all_diverged else (late_iterations is None or late_iterations >= LATE_FRACTION * budget),
             setting,
         ),
         setting_row(
@@ -202,9 +196,9 @@ def figure5(p, summaries, budget, setting=""):
             "figure5",
             f"l{p:g}: identity init, deeper is faster",
             "iterations to the level, best rate each: depth 8 <= depth 4",
-            f"depth 8: {fmt_iterations(speed(identity[1]).iterations)}, "
-            f"depth 4: {fmt_iterations(speed(identity[0]).iterations)}",
-            faster(speed(identity[1]), speed(identity[0])),
+            f"depth 8: {fmt_iterations(Speed.of(identity_deep).iterations)}, "
+            f"depth 4: {fmt_iterations(Speed.of(identity_shallow).iterations)}",
+            faster(Speed.of(identity_deep), Speed.of(identity_shallow)),
             setting,
         ),
     ]

@@ -28,6 +28,14 @@ class Speed:
         return cls(summary.iterations_to_level, summary.final_relative_excess)
 
 
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """One compared curve: its `Speed` and the label a claim row prints for it."""
+
+    label: str
+    speed: Speed
+
+
 def faster(a, b, factor=1.0):
     """Whether speed `a` beats `b` by `factor` (a.iterations * factor <= b.iterations).
     A curve that reaches the level beats one that does not; None (undecidable) if neither
