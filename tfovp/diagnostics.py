@@ -5,31 +5,41 @@ n_{j+1}); leading axes are batch axes.
 """
 
 import numpy as np
+from keras import ops
 
 
 def _as_arrays(factors):
     return [np.asarray(getattr(f, "numpy", lambda f=f: f)(), dtype=np.float64) for f in factors]
 
 
+def gram_residuals(factors):
+    """(..., N-1, 2) tensor: per adjacent pair of factors (Keras orientation, any leading
+    batch axes) the Eq. 7 residual ||kernel_j kernel_j^T - kernel_{j-1}^T kernel_{j-1}||_F
+    and its scale, the larger Frobenius norm of the two Gram matrices. Keras ops, so that
+    `balancedness` and the compiled `tfovp.sweep` loop share it."""
+    pairs = []
+    for lower, upper in zip(factors[:-1], factors[1:]):
+        left = ops.matmul(upper, ops.swapaxes(upper, -1, -2))
+        right = ops.matmul(ops.swapaxes(lower, -1, -2), lower)
+        norms = [ops.sqrt(ops.sum(ops.square(m), axis=(-2, -1))) for m in (left - right, left, right)]
+        pairs.append(ops.stack([norms[0], ops.maximum(norms[1], norms[2])], axis=-1))
+    return ops.stack(pairs, axis=-2)
+
+
 def balancedness(factors, relative=False):
     """||W_{j+1}^T W_{j+1} - W_j W_j^T||_F for each adjacent pair (Eq. 7), paper indices.
 
     In Keras orientation (kernel_j = W_{j+1}^T) this is
-    ||kernel_j kernel_j^T - kernel_{j-1}^T kernel_{j-1}||_F, j = 1..N-1. With `relative`,
-    each residual is divided by the larger of the two Frobenius norms (0 if both are 0).
-    Returns a list of N-1 values (arrays if the factors are batched).
+    ||kernel_j kernel_j^T - kernel_{j-1}^T kernel_{j-1}||_F, j = 1..N-1 (`gram_residuals`,
+    in float64). With `relative`, each residual is divided by the larger of the two
+    Frobenius norms (0 if both are 0). Returns a list of N-1 values (arrays if the
+    factors are batched).
     """
-    factors = _as_arrays(factors)
-    residuals = []
-    for lower, upper in zip(factors[:-1], factors[1:]):
-        left = upper @ np.swapaxes(upper, -1, -2)
-        right = np.swapaxes(lower, -1, -2) @ lower
-        value = np.linalg.norm(left - right, axis=(-2, -1))
-        if relative:
-            size = np.maximum(np.linalg.norm(left, axis=(-2, -1)), np.linalg.norm(right, axis=(-2, -1)))
-            value = np.where(size > 0, value / np.where(size > 0, size, 1.0), 0.0)
-        residuals.append(value)
-    return residuals
+    terms = ops.convert_to_numpy(gram_residuals(_as_arrays(factors)))
+    value, size = terms[..., 0], terms[..., 1]
+    if relative:
+        value = np.where(size > 0, value / np.where(size > 0, size, 1.0), 0.0)
+    return [value[..., j] for j in range(value.shape[-1])]
 
 
 def singular_values(kernel, top=None):
