@@ -24,6 +24,7 @@ import os
 import pathlib
 
 from mnist_tutorial import config as tutorial
+from reproduce.study import findings
 from reproduce.study.claims import ClaimsFile
 from reproduce.study.criteria import SPEED_UP
 from reproduce.study.provenance import RunSummary
@@ -203,8 +204,6 @@ def tuned_tables(out):
         "",
         *pairs,
     ]
-    for path in sorted(out.glob("acceleration*.json")):
-        lines += ["", *_map_lines(read_summary(path, ("figure", "config", "command", "settings")))]
     return "\n".join(lines) + "\n"
 
 
@@ -489,8 +488,38 @@ def read_summary(path, keys):
     return summary
 
 
+STUDIES = ("theorem2", "section7", "acceleration", "blog_l4")  # stems whose outputs get a generic page
+STUDY_KEYS = ("figure", "command", "versions", "machine", "elapsed_seconds")
+
+
+def study_section(summary, out):
+    """A study's page body: its command, machine, versions and times, its plot, the
+    acceleration map's speed-ups (if it is one) and the verdicts of its claims."""
+    v, m, name = summary["versions"], summary["machine"], summary["figure"]
+    training = summary.get("training_seconds")
+    lines = [
+        f"### {name}",
+        "",
+        f"`{summary['command']}` · wall time of the invocation that wrote it {summary['elapsed_seconds']:,.0f} s"
+        + ("" if training is None else f" ({training:,.0f} s of training)")
+        + f" · {m['processor']}, {m['cpu_count']} cores · Python {v['python']}, TensorFlow {v['tensorflow']}, "
+        f"Keras {v['keras']}",
+    ]
+    if (pathlib.Path(out) / f"{name}.png").is_file():
+        lines += ["", f"![{name}]({name}.png)"]
+    if "settings" in summary and "config" in summary:
+        lines += ["", *_map_lines(summary)]
+    if summary.get("claims"):
+        lines += ["", "| claim | criterion | measured | verdict |", "|---|---|---|---|"]
+        lines += [
+            f"| {c['claim']} | {c['criterion']} | {c['measured']} | **{c['verdict']}** |" for c in summary["claims"]
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def pages(out):
-    """{output name: its generated section} for every figure and Appendix C run of `out`."""
+    """{output name: its generated section} for every figure, Appendix C run and study
+    (`STUDIES`) of `out`."""
     out = pathlib.Path(out)
     sections = {}
     names = ("figure2", "figure3", "figure4", "figure5", "figure3-abalone")
@@ -504,6 +533,8 @@ def pages(out):
             with open(path.with_suffix(".csv")) as handle:
                 table = list(csv.DictReader(handle))
             sections[path.stem] = appendix_c_section(read_summary(path, APPENDIX_C_KEYS), table)
+    for path in sorted(p for stem in STUDIES for p in out.glob(f"{stem}*.json")):
+        sections[path.stem] = study_section(read_summary(path, STUDY_KEYS), out)
     return sections
 
 
@@ -512,21 +543,36 @@ def build(out):
     return "\n".join(pages(out).values())
 
 
-def page(name, section):
-    """The page `name`.md of one output: its generated section under a title."""
-    body = section.split("\n", 1)[1] if section.startswith("### ") else section
-    return (
-        f"# {name}: the committed run\n\nGenerated from `{name}.json` (and its CSV) by `python -m reproduce.report`; "
-        f"never edited by hand. What the run shows: `README.md`; every claim: `{CLAIMS_TABLE}`.\n{body}"
+def _page_parts(name, section):
+    head = (
+        f"# {name}: the committed run\n\nWhat the run shows is written by hand between the findings markers; the "
+        f"rest is generated from `{name}.json` (and its CSV) by `python -m reproduce.report`. Every claim: "
+        f"`{CLAIMS_TABLE}`; the summary: `README.md`."
     )
+    return head, section.split("\n", 1)[1] if section.startswith("### ") else section
+
+
+def page(name, section, kept=""):
+    """The text of page `name`.md of one output: a title, what the run shows (`kept`,
+    hand-written: `reproduce.study.findings`), then its generated section."""
+    head, body = _page_parts(name, section)
+    return findings.compose(head, kept, body)
+
+
+def write_page(out, name, section):
+    """Write OUT/`name`.md (`page`), keeping its findings as they stand."""
+    findings.write_page(pathlib.Path(out) / f"{name}.md", *_page_parts(name, section))
 
 
 def page_index(sections):
     """The list of per-output pages that README.md's report block holds."""
     return (
-        "One page per figure and study, generated from its JSON (command, machine, versions, settings, per curve the "
-        "selected rate, the iterations to each level, the diverged and stalled rates, the tuned rate, and the "
-        "verdicts):\n\n" + "\n".join(f"- [`{name}`]({name}.md)" for name in sections) + "\n"
+        "One page per figure and study: what the run shows, then what is generated from its JSON (command, "
+        "machine, versions, settings, per curve the selected rate, the iterations to each level, the diverged and "
+        "stalled rates, the tuned rate, and the verdicts); the sensitivity study and the 2024 student reproduction "
+        "write their own (`sensitivity.md`, `peer_2024.md`):\n\n"
+        + "\n".join(f"- [`{name}`]({name}.md)" for name in sections)
+        + "\n"
     )
 
 
@@ -562,7 +608,7 @@ def main(argv=None):
     if not readme.is_file():
         atomic_write_text(readme, f"# Results\n\n{BEGIN}\n{END}\n")
     for name, section in sections.items():
-        atomic_write_text(pathlib.Path(args.out) / f"{name}.md", page(name, section))
+        write_page(args.out, name, section)
     if not replace_between(readme, BEGIN, END, page_index(sections)):
         parser.error(f"{readme} needs the markers {BEGIN} and {END}")
     replace_between(readme, TUNED_BEGIN, TUNED_END, tuned)

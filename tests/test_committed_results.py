@@ -191,13 +191,15 @@ def test_appendix_c(stem):
 
 def test_readme_results_table_and_the_claims_table_are_generated_from_claims_json():
     from reproduce import report
+    from reproduce.study import findings
 
     readme = (RESULTS.parent / "README.md").read_text()
     table = readme.split(report.CLAIMS_BEGIN, 1)[1].split(report.CLAIMS_END, 1)[0]
     stale = "stale: run python -m reproduce.report --out results"
     assert table.strip() == report.figures_table(RESULTS, "results").strip(), f"README.md's results table is {stale}"
     for name, section in report.pages(RESULTS).items():
-        assert (RESULTS / f"{name}.md").read_text() == report.page(name, section), f"results/{name}.md is {stale}"
+        kept = findings.findings_of(RESULTS / f"{name}.md")
+        assert (RESULTS / f"{name}.md").read_text() == report.page(name, section, kept), f"results/{name}.md is {stale}"
     full = (RESULTS / report.CLAIMS_TABLE).read_text()
     assert full == report.claims_table(RESULTS, "."), f"results/{report.CLAIMS_TABLE} is {stale}"
     rows = json.loads((RESULTS / "claims.json").read_text())

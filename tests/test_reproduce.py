@@ -687,3 +687,19 @@ def test_run_summary_envelope_round_trip_and_a_missing_field_named(tmp_path, cap
     with pytest.raises(SystemExit):
         report.main(["--out", str(tmp_path), "--readme", str(tmp_path / "none.md")])
     assert "figure3.json: lacks machine; rerun its command" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_a_regenerated_page_keeps_its_hand_written_findings(tmp_path):
+    from reproduce.study import findings
+
+    page = tmp_path / "figure9.md"
+    findings.write_page(page, "# figure9", "| table | v1 |\n")
+    assert findings.findings_of(page) == ""
+    written = page.read_text().replace(findings.END, "## What the run shows\n\nDepth helps late.\n" + findings.END)
+    page.write_text(written)
+    findings.write_page(page, "# figure9", "| table | v2 |\n")  # the run's tables change
+    text = page.read_text()
+    assert "| table | v2 |" in text and "| table | v1 |" not in text
+    assert findings.findings_of(page) == "## What the run shows\n\nDepth helps late."
+    assert text.index("# figure9") < text.index("Depth helps late.") < text.index("| table | v2 |")
