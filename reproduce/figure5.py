@@ -102,7 +102,7 @@ def specs(p):
     return [CurveSpec(label, depth=depth, initializer=init, loss=p) for label, depth, init in CURVES]
 
 
-def claims(p, summaries, budget, setting=""):
+def left_claims(p, summaries, budget, setting=""):
     """The left panel's claims from {curve label: convergence.SeedSummary}."""
     roles = {role: summaries[label] for role, label in ROLES.items()}
     return criteria.figure5(p, **roles, budget=budget, setting=setting)
@@ -133,7 +133,8 @@ def run(config, workdir, job=None):
                 figure.family(spec)
             summaries = {label: figure.summary(label, p) for label, _, _ in CURVES}
             claims += [
-                dataclasses.replace(c, panel="left") for c in claims(p, summaries, config.steps, config.setting_text())
+                dataclasses.replace(c, panel="left")
+                for c in left_claims(p, summaries, config.steps, config.setting_text())
             ]
         if "left" in chosen:
             linear, deep = CURVES[0][0], [label for label, _, _ in CURVES[1:]]

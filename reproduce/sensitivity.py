@@ -96,7 +96,7 @@ def judge(figure, families, budget, seed, level, setting):
     if figure == 3:
         speeds = {(spec.depth, spec.loss): criteria.Speed.of(s) for spec, s in summaries.items()}
         return criteria.figure3(speeds, setting), diverged
-    return figure5.claims(4.0, {spec.label: s for spec, s in summaries.items()}, budget, setting), diverged
+    return figure5.left_claims(4.0, {spec.label: s for spec, s in summaries.items()}, budget, setting), diverged
 
 
 def runner(config, problem, figure, workdir, job):

@@ -118,7 +118,7 @@ def test_figure5_left():
         pytest.fail("the committed Figure 5 lacks its left panel (README.md reports it)")
     summaries = _seed_summaries("figure5", config["steps"], config["level"])
     setting = next(c["setting"] for c in summary["claims"] if c.get("panel") == "left")
-    claims = figure5.claims(4.0, summaries, config["steps"], setting)
+    claims = figure5.left_claims(4.0, summaries, config["steps"], setting)
     assert _rows(claims) == [row for row in _claims("figure5") if not row[0].startswith("MNIST")]
 
 
