@@ -5,7 +5,6 @@ n_{j+1}); leading axes are batch axes.
 """
 
 import numpy as np
-from keras import ops
 
 
 def _as_arrays(factors):
@@ -17,6 +16,8 @@ def gram_residuals(factors):
     batch axes) the Eq. 7 residual ||kernel_j kernel_j^T - kernel_{j-1}^T kernel_{j-1}||_F
     and its scale, the larger Frobenius norm of the two Gram matrices. Keras ops, so that
     `balancedness` and the compiled `tfovp.sweep` loop share it."""
+    from keras import ops  # here: the module loads without Keras (command lines' --help)
+
     pairs = []
     for lower, upper in zip(factors[:-1], factors[1:]):
         left = ops.matmul(upper, ops.swapaxes(upper, -1, -2))
@@ -35,7 +36,7 @@ def balancedness(factors, relative=False):
     Frobenius norms (0 if both are 0). Returns a list of N-1 values (arrays if the
     factors are batched).
     """
-    terms = ops.convert_to_numpy(gram_residuals(_as_arrays(factors)))
+    terms = np.asarray(gram_residuals(_as_arrays(factors)))
     value, size = terms[..., 0], terms[..., 1]
     if relative:
         value = np.where(size > 0, value / np.where(size > 0, size, 1.0), 0.0)
