@@ -28,6 +28,7 @@ claim rows.
 """
 
 import dataclasses
+import json
 import math
 import pathlib
 import time
@@ -43,6 +44,7 @@ from reproduce.study.plotting import MinibatchCurve, MinibatchPanel, plot_panels
 from reproduce.study.progress import MNIST_STEP, job_scope
 from reproduce.study.provenance import RunSummary
 from reproduce.study.runs import PAPER_GRID
+from tfovp.files import locked
 
 MODELS = ("original", "overparameterized")
 STDS = (1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1)
@@ -51,6 +53,8 @@ BASELINE_GROUP = "original, baseline of the init-std grid"  # when the rate grid
 GRIDS = ("lr", "std")
 RHO = 1.5  # coarser than the linear figures' 1.2: a run of 10 epochs costs 7-11 CPU minutes here
 GRID = "grid"
+RUNS_SUFFIX = "_runs.json"  # each finished run's CompactRun, committed as it lands
+RECORD_EVERY = 100  # steps between the points of a CompactRun (the validation error's spacing)
 
 
 @dataclasses.dataclass
@@ -156,15 +160,82 @@ def _baseline(rows):
     )
 
 
+def _column(history, key):
+    """A history column as floats, NaN where not recorded (or for a column that runs
+    stored before it existed lack)."""
+    return np.array([np.nan if v is None else v for v in history.get(key, [None] * len(history["step"]))], float)
+
+
+@dataclasses.dataclass
+class CompactRun:
+    """A finished run as `<stem>_runs.json` commits it, so that `--resume` rebuilds it on
+    a machine without the full records: its table row (exact, from every step) and, every
+    RECORD_EVERY steps and at the last, the moving averages (window SMOOTHING_WINDOW) the
+    plot draws of the printed loss and the cross-entropy, the validation error and fc1's
+    norm."""
+
+    row: dict
+    series: dict  # "step" and the SMOOTHED / RAW keys, each a list (None: not recorded)
+
+    SMOOTHED = ("minibatch_loss", "cross_entropy")
+    RAW = ("validation_error", "fc1_frobenius")
+
+    @classmethod
+    def of(cls, row, result):
+        steps = np.asarray(result.history["step"])
+        keep = (steps % RECORD_EVERY == 0) | (steps == steps[-1])
+        series = {"step": steps[keep].tolist()}
+        for key in cls.SMOOTHED + cls.RAW:
+            values = _column(result.history, key)
+            if key in cls.SMOOTHED:
+                values = criteria.smooth(values, criteria.SMOOTHING_WINDOW)
+            series[key] = [None if not np.isfinite(v) else float(v) for v in values[keep]]
+        return cls({k: v for k, v in row.items() if k != "index"}, series)
+
+    def to_json(self):
+        return {"row": _finite_or_text(self.row), "series": self.series}
+
+    @classmethod
+    def from_json(cls, data):
+        row = {k: float(v) if v in ("inf", "nan") else v for k, v in data["row"].items()}
+        return cls(row, data["series"])
+
+
+def _finite_or_text(row):
+    """The row with infinities and NaN as text (JSON has neither)."""
+    return {k: str(v) if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+
+
+def committed_runs(out, stem):
+    """{run key: CompactRun} of OUT/<stem>_runs.json (empty if there is none)."""
+    path = pathlib.Path(out) / f"{stem}{RUNS_SUFFIX}"
+    if not path.is_file():
+        return {}
+    return {key: CompactRun.from_json(data) for key, data in json.loads(path.read_text()).items()}
+
+
+def commit_run(out, stem, key, record):
+    """Add or replace one run's CompactRun in OUT/<stem>_runs.json (under its lock), as
+    soon as the run finishes: a long grid lands run by run."""
+    path = pathlib.Path(out) / f"{stem}{RUNS_SUFFIX}"
+    with locked(path):
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        data[key] = record.to_json()
+        outputs.write_json(path, data)
+
+
 def _curve(label, result, loss="minibatch_loss", lower="validation_error"):
-    """Per-step `loss` and every-100-steps `lower` of a run; NaN where a value was not
-    recorded (also a column that runs stored before it existed lack)."""
+    """Per-step `loss` and every-100-steps `lower` of a run (a TrainingResult), or the
+    moving averages a CompactRun holds."""
+    if isinstance(result, CompactRun):
+        steps, series = np.asarray(result.series["step"]), result.series
+
+        def column(key):
+            return np.array([np.nan if v is None else v for v in series.get(key, [None] * len(steps))], float)
+
+        return MinibatchCurve(label, steps, column(loss), column(lower), smoothed=True)
     history = result.history
-
-    def column(key):
-        return np.array([np.nan if v is None else v for v in history.get(key, [None] * len(history["step"]))], float)
-
-    return MinibatchCurve(label, np.asarray(history["step"]), column(loss), column(lower))
+    return MinibatchCurve(label, np.asarray(history["step"]), _column(history, loss), _column(history, lower))
 
 
 def _best(rows, group, grid_only=False):
@@ -273,11 +344,11 @@ def _run(config, out, job):
     plan = runs(config)
     mnist_panel.expect(job, name(config), [c for _, c in plan])
     store, rows, results = mnist_panel.store(out), [], []
-    labelled = [("overparameterized" if c.overparameterize else "original", c) for _, c in plan]
+    runner = _Runner(config, out, job, store, committed_runs(out, name(config)) if config.resume else {})
     if config.cluster_target() is not None:  # one Ray task per run, then the table below
-        run_units(mnist_panel.units(labelled, store, config.resume, job), config.cluster_target(), job)
+        run_units(runner.units([c for _, c in plan]), config.cluster_target(), job)
     for group, run_config in plan:
-        rows.append(_train_row(group, run_config, GRID, store, config, job, results))
+        rows.append(runner.row(group, run_config, GRID, results))
     for round_ in range(1, 64) if "lr" in config.grids else ():  # the gaps halve (in log) every round
         extra = [
             (group, _tutorial_config(config, group == MODELS[1], rate, 0.1))
@@ -292,8 +363,8 @@ def _run(config, out, job):
         job.write(f"refinement round {round_} (to a ratio {config.rho:g}): {rates}")
         job.expect(len(extra), sum(tutorial.planned_steps(c) * MNIST_STEP for _, c in extra))
         if config.cluster_target() is not None:
-            run_units(mnist_panel.units(extra, store, config.resume, job), config.cluster_target(), job)
-        rows += [_train_row(g, c, f"refinement {round_}", store, config, job, results) for g, c in extra]
+            run_units(runner.units([c for _, c in extra]), config.cluster_target(), job)
+        rows += [runner.row(g, c, f"refinement {round_}", results) for g, c in extra]
     import pandas as pd
 
     frame = pd.DataFrame(rows).drop(columns="index")
@@ -319,18 +390,48 @@ def _run(config, out, job):
     return summary
 
 
-def _train_row(group, run_config, rates, store, config, job, results):
-    """Train (or reuse) one run, print its line and return its table row; its result is
-    appended to `results` (the row's `index`)."""
-    label = "overparameterized" if run_config.overparameterize else "original"
-    result = mnist_panel.train_stored(run_config, store, config.resume, label, job)
-    row = {**_row(group, run_config, result, rates), "index": len(results)}
-    job.write(
-        f"    {group}, lr {run_config.base_lr:g}, std {run_config.overparam_init_std:g}: last-10% "
-        f"loss {row['last_tenth_loss']:.4f}, test error {result.test_error:.2f}%, {result.seconds:.0f} s"
-    )
-    results.append(result)
-    return row
+def _label(run_config):
+    return "overparameterized" if run_config.overparameterize else "original"
+
+
+@dataclasses.dataclass
+class _Runner:
+    """Where the runs of one invocation come from: the store of full records (`--resume`),
+    the committed CompactRuns (`committed`, with `--resume`), or training."""
+
+    config: Config
+    out: pathlib.Path
+    job: object
+    store: object  # RecordStore of TrainingResult
+    committed: dict  # {run key: CompactRun}
+
+    def units(self, run_configs):
+        """The cluster units of the runs that neither the store nor `committed` holds."""
+        labelled = [(_label(c), c) for c in run_configs if mnist_panel.run_key(c, _label(c)) not in self.committed]
+        return mnist_panel.units(labelled, self.store, self.config.resume, self.job)
+
+    def row(self, group, run_config, rates, results):
+        """Train (or reuse) one run, print its line and return its table row; its result
+        (or, for a run known only from `committed`, its CompactRun) is appended to
+        `results` (the row's `index`). A run trained or read from the store is committed
+        to `<stem>_runs.json` at once."""
+        label, stem, job = _label(run_config), name(self.config), self.job
+        key = mnist_panel.run_key(run_config, label)
+        if key in self.committed and self.store.get(key) is None:  # finished on another machine
+            record = self.committed[key]
+            work = tutorial.planned_steps(run_config) * MNIST_STEP
+            job.reuse(f"{mnist_panel.describe(run_config, label)}: rebuilt from {stem}{RUNS_SUFFIX}", work)
+            results.append(record)
+            return {**record.row, "group": group, "rates": rates, "index": len(results) - 1}
+        result = mnist_panel.train_stored(run_config, self.store, self.config.resume, label, job)
+        row = {**_row(group, run_config, result, rates), "index": len(results)}
+        commit_run(self.out, stem, key, CompactRun.of(row, result))
+        job.write(
+            f"    {group}, lr {run_config.base_lr:g}, std {run_config.overparam_init_std:g}: last-10% "
+            f"loss {row['last_tenth_loss']:.4f}, test error {result.test_error:.2f}%, {result.seconds:.0f} s"
+        )
+        results.append(result)
+        return row
 
 
 def _public(best):

@@ -49,11 +49,11 @@ def expect(job, name, configs):
     job.plan(name, len(configs), sum(tutorial.planned_steps(c) * MNIST_STEP for c in configs))
 
 
-def _key(config, label):
+def run_key(config, label):
     return f"{label.split(',')[0]}-{settings_key(config, ignore=IGNORED, added=('factor_convs',))}"
 
 
-def _name(config, label):
+def describe(config, label):
     defaults = tutorial.Config()
     changed = [
         f"{text} {getattr(config, field):g}"
@@ -71,10 +71,10 @@ def units(labelled_configs, runs, resume, job):
 
     planned = {}
     for label, config in labelled_configs:
-        key = _key(config, label)
+        key = run_key(config, label)
         if not ((resume or runs.path(key) in job.written) and runs.get(key) is not None):
             work = tutorial.planned_steps(config) * MNIST_STEP
-            planned[key] = Unit(_name(config, label), runs, key, train, (config,), work, gpu=True)
+            planned[key] = Unit(describe(config, label), runs, key, train, (config,), work, gpu=True)
     return list(planned.values())
 
 
@@ -89,10 +89,10 @@ def train_stored(config, runs, resume, label, job):
     """train(config), kept in `runs` (a RecordStore); a run finished earlier with
     the same settings is reused with `resume`, or when this command trained it; a run in
     progress checkpoints next to the store and, with `resume`, continues from there."""
-    key = _key(config, label)
+    key = run_key(config, label)
     result = runs.get(key) if resume or runs.path(key) in job.written else None
     steps = tutorial.planned_steps(config)
-    name = _name(config, label)
+    name = describe(config, label)
     if result is not None:
         if not job.counted_on_arrival(runs.path(key)):
             job.reuse(f"{name}: finished earlier, reused", steps * MNIST_STEP)
@@ -195,7 +195,7 @@ def train_all(config, workdir, job):
             path = pathlib.Path(workdir) / csv_name(name, run_config.seed, config.mnist_seeds[0])
             result = _rebuilt(earlier, name, run_config)
             if result is not None:
-                job.reuse(f"{_name(run_config, name)}: rebuilt from {path.name}", result.steps * MNIST_STEP)
+                job.reuse(f"{describe(run_config, name)}: rebuilt from {path.name}", result.steps * MNIST_STEP)
             else:
                 result = train_stored(run_config, runs, config.resume, name, job)
             results[name].append(result)

@@ -3,6 +3,7 @@ TensorBoard, the sensitivity study, Figure 5's MNIST panel and Appendix C."""
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -173,6 +174,14 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "appendix_c.csv").drop(columns="seconds"), table.drop(columns="seconds")
     )
+    # On a machine without the full records, the committed compact ones rebuild every run.
+    committed = json.loads((tmp_path / f"appendix_c{appendix_c.RUNS_SUFFIX}").read_text())
+    # 6 runs for 7 rows (the init-std grid's std 0.1 is the rate grid's overparameterized lr 0.01 run)
+    assert len(committed) == 6 and all(r["series"]["step"][0] == 0 for r in committed.values())
+    shutil.rmtree(tmp_path / ".curves" / "mnist")
+    appendix_c.main([*flags, "--resume"])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "appendix_c.csv"), table)
+    assert json.loads((tmp_path / "appendix_c.json").read_text())["claims"] == result["claims"]
     text = report.build(tmp_path)
     assert "### appendix_c" in text and "| overparameterized | 0.5 | grid | 0.1 | inf |" in text
     stds = [r for r in result["claims"] if "init std" in r["claim"]]

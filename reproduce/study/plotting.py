@@ -53,6 +53,7 @@ class MinibatchCurve:
     steps: np.ndarray
     losses: np.ndarray
     errors: np.ndarray  # validation error (%), NaN where not evaluated
+    smoothed: bool = False  # `losses` are already the panel's moving average (a run's compact record)
 
 
 @dataclasses.dataclass
@@ -69,14 +70,22 @@ class MinibatchPanel:
 
 def _minibatch_panel(top, bottom, panel):
     for curve in panel.curves:
-        (line,) = top.plot(curve.steps, curve.losses, lw=0.5, alpha=0.3)
-        top.plot(
-            curve.steps,
-            smooth(curve.losses, panel.window),
-            color=line.get_color(),
-            lw=1.6,
-            label=f"{curve.label}: {panel.loss_name} (mean of {panel.window} steps; faint: every step)",
-        )
+        if curve.smoothed:  # rebuilt from a compact record: the moving average every 100 steps
+            (line,) = top.plot(
+                curve.steps,
+                curve.losses,
+                lw=1.6,
+                label=f"{curve.label}: {panel.loss_name} (mean of {panel.window} steps)",
+            )
+        else:
+            (line,) = top.plot(curve.steps, curve.losses, lw=0.5, alpha=0.3)
+            top.plot(
+                curve.steps,
+                smooth(curve.losses, panel.window),
+                color=line.get_color(),
+                lw=1.6,
+                label=f"{curve.label}: {panel.loss_name} (mean of {panel.window} steps; faint: every step)",
+            )
         errors = np.asarray(curve.errors, dtype=float)
         keep = np.isfinite(errors)
         bottom.plot(
