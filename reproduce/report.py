@@ -528,7 +528,10 @@ def pages(out):
         path = out / f"{name}.json"
         if path.is_file():
             sections[name] = figure_section(read_summary(path, FIGURE_KEYS))
-    for path in sorted(out.glob("appendix_c*.json"), key=lambda p: (p.stem != "appendix_c", p.stem)):
+    summaries = [
+        p for p in out.glob("appendix_c*.json") if not p.name.endswith("_runs.json")
+    ]  # not appendix_c.RUNS_SUFFIX
+    for path in sorted(summaries, key=lambda p: (p.stem != "appendix_c", p.stem)):
         if path.with_suffix(".csv").is_file():
             with open(path.with_suffix(".csv")) as handle:
                 table = list(csv.DictReader(handle))
