@@ -161,8 +161,8 @@ def _baseline(rows):
 
 
 def _column(history, key):
-    """A history column as floats, NaN where not recorded (or for a column that runs
-    stored before it existed lack)."""
+    """A column of a run's history (or of a CompactRun's series) as floats, NaN where not
+    recorded (or for a column that runs stored before it existed lack)."""
     return np.array([np.nan if v is None else v for v in history.get(key, [None] * len(history["step"]))], float)
 
 
@@ -228,12 +228,10 @@ def _curve(label, result, loss="minibatch_loss", lower="validation_error"):
     """Per-step `loss` and every-100-steps `lower` of a run (a TrainingResult), or the
     moving averages a CompactRun holds."""
     if isinstance(result, CompactRun):
-        steps, series = np.asarray(result.series["step"]), result.series
-
-        def column(key):
-            return np.array([np.nan if v is None else v for v in series.get(key, [None] * len(steps))], float)
-
-        return MinibatchCurve(label, steps, column(loss), column(lower), smoothed=True)
+        series = result.series
+        return MinibatchCurve(
+            label, np.asarray(series["step"]), _column(series, loss), _column(series, lower), smoothed=True
+        )
     history = result.history
     return MinibatchCurve(label, np.asarray(history["step"]), _column(history, loss), _column(history, lower))
 
@@ -417,7 +415,7 @@ class _Runner:
         to `<stem>_runs.json` at once."""
         label, stem, job = _label(run_config), name(self.config), self.job
         key = mnist_panel.run_key(run_config, label)
-        if key in self.committed and self.store.get(key) is None:  # finished on another machine
+        if key in self.committed and not self.store.path(key).is_file():  # finished on another machine
             record = self.committed[key]
             work = tutorial.planned_steps(run_config) * MNIST_STEP
             job.reuse(f"{mnist_panel.describe(run_config, label)}: rebuilt from {stem}{RUNS_SUFFIX}", work)
