@@ -345,5 +345,11 @@ def test_window_maxima_and_last_exceedances_are_exact_at_every_step():
             above = np.flatnonzero(np.isfinite(every.losses[:, c]) & (every.losses[:, c] > threshold))
             assert sparse.last_above[c, j] == (above[-1] if above.size else -1)
     assert sparse.diverged[2] and np.isinf(sparse.window_max[-1, 2])
+    # Every copy diverges early: the loop stops, and the windows it never reached still
+    # hold +inf (a diverged copy's loss), not the buffer's -inf fill, which would count as
+    # settled below every level (a stored family reads back +inf: fresh and resumed agree).
+    gone = sweep(x, y, [30.0], steps, depth=2, hidden_widths=3, loss=4, dtype="float64",
+                 record_steps=[0, 7, 20, 59], record_window_max=True, chunk_size=5)  # fmt: skip
+    assert gone.diverged_at[0] < 7 and np.all(gone.window_max == np.inf)
     with pytest.raises(ValueError, match="thresholds"):
         sweep(x, y, rates, 3, thresholds=[np.nan])

@@ -505,6 +505,12 @@ class _Recorder:
             changes["last_above"] = tf.where(above, t, records.last_above)
         return records._replace(**changes)
 
+    def _window_max(self):
+        """(R, C) window maxima; a window the loop never reached (it stops once every copy
+        has diverged) holds +inf, as every window of a copy after its divergence does."""
+        values = self.buffers.window_max.numpy()[: self.rows].astype(np.float64)
+        return np.where(np.isneginf(values), np.inf, values)
+
     def results(self):
         """The `SweepResult` fields of the records."""
         spec, rows, buffers = self.spec, self.rows, self.buffers
@@ -515,7 +521,7 @@ class _Recorder:
             "end_to_end_norm": buffers.norms.numpy()[:rows].astype(np.float64),
             "balancedness": None if residuals is None else residuals[..., 0],
             "balancedness_scale": None if residuals is None else residuals[..., 1],
-            "window_max": buffers.window_max.numpy()[:rows].astype(np.float64) if spec.record_window_max else None,
+            "window_max": self._window_max() if spec.record_window_max else None,
             "last_above": buffers.last_above.numpy() if spec.thresholds.size else None,
         }
 
