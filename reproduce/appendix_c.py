@@ -53,7 +53,7 @@ BASELINE_GROUP = "original, baseline of the init-std grid"  # when the rate grid
 GRIDS = ("lr", "std")
 RHO = 1.5  # coarser than the linear figures' 1.2: a run of 10 epochs costs 7-11 CPU minutes here
 GRID = "grid"
-RUNS_SUFFIX = "_runs.json"  # each finished run's CompactRun, committed as it lands
+RUNS_SUFFIX = outputs.RUN_RECORDS_SUFFIX  # each finished run's CompactRun, committed as it lands
 RECORD_EVERY = 100  # steps between the points of a CompactRun (the validation error's spacing)
 
 

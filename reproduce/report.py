@@ -24,7 +24,7 @@ import os
 import pathlib
 
 from mnist_tutorial import config as tutorial
-from reproduce.study import findings
+from reproduce.study import findings, outputs
 from reproduce.study.claims import ClaimsFile
 from reproduce.study.criteria import SPEED_UP
 from reproduce.study.provenance import RunSummary
@@ -528,9 +528,7 @@ def pages(out):
         path = out / f"{name}.json"
         if path.is_file():
             sections[name] = figure_section(read_summary(path, FIGURE_KEYS))
-    summaries = [
-        p for p in out.glob("appendix_c*.json") if not p.name.endswith("_runs.json")
-    ]  # not appendix_c.RUNS_SUFFIX
+    summaries = outputs.summary_files(out, "appendix_c*.json")
     for path in sorted(summaries, key=lambda p: (p.stem != "appendix_c", p.stem)):
         if path.with_suffix(".csv").is_file():
             with open(path.with_suffix(".csv")) as handle:

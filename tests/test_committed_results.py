@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reproduce.study import criteria
+from reproduce.study import criteria, outputs
 from reproduce.study.provenance import RunSummary
 from tfovp import convergence
 
@@ -161,7 +161,7 @@ def test_speedup_claims(figure):
         assert (row.claim, row.measured, row.verdict) == (claim, measured, verdict)
 
 
-@pytest.mark.parametrize("stem", sorted(p.stem for p in RESULTS.glob("appendix_c*.json") if "_runs" not in p.stem))
+@pytest.mark.parametrize("stem", sorted(p.stem for p in outputs.summary_files(RESULTS, "appendix_c*.json")))
 def test_appendix_c(stem):
     summary = _json(stem)
     table = pd.read_csv(RESULTS / f"{stem}.csv")

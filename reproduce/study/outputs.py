@@ -11,6 +11,14 @@ import numpy as np
 from tfovp.convergence import LEVELS, relative_excess
 from tfovp.files import atomic_write_text, atomic_writer
 
+RUN_RECORDS_SUFFIX = "_runs.json"  # a study's per-run records (Appendix C), beside its summary JSON
+
+
+def summary_files(out, pattern):
+    """The summary JSON files of OUT matching `pattern`, without the per-run records."""
+    return [p for p in pathlib.Path(out).glob(pattern) if not p.name.endswith(RUN_RECORDS_SUFFIX)]
+
+
 CSV_POINTS = 80  # log-spaced steps per curve in a figure's CSV (after every one of the first 10)
 
 
