@@ -269,15 +269,15 @@ class FigureRun:
         return LossPanel(title, self.problem.optimum(p), curves, notes)
 
     def write(self, panels, claims, extra=None, panels_run=None):
-        """<figure>.csv/.json/.png/.pdf, the figure's claim rows (only those of
-        `panels_run` if given) and TensorBoard; returns the JSON summary. The CSV of the
-        curves is left as it is when this run trained none."""
+        """<figure>.csv and _runs.csv (the curves), .json/.png/.pdf, the figure's claim
+        rows (only those of `panels_run` if given) and TensorBoard; returns the JSON
+        summary. The curves' tables are left as they are when this run trained none."""
         from reproduce.study.plotting import plot_panels
 
         c = self.config
         claims = [dataclasses.replace(claim, figure=self.figure) for claim in claims]
         stem = self.out / self.figure
-        frame = outputs.curves_frame(
+        tables = outputs.curve_tables(
             self.figure,
             self.families,
             c.level,
@@ -289,8 +289,8 @@ class FigureRun:
                 "dtype": c.dtype,
             },
         )
-        if frame is not None:
-            outputs.write_csv(f"{stem}.csv", frame)
+        if tables is not None:
+            outputs.write_curve_tables(stem, tables)
         plot_panels(
             panels,
             str(stem),

@@ -92,7 +92,7 @@ def _seed_summaries(figure, budget, level):
     """SeedSummary per curve of a figure, rebuilt from its CSV (the grid's rates; each
     rate's losses carried forward between its rows, which keep every step where the
     curve crosses a level for good; a rate whose curve stops before the budget diverged)."""
-    frame = pd.read_csv(RESULTS / f"{figure}.csv")
+    frame = outputs.read_curves(RESULTS / f"{figure}.csv")
     frame = frame[frame["tuning"] == "grid"]
     out = {}
     for curve, rows in frame.groupby("curve", sort=False):
@@ -104,7 +104,7 @@ def _seed_summaries(figure, budget, level):
             carried = pd.Series(one["loss"].to_numpy(), index=one["step"]).reindex(steps).ffill()
             losses[:, c] = carried.where(steps <= one["step"].max())
         diverged = np.array([rows[rows["learning_rate"] == r]["step"].max() < budget for r in rates])
-        optimum = float((rows["loss"] - rows["excess_loss"]).iloc[0])
+        optimum = float(rows["optimum"].iloc[0])
         out[curve] = convergence.summarize_rates(steps, losses, optimum, rates, diverged, level)
     return out
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reproduce import common, figure2, figure3, figure4, figure5, sensitivity
-from reproduce.study import criteria, runs
+from reproduce import common, figure2, figure3, figure4, figure5, migrate_csv, sensitivity
+from reproduce.study import criteria, outputs, runs
 from reproduce.study.claims import Claim, ClaimsFile
 from reproduce.study.provenance import digest, settings_key
 
@@ -58,7 +58,12 @@ def _comparisons(summary, p):
 def _check_outputs(out, figure, n_claims):
     for suffix in ("csv", "json", "png", "pdf"):
         assert (out / f"{figure}.{suffix}").is_file()
-    frame = pd.read_csv(out / f"{figure}.csv")
+    # The points table holds only the per-step values; the rest is once per run.
+    assert pd.read_csv(out / f"{figure}.csv").columns.tolist() == list(outputs.POINT_COLUMNS)
+    assert pd.read_csv(out / f"{figure}_runs.csv").columns.tolist()[: len(outputs.RUN_COLUMNS)] == list(
+        outputs.RUN_COLUMNS
+    )
+    frame = outputs.read_curves(out / f"{figure}.csv")
     assert set(frame.columns) >= CSV_COLUMNS and len(frame) > 0
     assert frame["loss"].notna().all()  # diverged steps are never written as NaN
     summary = json.loads((out / f"{figure}.json").read_text())
@@ -93,6 +98,28 @@ def test_figure3_quick_run_and_its_verdicts(data_dir, tmp_path):
     # The selected rate in the CSV is the JSON's best rate of each curve.
     for (label, p), rows in frame[frame["selected"]].groupby(["curve", "loss_p"]):
         assert rows["learning_rate"].unique().tolist() == [summary["curves"][f"{label} (l{p:g})"]["best_learning_rate"]]
+    _check_migration(tmp_path, "figure3", frame)
+
+
+OLD_LAYOUT = (
+    "figure", "curve", "depth", "hidden_widths", "update", "initializer", "loss_p", "learning_rate", "seed",
+    "tuning", "selected", "step", "loss", "excess_loss", "relative_excess", "dataset", "preprocessing",
+    "loss_reduction", "budget", "dtype",
+)  # fmt: skip
+
+
+def _check_migration(out, figure, frame):
+    """The figure's curves written in the one-table layout of the committed results before
+    2026-12-05 and migrated back give its two tables byte for byte."""
+    old = out / "old" / f"{figure}.csv"
+    old.parent.mkdir()
+    shutil.copy(out / f"{figure}.json", old.with_suffix(".json"))
+    outputs.write_csv(old, frame[list(OLD_LAYOUT)])
+    migrate_csv.main([str(old)])
+    for name in (f"{figure}.csv", f"{figure}_runs.csv"):
+        assert (old.parent / name).read_bytes() == (out / name).read_bytes(), name
+    with pytest.raises(SystemExit):  # already migrated: a clear error, nothing rewritten
+        migrate_csv.main([str(old)])
 
 
 @pytest.mark.parametrize(
@@ -313,9 +340,8 @@ def test_resume_after_interruption_gives_identical_outputs(data_dir, tmp_path, m
     # trained again in full).
     assert len(calls) == whole - first
     assert capsys.readouterr().err.count("finished earlier, reused") == len(finished)
-    pd.testing.assert_frame_equal(
-        pd.read_csv(tmp_path / "whole" / "figure3.csv"), pd.read_csv(tmp_path / "cut" / "figure3.csv")
-    )
+    for name in ("figure3.csv", "figure3_runs.csv"):
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "cut" / name).read_bytes(), name
 
 
 def _tensorboard_runs(folder):
@@ -368,7 +394,7 @@ def _hparams_experiment(folder):
 
 def test_tensorboard_shows_what_varies_every_rate_and_no_sentinels(data_dir, tmp_path):
     _run(figure3, tmp_path, data_dir, "--losses", "4", "--tensorboard", str(tmp_path / "tb"))
-    frame = pd.read_csv(tmp_path / "figure3.csv")
+    frame = outputs.read_curves(tmp_path / "figure3.csv")
     experiment, groups = _hparams_experiment(tmp_path / "tb" / "figure3")
     infos = {h.name: h for h in experiment.hparam_infos}
     # Only what varies, with domains; TensorBoard ticks the first five by name.

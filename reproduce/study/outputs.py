@@ -1,10 +1,11 @@
-"""The tables a figure writes: one CSV row per step of a log-spaced grid (`csv_steps`,
-plus the steps where a curve crosses a convergence level for good) for every learning
-rate of every curve family, and the JSON summary of each family's best rate. Files are
-written atomically."""
+"""The tables a figure writes: its trained runs (every learning rate of every curve
+family, one row each) and their losses at the steps of a log-spaced grid (`csv_steps`,
+plus the steps where a curve crosses a convergence level for good), and the JSON
+summary of each family's best rate. Files are written atomically."""
 
 import json
 import pathlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,15 +52,33 @@ def crossing_steps(excess, levels):
     return keep
 
 
-def curves_frame(figure, families, level, settings):
-    """A DataFrame of the finite losses of `families` ({name: CurveFamily}) at the steps
-    of `csv_steps` and of `crossing_steps` (convergence.LEVELS and `level`), every rate
-    trained (`tuning`: "grid", or "tuning" for the rates the tuning added), with
-    `settings` (a dict of constant columns) on every row; `selected` marks the grid's
-    best learning rate of each seed at `level`."""
+class CurveTables(NamedTuple):
+    """A figure's curves in two tables: `runs`, one row per trained run (curve, learning
+    rate, seed: `RUN_COLUMNS`, then L* and the figure's settings), and `points`, the
+    run's recorded losses (`POINT_COLUMNS`). Written as <figure>_runs.csv and
+    <figure>.csv: the settings once per run instead of on every recorded step."""
+
+    runs: object  # pandas.DataFrame
+    points: object  # pandas.DataFrame
+
+
+RUNS_TABLE_SUFFIX = "_runs.csv"  # a figure's run table, beside its points table <figure>.csv
+RUN_COLUMNS = (
+    "run", "figure", "curve", "depth", "hidden_widths", "update", "initializer", "loss_p",
+    "learning_rate", "seed", "tuning", "selected", "optimum",
+)  # fmt: skip
+POINT_COLUMNS = ("run", "step", "loss", "relative_excess")
+
+
+def curve_tables(figure, families, level, settings):
+    """The CurveTables of `families` ({name: CurveFamily}), or None if there are none:
+    every rate trained (`tuning`: "grid", or "tuning" for the rates the tuning added),
+    `selected` marking the grid's best rate of each seed at `level`, `settings` (a dict)
+    on every run; each run's finite losses and relative excess e(t) (PAPER Sec. 1) at
+    the steps of `csv_steps` and of `crossing_steps` (convergence.LEVELS and `level`)."""
     import pandas as pd
 
-    frames = []
+    runs, points = [], []
     for grid_family in families.values():
         spec = grid_family.spec
         best = {seed: grid_family.summary(level, seed).best_learning_rate for seed in grid_family.seed_list}
@@ -69,31 +88,59 @@ def curves_frame(figure, families, level, settings):
         on_grid = csv_steps(family.steps)
         levels = (*LEVELS, level)
         for column, (rate, seed) in enumerate(zip(family.learning_rates, family.seeds)):
+            run = len(runs)
+            on_grid_column = column < grid_columns
+            runs.append(
+                {
+                    "run": run,
+                    "figure": figure,
+                    "curve": spec.label,
+                    "depth": spec.depth,
+                    "hidden_widths": spec.hidden_widths,
+                    "update": spec.update,
+                    "initializer": spec.initializer,
+                    "loss_p": spec.loss,
+                    "learning_rate": rate,
+                    "seed": seed,
+                    "tuning": "grid" if on_grid_column else "tuning",
+                    "selected": on_grid_column and rate == best[int(seed)],
+                    "optimum": family.optimum,
+                    **settings,
+                }
+            )
             losses = family.losses[:, column]
             keep = np.isfinite(losses) & (on_grid | crossing_steps(excess[:, column], levels))
-            frames.append(
+            points.append(
                 pd.DataFrame(
                     {
-                        "figure": figure,
-                        "curve": spec.label,
-                        "depth": spec.depth,
-                        "hidden_widths": spec.hidden_widths,
-                        "update": spec.update,
-                        "initializer": spec.initializer,
-                        "loss_p": spec.loss,
-                        "learning_rate": rate,
-                        "seed": seed,
-                        "tuning": "grid" if column < grid_columns else "tuning",
-                        "selected": column < grid_columns and rate == best[int(seed)],
+                        "run": run,
                         "step": family.steps[keep],
                         "loss": losses[keep],
-                        "excess_loss": losses[keep] - family.optimum,
                         "relative_excess": excess[keep, column],
-                        **settings,
                     }
                 )
             )
-    return pd.concat(frames, ignore_index=True) if frames else None
+    if not runs:
+        return None
+    return CurveTables(pd.DataFrame(runs), pd.concat(points, ignore_index=True))
+
+
+def write_curve_tables(stem, tables):
+    """Write `tables` (CurveTables) as <stem>.csv (the points) and <stem>_runs.csv."""
+    write_csv(f"{stem}{RUNS_TABLE_SUFFIX}", tables.runs)
+    return write_csv(f"{stem}.csv", tables.points)
+
+
+def read_curves(path):
+    """A figure's points table `path` (<figure>.csv) joined with its run table: one row
+    per recorded step with every column of its run and `excess_loss` = L(t) - L*."""
+    import pandas as pd
+
+    path = pathlib.Path(path)
+    runs = pd.read_csv(path.with_name(path.stem + RUNS_TABLE_SUFFIX))
+    frame = pd.read_csv(path).merge(runs, on="run", how="left", validate="many_to_one")
+    frame["excess_loss"] = frame["loss"] - frame["optimum"]
+    return frame
 
 
 def write_csv(path, frame, float_format="%.8g"):
