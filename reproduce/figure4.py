@@ -21,7 +21,14 @@ LEFT = [
     ("linear model, AdaDelta", 1, "adadelta"),
 ]
 RIGHT = [("linear model, Adam", 1, "adam"), ("depth-2 net, Adam", 2, "adam"), ("depth-3 net, Adam", 3, "adam")]
-ROLES = ("gd", "adagrad", "adadelta", "adam", "adam_depth2", "adam_depth3")  # of LEFT + RIGHT in `criteria.figure4`
+ROLES = {  # each curve's role in `criteria.figure4`, by label
+    "gd": "depth-3 net, GD",
+    "adagrad": "linear model, AdaGrad",
+    "adadelta": "linear model, AdaDelta",
+    "adam": "linear model, Adam",
+    "adam_depth2": "depth-2 net, Adam",
+    "adam_depth3": "depth-3 net, Adam",
+}
 
 
 @dataclasses.dataclass
@@ -46,6 +53,14 @@ def planned(config):
     return specs(config)
 
 
+def curve_claims(p, speeds, setting):
+    """The figure's threshold claims for l_p (`criteria.figure4`) from `speeds`
+    ({label: criteria.Speed}), each curve in its role (ROLES)."""
+    return criteria.figure4(
+        p, **{role: criteria.Curve(label, speeds[label]) for role, label in ROLES.items()}, setting=setting
+    )
+
+
 def run(config, workdir, job=None):
     def body(figure):
         figure.expect(planned(config))
@@ -53,10 +68,8 @@ def run(config, workdir, job=None):
         for spec in specs(config):
             figure.family(spec)
         for p in config.losses:
-            curves = {
-                role: criteria.Curve(label, figure.speed(label, p)) for role, (label, _, _) in zip(ROLES, LEFT + RIGHT)
-            }
-            claims += criteria.figure4(p, **curves, setting=config.setting_text())
+            speeds = {label: figure.speed(label, p) for label in ROLES.values()}
+            claims += curve_claims(p, speeds, config.setting_text())
             panels += [
                 figure.panel(f"l{p:g}: depth-3 GD vs adaptive optimizers", [(k, p) for k, _, _ in LEFT]),
                 figure.panel(f"l{p:g}: Adam with and without depth", [(k, p) for k, _, _ in RIGHT]),

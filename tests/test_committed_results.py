@@ -66,11 +66,8 @@ def test_figure4():
     from reproduce import figure4
 
     speeds = {label.rsplit(" (", 1)[0]: speed for label, speed in _speeds(summary).items()}
-    curves = {
-        role: criteria.Curve(label, speeds[label])
-        for role, (label, _, _) in zip(figure4.ROLES, figure4.LEFT + figure4.RIGHT)
-    }
-    assert _rows(criteria.figure4(4, **curves, setting=summary["claims"][0]["setting"])) == _claims("figure4")
+    assert sorted(figure4.ROLES.values()) == sorted(label for label, _, _ in figure4.LEFT + figure4.RIGHT)
+    assert _rows(figure4.curve_claims(4, speeds, summary["claims"][0]["setting"])) == _claims("figure4")
 
 
 def test_figure2_width_and_depth():
