@@ -260,7 +260,10 @@ def _cell(text, template):
     return "–" if value != value else template.format(value)
 
 
-def appendix_c_section(summary, table):
+def appendix_c_section(summary, table, reference=None):
+    """An Appendix C run's section: its command, table and best rates, and, given the
+    `reference` run's summary (the committed `appendix_c`), the claims both judged side
+    by side (`_beside`)."""
     from reproduce.appendix_c import RHO  # the study's modules load TensorFlow-free but with matplotlib
 
     args, v, m = summary.get("config") or summary["arguments"], summary["versions"], summary["machine"]
@@ -317,7 +320,40 @@ def appendix_c_section(summary, table):
                 )
                 + "."
             )
+    if reference is not None:
+        lines += _beside(summary, reference)
     return "\n".join(lines) + "\n"
+
+
+def _run_setting(summary):
+    """ "<budget>, seed <seed>" of an Appendix C summary."""
+    args = summary.get("config") or summary["arguments"]
+    budget = f"{args['steps']:,} steps" if args.get("steps") else f"{args['epochs']:g} epochs"
+    return f"{budget}, seed {args.get('seed', tutorial.SEED)}"
+
+
+def _beside(summary, reference):
+    """Lines of a table of the claims that `summary` and `reference` both judged (same
+    claim text): each one's verdict and measurement."""
+    judged = {c["claim"]: c for c in reference.get("claims", [])}
+    shared = [(judged[c["claim"]], c) for c in summary.get("claims", []) if c["claim"] in judged]
+    if not shared:
+        return []
+    name = reference.get("figure", "appendix_c")
+    lines = [
+        "",
+        f"The claims judged here and in `{name}` ({_run_setting(reference)}; here {_run_setting(summary)}):",
+        "",
+        f"| claim | `{name}` | here | changed |",
+        "|---|---|---|---|",
+    ]
+    for before, after in shared:
+        changed = "**yes**" if before["verdict"] != after["verdict"] else "no"
+        lines.append(
+            f"| {after['claim']} | {before['verdict']}: {before['measured']} | {after['verdict']}: {after['measured']} "
+            f"| {changed} |"
+        )
+    return lines
 
 
 def _base(figure):
@@ -529,11 +565,14 @@ def pages(out):
         if path.is_file():
             sections[name] = figure_section(read_summary(path, FIGURE_KEYS))
     summaries = outputs.summary_files(out, "appendix_c*.json")
+    reference = out / "appendix_c.json"
+    reference = read_summary(reference, APPENDIX_C_KEYS) if reference.is_file() else None
     for path in sorted(summaries, key=lambda p: (p.stem != "appendix_c", p.stem)):
         if path.with_suffix(".csv").is_file():
             with open(path.with_suffix(".csv")) as handle:
                 table = list(csv.DictReader(handle))
-            sections[path.stem] = appendix_c_section(read_summary(path, APPENDIX_C_KEYS), table)
+            beside = reference if path.stem != "appendix_c" else None
+            sections[path.stem] = appendix_c_section(read_summary(path, APPENDIX_C_KEYS), table, beside)
     for path in sorted(p for stem in STUDIES for p in out.glob(f"{stem}*.json")):
         sections[path.stem] = study_section(read_summary(path, STUDY_KEYS), out)
     return sections

@@ -224,7 +224,29 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
         sum(r["figure"] == "appendix_c-seed1" for r in rows) == 4
         and sum(r["figure"] == "appendix_c" for r in rows) == 5
     )
-    assert "`python -m reproduce.appendix_c --steps 4 --grids std --seed 1 --tag seed1`" in report.build(tmp_path)
+    text = report.build(tmp_path)
+    assert "`python -m reproduce.appendix_c --steps 4 --grids std --seed 1 --tag seed1`" in text
+    assert "in `appendix_c` (4 steps, seed 66478; here 4 steps, seed 1)" in text.split("### appendix_c-seed1", 1)[1]
+
+
+def test_an_appendix_c_page_sets_each_verdict_beside_the_reference_run():
+    from reproduce import report
+
+    def summary(figure, budget, claims):
+        return {
+            "figure": figure,
+            "config": budget,
+            "claims": [{"claim": c, "verdict": v, "measured": m} for c, v, m in claims],
+        }
+
+    reference = summary("appendix_c", {"steps": 1000}, [("a", "FAIL", "9.94"), ("b", "PASS", "0.47")])
+    run = summary(
+        "appendix_c-10ep", {"epochs": 10, "seed": 1}, [("b", "PASS", "0.04"), ("a", "PASS", "1.1"), ("c", "FAIL", "2")]
+    )
+    lines = report._beside(run, reference)
+    assert "in `appendix_c` (1,000 steps, seed 66478; here 10 epochs, seed 1)" in lines[1]
+    assert lines[-2:] == ["| b | PASS: 0.47 | PASS: 0.04 | no |", "| a | FAIL: 9.94 | PASS: 1.1 | **yes** |"]
+    assert report._beside(summary("x", {"steps": 4}, [("c", "PASS", "1")]), reference) == []  # nothing shared
 
 
 def test_appendix_c_refinement_brackets_the_best_rate():
