@@ -203,3 +203,18 @@ def test_readme_results_table_and_the_claims_table_are_generated_from_claims_jso
     assert sum(f"| {row['claim']}" in full for row in rows if not row["claim"].endswith(report.SPEED_UP)) == sum(
         not row["claim"].endswith(report.SPEED_UP) for row in rows
     )  # every threshold claim has its row (the speed-up ones share their claim's row)
+
+
+def test_the_one_screen_summary_counts_the_committed_claim_rows():
+    """results/README.md's hand-written count of claim rows and verdicts is that of claims.json."""
+    import collections
+    import re
+
+    text = (RESULTS / "README.md").read_text()
+    found = re.search(r"(\d+) claim rows in `claims.json` \((\d+) PASS, (\d+) FAIL, (\d+) INCONCLUSIVE\)", text)
+    assert found, "results/README.md lost its one-screen count of the claim rows"
+    verdicts = collections.Counter(r["verdict"] for r in json.loads((RESULTS / "claims.json").read_text()))
+    counted = (sum(verdicts.values()), verdicts["PASS"], verdicts["FAIL"], verdicts["INCONCLUSIVE"])
+    assert tuple(int(n) for n in found.groups()) == counted, (
+        f"results/README.md says {found.group(0)}; claims.json has {counted}"
+    )
