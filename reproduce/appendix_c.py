@@ -424,9 +424,14 @@ class _Runner:
         result = mnist_panel.train_stored(run_config, self.store, self.config.resume, label, job)
         row = {**_row(group, run_config, result, rates), "index": len(results)}
         commit_run(self.out, stem, key, CompactRun.of(row, result))
+        outcome = (
+            f"last-10% loss {row['last_tenth_loss']:.4f}, test error {result.test_error:.2f}%"
+            if result.diverged_at is None
+            else f"diverged at step {result.diverged_at} (excluded)"
+        )
         job.write(
-            f"    {group}, lr {run_config.base_lr:g}, std {run_config.overparam_init_std:g}: last-10% "
-            f"loss {row['last_tenth_loss']:.4f}, test error {result.test_error:.2f}%, {result.seconds:.0f} s"
+            f"    {group}, lr {run_config.base_lr:g}, std {run_config.overparam_init_std:g}: {outcome}, "
+            f"{result.seconds:.0f} s"
         )
         results.append(result)
         return row

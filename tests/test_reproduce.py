@@ -141,7 +141,7 @@ def test_quick_run_writes_every_output(module, figure, extra, n_claims, data_dir
 
 
 @pytest.mark.slow  # about 15-40 s; CI runs the slow tests after the default suite
-def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path, monkeypatch):
+def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path, monkeypatch, capsys):
     from mnist_tutorial import train as tutorial_train
     from reproduce import appendix_c, report
 
@@ -182,7 +182,10 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
     assert sum(r["figure"] == "figure5" for r in kept) == 15
 
     flags = ["--quick", "--out", str(tmp_path)]
+    capsys.readouterr()
     appendix_c.main(flags)
+    console = "".join(capsys.readouterr())
+    assert "lr 0.5, std 0.1: diverged at step" in console and "nan%" not in console  # a diverged run's line
     table = pd.read_csv(tmp_path / "appendix_c.csv")
     assert len(table) == 7 and (tmp_path / "appendix_c.png").is_file()
     # --quick refines to a ratio 8: one round, the geometric mean of 0.01 and 0.5 for each model
