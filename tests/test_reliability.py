@@ -133,7 +133,14 @@ def test_ctrl_c_prints_one_line_and_resume_finishes_the_run(data_dir, tmp_path):
         data_dir,
     ]
     child = subprocess.Popen(
-        command, stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        command,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        # A terminal's Ctrl-C: SIGINT at its default even where the tests run in a background
+        # job that ignores it (as `cmd &` without job control does; Python then keeps it ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines = []
     for line in child.stderr:  # interrupt once the first curve is stored and the second runs
