@@ -11,6 +11,7 @@ on every run); a figure rerun with `--resume` writes the same files.
 import json
 import pathlib
 
+from reproduce.study.outputs import runs_table
 from tfovp.cli import ArgumentParser
 
 VALUES = ("step", "loss", "excess_loss", "relative_excess")  # the per-step columns of the old layout
@@ -21,12 +22,11 @@ def migrate(path):
     """Rewrite `path` (old layout) as the points and run tables; returns the number of runs."""
     import pandas as pd
 
-    from reproduce.study.outputs import POINT_COLUMNS, RUN_COLUMNS, CurveTables, write_curve_tables
+    from reproduce.study.outputs import POINT_COLUMNS, RUN_COLUMNS, RUN_DESCRIPTION, CurveTables, write_curve_tables
 
     path = pathlib.Path(path)
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)  # every value as written
-    described = RUN_COLUMNS[1:-1]  # a run's own columns (not its id or L*), on every row of the old layout
-    missing = [c for c in (*described, *VALUES) if c not in frame.columns and c != "tuning"]
+    missing = [c for c in (*RUN_DESCRIPTION, *VALUES) if c not in frame.columns and c != "tuning"]
     if "run" in frame.columns or missing:
         raise ValueError(f"{path}: not a figure CSV of the one-table layout (columns {list(frame.columns)})")
     if "tuning" not in frame.columns:  # written before any rate was tuned: all on the paper's grid
@@ -46,7 +46,7 @@ def migrate(path):
         runs.append(
             {
                 "run": run,
-                **{c: record[c] for c in described},
+                **{c: record[c] for c in RUN_DESCRIPTION},
                 "optimum": optimum,
                 **{c: record[c] for c in identity if c not in RUN_COLUMNS},
             }
@@ -69,7 +69,7 @@ def main(argv=None):
             runs = migrate(path)
         except ValueError as error:
             parser.error(str(error))
-        after = path.stat().st_size + path.with_name(path.stem + "_runs.csv").stat().st_size
+        after = path.stat().st_size + runs_table(path).stat().st_size
         print(f"{name}: {runs} runs, {before / 1024:,.0f} KiB -> {after / 1024:,.0f} KiB")
 
 

@@ -266,9 +266,9 @@ def appendix_c_section(summary, table, reference=None):
     by side (`_beside`)."""
     from reproduce.appendix_c import RHO  # the study's modules load TensorFlow-free but with matplotlib
 
-    args, v, m = summary.get("config") or summary["arguments"], summary["versions"], summary["machine"]
+    args, v, m = _arguments(summary), summary["versions"], summary["machine"]
     steps, stem = args.get("steps"), summary.get("figure", "appendix_c")
-    budget = f"{steps:,} steps per run" if steps else f"{args['epochs']:g} epochs per run"
+    budget = f"{_budget(args)} per run"
     flag = f" --steps {steps}" if steps else ""
     if tuple(args.get("grids", ("lr", "std"))) != ("lr", "std"):
         flag += f" --grids {','.join(args['grids'])}"
@@ -325,11 +325,20 @@ def appendix_c_section(summary, table, reference=None):
     return "\n".join(lines) + "\n"
 
 
+def _arguments(summary):
+    """An Appendix C summary's settings ("arguments" in the summaries written before "config")."""
+    return summary.get("config") or summary["arguments"]
+
+
+def _budget(args):
+    """ "1,000 steps" or "10 epochs": an Appendix C run's budget."""
+    return f"{args['steps']:,} steps" if args.get("steps") else f"{args['epochs']:g} epochs"
+
+
 def _run_setting(summary):
     """ "<budget>, seed <seed>" of an Appendix C summary."""
-    args = summary.get("config") or summary["arguments"]
-    budget = f"{args['steps']:,} steps" if args.get("steps") else f"{args['epochs']:g} epochs"
-    return f"{budget}, seed {args.get('seed', tutorial.SEED)}"
+    args = _arguments(summary)
+    return f"{_budget(args)}, seed {args.get('seed', tutorial.SEED)}"
 
 
 def _beside(summary, reference):
@@ -571,8 +580,10 @@ def pages(out):
         if path.with_suffix(".csv").is_file():
             with open(path.with_suffix(".csv")) as handle:
                 table = list(csv.DictReader(handle))
-            beside = reference if path.stem != "appendix_c" else None
-            sections[path.stem] = appendix_c_section(read_summary(path, APPENDIX_C_KEYS), table, beside)
+            if path.stem == "appendix_c":
+                sections[path.stem] = appendix_c_section(reference, table)
+            else:
+                sections[path.stem] = appendix_c_section(read_summary(path, APPENDIX_C_KEYS), table, reference)
     for path in sorted(p for stem in STUDIES for p in out.glob(f"{stem}*.json")):
         sections[path.stem] = study_section(read_summary(path, STUDY_KEYS), out)
     return sections

@@ -54,7 +54,7 @@ def crossing_steps(excess, levels):
 
 class CurveTables(NamedTuple):
     """A figure's curves in two tables: `runs`, one row per trained run (curve, learning
-    rate, seed: `RUN_COLUMNS`, then L* and the figure's settings), and `points`, the
+    rate, seed: `RUN_COLUMNS`, then the figure's settings), and `points`, the
     run's recorded losses (`POINT_COLUMNS`). Written as <figure>_runs.csv and
     <figure>.csv: the settings once per run instead of on every recorded step."""
 
@@ -62,12 +62,18 @@ class CurveTables(NamedTuple):
     points: object  # pandas.DataFrame
 
 
-RUNS_TABLE_SUFFIX = "_runs.csv"  # a figure's run table, beside its points table <figure>.csv
-RUN_COLUMNS = (
-    "run", "figure", "curve", "depth", "hidden_widths", "update", "initializer", "loss_p",
-    "learning_rate", "seed", "tuning", "selected", "optimum",
+RUN_DESCRIPTION = (
+    "figure", "curve", "depth", "hidden_widths", "update", "initializer", "loss_p", "learning_rate", "seed",
+    "tuning", "selected",
 )  # fmt: skip
+RUN_COLUMNS = ("run", *RUN_DESCRIPTION, "optimum")  # then the figure's settings
 POINT_COLUMNS = ("run", "step", "loss", "relative_excess")
+
+
+def runs_table(points_path):
+    """The run table <figure>_runs.csv beside a figure's points table <figure>.csv."""
+    path = pathlib.Path(points_path)
+    return path.with_name(f"{path.stem}_runs.csv")
 
 
 def curve_tables(figure, families, level, settings):
@@ -85,11 +91,11 @@ def curve_tables(figure, families, level, settings):
         grid_columns = grid_family.learning_rates.size
         family = grid_family.with_tuned()  # every rate trained, the tuned ones after the grid's
         excess = relative_excess(family.losses, family.optimum)
-        on_grid = csv_steps(family.steps)
+        logged = csv_steps(family.steps)
         levels = (*LEVELS, level)
         for column, (rate, seed) in enumerate(zip(family.learning_rates, family.seeds)):
             run = len(runs)
-            on_grid_column = column < grid_columns
+            from_grid = column < grid_columns
             runs.append(
                 {
                     "run": run,
@@ -102,14 +108,14 @@ def curve_tables(figure, families, level, settings):
                     "loss_p": spec.loss,
                     "learning_rate": rate,
                     "seed": seed,
-                    "tuning": "grid" if on_grid_column else "tuning",
-                    "selected": on_grid_column and rate == best[int(seed)],
+                    "tuning": "grid" if from_grid else "tuning",
+                    "selected": from_grid and rate == best[int(seed)],
                     "optimum": family.optimum,
                     **settings,
                 }
             )
             losses = family.losses[:, column]
-            keep = np.isfinite(losses) & (on_grid | crossing_steps(excess[:, column], levels))
+            keep = np.isfinite(losses) & (logged | crossing_steps(excess[:, column], levels))
             points.append(
                 pd.DataFrame(
                     {
@@ -127,8 +133,9 @@ def curve_tables(figure, families, level, settings):
 
 def write_curve_tables(stem, tables):
     """Write `tables` (CurveTables) as <stem>.csv (the points) and <stem>_runs.csv."""
-    write_csv(f"{stem}{RUNS_TABLE_SUFFIX}", tables.runs)
-    return write_csv(f"{stem}.csv", tables.points)
+    points = pathlib.Path(f"{stem}.csv")
+    write_csv(runs_table(points), tables.runs)
+    return write_csv(points, tables.points)
 
 
 def read_curves(path):
@@ -136,8 +143,7 @@ def read_curves(path):
     per recorded step with every column of its run and `excess_loss` = L(t) - L*."""
     import pandas as pd
 
-    path = pathlib.Path(path)
-    runs = pd.read_csv(path.with_name(path.stem + RUNS_TABLE_SUFFIX))
+    runs = pd.read_csv(runs_table(path))
     frame = pd.read_csv(path).merge(runs, on="run", how="left", validate="many_to_one")
     frame["excess_loss"] = frame["loss"] - frame["optimum"]
     return frame
