@@ -163,17 +163,54 @@ class LinearConfig(StudyConfig):
         return LinearConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(LinearConfig)})
 
 
-class FigureRun:
+class Measures:
+    """What a linear figure's claims are judged from: each curve family's
+    `convergence.SeedSummary` (and so its `criteria.Speed`) at the configured level, and
+    the speed-up `criteria.Comparison` of each pair by name ("<contender> vs <baseline>
+    (lp)"). `FigureRun` measures the families it trains; `reproduce.study.stored.StoredFigure`
+    reads the same measures back from a run's committed JSON and CSVs, so that a figure's
+    `claims_of(config, measures)` judges a fresh run and a committed one alike."""
+
+    def __init__(self, config):
+        self.config = config
+        self.comparisons = {}
+        self.grid_verdicts = []  # the speed-up claims judged on the paper's grid, beside the tuned rows
+
+    def summary(self, label, p):
+        """The `convergence.SeedSummary` of the family (label, p) at the configured level."""
+        raise NotImplementedError
+
+    def speed(self, label, p):
+        return criteria.Speed.of(self.summary(label, p))
+
+    def speedup_claims(self, figure, claim, comparisons, **kwargs):
+        """The speed-up claim row (judged on the tuned speed-ups) and its verdict on the
+        paper's grid, for the figure's JSON (`criteria.speedup_claim`)."""
+        setting = self.config.setting_text()
+        row = criteria.speedup_claim(figure, claim, comparisons, setting=setting, **kwargs)
+        grid = criteria.speedup_claim(figure, claim, [c.on_grid() for c in comparisons], setting=setting, **kwargs)
+        self.grid_verdicts.append(
+            {"claim": claim, "tuned": row.verdict, "grid": grid.verdict, "measured_grid": grid.measured}
+        )
+        return row
+
+
+def figure_name(figure, config):
+    """The output stem of `figure` run with `config`: other datasets never overwrite the
+    paper's figures, and a tag names a variant (figure3-abalone, figure4-1e6)."""
+    if config.dataset != "ethanol":
+        figure = f"{figure}-{config.dataset}"
+    return f"{figure}-{config.tag}" if config.tag else figure
+
+
+class FigureRun(Measures):
     """One figure's run: the problem, its curve families (trained, or reused: see
     `reproduce.study.runs.FamilyRunner`) and its outputs. The shared claims file is read
     first, so that a corrupt one stops the run before any training."""
 
     def __init__(self, figure, config, workdir, job=None):
-        if config.dataset != "ethanol":  # other datasets never overwrite the paper's figures
-            figure = f"{figure}-{config.dataset}"
-        if config.tag:
-            figure = f"{figure}-{config.tag}"
-        self.figure, self.config, self.out = figure, config, pathlib.Path(workdir)
+        super().__init__(config)
+        self.figure, self.out = figure_name(figure, config), pathlib.Path(workdir)
         self.job = job or Job(figure)
         self.started = time.time()
         self.claims_file = ClaimsFile(self.out)
@@ -194,7 +231,6 @@ class FigureRun:
             job=self.job,
         )
         self.families = {}
-        self.grid_verdicts = []  # the speed-up claims judged on the paper's grid, beside the tuned rows
 
     def expect(self, specs):
         """Plan the families of `specs` (for the announcements and the progress bar)."""
@@ -208,9 +244,6 @@ class FigureRun:
     def summary(self, label, p):
         """The SeedSummary (first seed, the configured level) of a trained family."""
         return self.families[(label, p)].summary(self.config.level)
-
-    def speed(self, label, p):
-        return criteria.Speed.of(self.summary(label, p))
 
     def comparison(self, contender, baseline, p):
         """criteria.Comparison of two trained families of the l_p panel: speed-ups at
@@ -229,6 +262,7 @@ class FigureRun:
         for (contender, baseline, p), name in zip(pairs, comparisons):
             fc, fb = self.families[(contender, p)].with_tuned(), self.families[(baseline, p)].with_tuned()
             crossovers[name] = speedup.crossover(fb.steps, speedup.envelope(fb), speedup.envelope(fc))
+        self.comparisons.update(comparisons)
         rows, summary = outputs.speedup_table(comparisons, crossovers)
         import pandas as pd
 
@@ -240,17 +274,6 @@ class FigureRun:
             f"{self.figure}: speed-up of each contender over its baseline, {self.config.steps:,} iterations",
         )
         return comparisons, summary
-
-    def speedup_claims(self, figure, claim, comparisons, **kwargs):
-        """The speed-up claim row (judged on the tuned speed-ups) and its verdict on the
-        paper's grid, for the figure's JSON (`criteria.speedup_claim`)."""
-        setting = self.config.setting_text()
-        row = criteria.speedup_claim(figure, claim, comparisons, setting=setting, **kwargs)
-        grid = criteria.speedup_claim(figure, claim, [c.on_grid() for c in comparisons], setting=setting, **kwargs)
-        self.grid_verdicts.append(
-            {"claim": claim, "tuned": row.verdict, "grid": grid.verdict, "measured_grid": grid.measured}
-        )
-        return row
 
     def panel(self, title, labels_and_losses, notes=(), styles=None):
         """A LossPanel of the best-rate curves named by (label, p) pairs; `styles` maps a

@@ -38,25 +38,36 @@ def planned(config):
     return specs(config)
 
 
+def speedup_pairs(config):
+    """(contender, baseline, p) of every speed-up the figure measures: each deeper net
+    against the linear model."""
+    deeper = [n for n in config.depths if n > 1]
+    return [(label(n), label(1), p) for p in config.losses for n in deeper] if 1 in config.depths else []
+
+
+def claims_of(config, measures):
+    """The figure's claim rows from `measures` (`common.Measures`: a run's families, or
+    its committed outputs), the speed-ups of `speedup_pairs` measured."""
+    speeds = {(n, p): measures.speed(label(n), p) for p in config.losses for n in config.depths}
+    claims = criteria.figure3(speeds, config.setting_text())
+    for p, claim, kwargs in (
+        (2.0, "l2: deeper is not faster (slightly slower)" + criteria.SPEED_UP, {"not_faster": True}),
+        (4.0, "l4: deeper is much faster" + criteria.SPEED_UP, {"factor": criteria.FASTER_FACTOR}),
+    ):
+        chosen = [c for name, c in measures.comparisons.items() if name.endswith(f"(l{p:g})")]
+        if chosen:
+            claims.append(measures.speedup_claims("figure3", claim, chosen, **kwargs))
+    return claims
+
+
 def run(config, workdir, job=None):
     def body(figure):
         figure.expect(planned(config))
         for spec in specs(config):
             figure.family(spec)
-        speeds = {(n, p): figure.speed(label(n), p) for p in config.losses for n in config.depths}
         panels = [figure.panel(f"l{p:g} loss", [(label(n), p) for n in config.depths]) for p in config.losses]
-        claims = criteria.figure3(speeds, config.setting_text())
-        deeper = [n for n in config.depths if n > 1]
-        pairs = [(label(n), label(1), p) for p in config.losses for n in deeper] if 1 in config.depths else []
-        comparisons, summary = figure.write_speedups(pairs)
-        for p, claim, kwargs in (
-            (2.0, "l2: deeper is not faster (slightly slower)" + criteria.SPEED_UP, {"not_faster": True}),
-            (4.0, "l4: deeper is much faster" + criteria.SPEED_UP, {"factor": criteria.FASTER_FACTOR}),
-        ):
-            chosen = [c for name, c in comparisons.items() if name.endswith(f"(l{p:g})")]
-            if chosen:
-                claims.append(figure.speedup_claims("figure3", claim, chosen, **kwargs))
-        return figure.write(panels, claims, {"speedup": summary})
+        _, summary = figure.write_speedups(speedup_pairs(config))
+        return figure.write(panels, claims_of(config, figure), {"speedup": summary})
 
     return common.run_figure("figure3", config, workdir, job, body)
 

@@ -61,35 +61,50 @@ def curve_claims(p, speeds, setting):
     )
 
 
+def speedup_pairs(config):
+    """{claim: [(contender, baseline, p), ...]} of the speed-ups the figure measures: depth-3
+    GD against each adaptive optimizer, Adam on each deeper net against Adam on the linear
+    model."""
+    gd, adaptive, adam = LEFT[0][0], [k for k, _, _ in LEFT[1:]], [k for k, _, _ in RIGHT]
+    return {
+        "depth-3 GD beats AdaGrad and AdaDelta on the linear model": [
+            (gd, k, p) for p in config.losses for k in adaptive
+        ],
+        "depth accelerates Adam": [(k, adam[0], p) for p in config.losses for k in adam[1:]],
+    }
+
+
+def claims_of(config, measures):
+    """The figure's claim rows from `measures` (`common.Measures`: a run's families, or
+    its committed outputs), the speed-ups of `speedup_pairs` measured."""
+    claims = []
+    for p in config.losses:
+        speeds = {label: measures.speed(label, p) for label in ROLES.values()}
+        claims += curve_claims(p, speeds, config.setting_text())
+    for p in config.losses:
+        for claim, pairs in speedup_pairs(config).items():
+            chosen = [measures.comparisons[f"{c} vs {b} (l{q:g})"] for c, b, q in pairs if q == p]
+            claims.append(
+                measures.speedup_claims(
+                    "figure4", f"l{p:g}: {claim}{criteria.SPEED_UP}", chosen, factor=criteria.FASTER_FACTOR
+                )
+            )
+    return claims
+
+
 def run(config, workdir, job=None):
     def body(figure):
         figure.expect(planned(config))
-        claims, panels = [], []
+        panels = []
         for spec in specs(config):
             figure.family(spec)
         for p in config.losses:
-            speeds = {label: figure.speed(label, p) for label in ROLES.values()}
-            claims += curve_claims(p, speeds, config.setting_text())
             panels += [
                 figure.panel(f"l{p:g}: depth-3 GD vs adaptive optimizers", [(k, p) for k, _, _ in LEFT]),
                 figure.panel(f"l{p:g}: Adam with and without depth", [(k, p) for k, _, _ in RIGHT]),
             ]
-        gd, adaptive, adam = LEFT[0][0], [k for k, _, _ in LEFT[1:]], [k for k, _, _ in RIGHT]
-        beats = [(gd, k, p) for p in config.losses for k in adaptive]
-        accelerates = [(k, adam[0], p) for p in config.losses for k in adam[1:]]
-        comparisons, summary = figure.write_speedups(beats + accelerates)
-        for p in config.losses:
-            for claim, pairs in (
-                ("depth-3 GD beats AdaGrad and AdaDelta on the linear model", beats),
-                ("depth accelerates Adam", accelerates),
-            ):
-                chosen = [comparisons[f"{c} vs {b} (l{q:g})"] for c, b, q in pairs if q == p]
-                claims.append(
-                    figure.speedup_claims(
-                        "figure4", f"l{p:g}: {claim}{criteria.SPEED_UP}", chosen, factor=criteria.FASTER_FACTOR
-                    )
-                )
-        return figure.write(panels, claims, {"speedup": summary})
+        _, summary = figure.write_speedups([pair for pairs in speedup_pairs(config).values() for pair in pairs])
+        return figure.write(panels, claims_of(config, figure), {"speedup": summary})
 
     return common.run_figure("figure4", config, workdir, job, body)
 

@@ -108,6 +108,28 @@ def left_claims(p, summaries, budget, setting=""):
     return criteria.figure5(p, **roles, budget=budget, setting=setting)
 
 
+def speedup_pairs(config):
+    """(contender, baseline, p) of every speed-up of the left panel: each deeper net against
+    the linear model, and identity init's depth 8 against its depth 4."""
+    linear, deep = CURVES[0][0], [label for label, _, _ in CURVES[1:]]
+    pairs = [(label, linear, p) for p in config.losses for label in deep]
+    return pairs + [(CURVES[4][0], CURVES[3][0], p) for p in config.losses]
+
+
+def claims_of(config, measures):
+    """The left panel's claim rows from `measures` (`common.Measures`: a run's families,
+    or its committed outputs), the speed-ups of `speedup_pairs` measured."""
+    claims = []
+    for p in config.losses:
+        summaries = {label: measures.summary(label, p) for label, _, _ in CURVES}
+        claims += left_claims(p, summaries, config.steps, config.setting_text())
+    for p in config.losses:
+        deeper = [measures.comparisons[f"{CURVES[4][0]} vs {CURVES[3][0]} (l{p:g})"]]
+        claim = f"l{p:g}: identity init, deeper is faster{criteria.SPEED_UP}"
+        claims.append(measures.speedup_claims("figure5", claim, deeper, factor=criteria.FASTER_FACTOR))
+    return [dataclasses.replace(c, panel="left") for c in claims]
+
+
 def planned(config):
     """Every curve family of the left panel (if it is run)."""
     return [spec for p in config.losses for spec in specs(p)] if "left" in config.panel_list() else []
@@ -131,21 +153,9 @@ def run(config, workdir, job=None):
         for p in config.losses if "left" in chosen else ():
             for spec in specs(p):
                 figure.family(spec)
-            summaries = {label: figure.summary(label, p) for label, _, _ in CURVES}
-            claims += [
-                dataclasses.replace(c, panel="left")
-                for c in left_claims(p, summaries, config.steps, config.setting_text())
-            ]
         if "left" in chosen:
-            linear, deep = CURVES[0][0], [label for label, _, _ in CURVES[1:]]
-            pairs = [(label, linear, p) for p in config.losses for label in deep]
-            pairs += [(CURVES[4][0], CURVES[3][0], p) for p in config.losses]  # identity: depth 8 vs depth 4
-            comparisons, extra["speedup"] = figure.write_speedups(pairs)
-            for p in config.losses:
-                deeper = [comparisons[f"{CURVES[4][0]} vs {CURVES[3][0]} (l{p:g})"]]
-                claim = f"l{p:g}: identity init, deeper is faster{criteria.SPEED_UP}"
-                row = figure.speedup_claims("figure5", claim, deeper, factor=criteria.FASTER_FACTOR)
-                claims.append(dataclasses.replace(row, panel="left"))
+            _, extra["speedup"] = figure.write_speedups(speedup_pairs(config))
+            claims += claims_of(config, figure)
             panels.append(
                 figure.panel(
                     f"left: l{p:g} loss, GD, {config.steps:,} iterations", [(label, p) for label, _, _ in CURVES]

@@ -11,6 +11,8 @@ lists those pages between the `<!-- report:begin -->` and `<!-- report:end -->` 
 of OUT/README.md. Between `<!-- tuned:begin -->` and
 `<!-- tuned:end -->`: every speed-up claim judged on the paper's grid and with both
 rates tuned, the speed-ups at a few levels both ways, and the acceleration map's.
+Between `<!-- count:begin -->` and `<!-- count:end -->`: the count of claim rows and
+verdicts of OUT/claims.json.
 Replaces what lies between `<!-- claims:begin -->` and `<!-- claims:end -->` of the
 README given by `--readme` (if it has the markers) with one row per figure or study of
 OUT/claims.json (its verdict counts, command, training time, machine and plot), and
@@ -35,6 +37,7 @@ from tfovp.files import atomic_write_text, locked
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
 CLAIMS_BEGIN, CLAIMS_END = "<!-- claims:begin -->", "<!-- claims:end -->"
 TUNED_BEGIN, TUNED_END = "<!-- tuned:begin -->", "<!-- tuned:end -->"
+COUNT_BEGIN, COUNT_END = "<!-- count:begin -->", "<!-- count:end -->"
 PAPER = {  # output stem -> where the claim is in the paper
     "figure2": "Fig. 2",
     "figure3": "Fig. 3",
@@ -499,6 +502,21 @@ def claims_table(out, link):
     return "\n".join(lines) + "\n"
 
 
+def verdict_count(out):
+    """The one-screen count of OUT/claims.json's rows and verdicts (between the count
+    markers of OUT/README.md)."""
+    import collections
+
+    rows = ClaimsFile(out).read()
+    counted = collections.Counter(row["verdict"] for row in rows)
+    return (
+        f"{len(rows)} claim rows in `claims.json` ({counted['PASS']} PASS, {counted['FAIL']} FAIL, "
+        f"{counted['INCONCLUSIVE']} INCONCLUSIVE), each judged by code with a criterion fixed before its run; "
+        "a criterion changed since is applied to the committed runs by `python -m reproduce.rejudge`. Every "
+        "claim in one table: `claims_table.md`."
+    )
+
+
 def replace_between(path, begin, end, body):
     """Replace the text between the markers of file `path` with `body`; False if the
     file lacks them."""
@@ -663,6 +681,8 @@ def main(argv=None):
     if not replace_between(readme, BEGIN, END, page_index(sections)):
         parser.error(f"{readme} needs the markers {BEGIN} and {END}")
     replace_between(readme, TUNED_BEGIN, TUNED_END, tuned)
+    if claims:
+        replace_between(readme, COUNT_BEGIN, COUNT_END, verdict_count(args.out))
     print(f"updated {readme}")
     if full is not None:
         atomic_write_text(pathlib.Path(args.out) / CLAIMS_TABLE, full)

@@ -218,3 +218,12 @@ def test_the_one_screen_summary_counts_the_committed_claim_rows():
     assert tuple(int(n) for n in found.groups()) == counted, (
         f"results/README.md says {found.group(0)}; claims.json has {counted}"
     )
+
+
+def test_committed_verdicts_are_those_of_the_current_criteria():
+    """Every Figure 3, 4 and 5 (left) claim judged again from its committed files by the
+    criteria as they are now (`reproduce.rejudge --check`) keeps its committed verdict: a
+    criterion changed without `python -m reproduce.rejudge` fails here."""
+    from reproduce import rejudge
+
+    assert [change.line() for change in rejudge.run(RESULTS, check=True)] == []

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reproduce import common, figure2, figure3, figure4, figure5, migrate_csv, sensitivity
+from reproduce import common, figure2, figure3, figure4, figure5, migrate_csv, rejudge, sensitivity
 from reproduce.study import criteria, outputs, runs
 from reproduce.study.claims import Claim, ClaimsFile
 from reproduce.study.provenance import digest, settings_key
+from reproduce.study.stored import StoredFigure, load_config
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +100,25 @@ def test_figure3_quick_run_and_its_verdicts(data_dir, tmp_path):
     for (label, p), rows in frame[frame["selected"]].groupby(["curve", "loss_p"]):
         assert rows["learning_rate"].unique().tolist() == [summary["curves"][f"{label} (l{p:g})"]["best_learning_rate"]]
     _check_migration(tmp_path, "figure3", frame)
+    _check_rejudged(tmp_path, "figure3")
+
+
+def _check_rejudged(out, figure):
+    """Judged again from its files alone (`reproduce.rejudge`), the run's claims come out
+    word for word as the run wrote them, and nothing would change."""
+    rows, replaced, data, grid_verdicts = rejudge.rejudge(out, figure)
+    assert [dataclasses.asdict(row) for row in rows] == replaced
+    # Each family's summary rebuilt from the tables is the one the run wrote (the final
+    # excess from the CSV's 8 digits).
+    stored = StoredFigure(out / figure, load_config(rejudge.module_of(figure).Config, data))
+    for key, curve in data["curves"].items():
+        label, p = key.rsplit(" (l", 1)
+        summary = stored.summary(label, float(p.rstrip(")")))
+        assert summary.best_learning_rate == curve["best_learning_rate"]
+        assert summary.diverged_rates == pytest.approx(curve["diverged_rates"], rel=1e-6)
+        assert summary.final_relative_excess == pytest.approx(curve["final_relative_excess"], rel=1e-6)
+    assert grid_verdicts == json.loads((out / f"{figure}.json").read_text())["speedup_claims_on_grid"]
+    assert rejudge.run(out, [figure], check=True) == []
 
 
 OLD_LAYOUT = (
@@ -138,6 +158,8 @@ def test_quick_run_writes_every_output(module, figure, extra, n_claims, data_dir
         distance = pd.read_csv(tmp_path / "figure2_distance.csv")
         assert set(distance["width"]) == {1, 10} and (tmp_path / "figure2_distance.png").is_file()
         assert set(summary["max_relative_distance"]) == {f"l4 N={n} width {w}" for n in (2, 3) for w in (1, 10)}
+    else:
+        _check_rejudged(tmp_path, figure)
 
 
 @pytest.mark.slow  # about 15-40 s; CI runs the slow tests after the default suite

@@ -130,6 +130,26 @@ def test_speedup_claim_rule(baseline, contender, expected):
     )
 
 
+def _comparison(baseline, contender, any_all_diverged=False):
+    result = speedup.speedups(np.array(baseline, float), np.array(contender, float), budget=1000, levels=LEVELS)
+    return criteria.Comparison("deep", "linear", tuple(result), 1000, any_all_diverged)
+
+
+def test_speedup_claim_over_comparisons_fails_on_one_refuted_part():
+    refuted = _comparison([100, 1000, 5000], [80, 900, 4000])  # S = 1.25 < 2 exactly
+    undecided = _comparison([100, 1000, np.inf], [80, 900, 800])  # only S > 1.25
+    diverged = _comparison([100, 1000, 5000], [np.inf] * 3, any_all_diverged=True)
+    holds = _comparison([100, 1000, np.inf], [50, 100, 400])
+
+    def verdict(*comparisons):
+        return criteria.speedup_claim("f", "c", list(comparisons), factor=criteria.FASTER_FACTOR).verdict
+
+    assert verdict(refuted, undecided) == "FAIL"
+    assert verdict(refuted, diverged) == "FAIL"
+    assert verdict(holds, undecided) == "INCONCLUSIVE"
+    assert verdict(holds, holds) == "PASS"
+
+
 def test_rate_results_take_the_upper_median_over_seeds_and_a_tuned_family_joins_its_rates():
     # Two seeds x two rates; seed 1 of the faster rate diverges at step 5 (NaN on).
     slow, fast = _decay(0.05), _decay(0.2)

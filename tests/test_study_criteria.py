@@ -25,6 +25,25 @@ def test_faster():
     assert criteria.faster(REACHED, DIVERGED) is None and criteria.faster(DIVERGED, REACHED) is None
 
 
+@pytest.mark.parametrize(
+    "parts, conjunction, disjunction",
+    [
+        ([True, True], True, True),
+        ([True, False], False, True),
+        ([True, None], None, True),
+        ([False, None], False, None),  # a refuted part refutes "all", whatever the other
+        ([None, None], None, None),
+        ([False, False], False, False),
+        ([np.True_, np.False_], False, True),
+        ([], True, False),
+    ],
+)
+def test_all_hold_and_any_holds_are_three_valued(parts, conjunction, disjunction):
+    assert criteria.all_hold(parts) is conjunction
+    assert criteria.any_holds(parts) is disjunction
+    assert criteria.all_hold(iter(parts)) is conjunction  # a generator is read once
+
+
 # ---------------------------------------------------------------------------- Figure 2
 
 
@@ -81,6 +100,9 @@ def test_figure3_claims_pass_fail_inconclusive():
     assert _verdicts(criteria.figure3(all_diverged)) == ["INCONCLUSIVE", "INCONCLUSIVE"]
     linear_diverged = {**paper_like, (1, 4.0): DIVERGED}  # no reference to be faster than
     assert criteria.figure3(linear_diverged)[1].verdict == "INCONCLUSIVE"
+    # Depth 2 is refuted (not 2x faster); depth 3 diverged at every rate: the claim FAILs.
+    one_refuted = {**paper_like, (2, 4.0): Speed(900, 0.1), (3, 4.0): DIVERGED}
+    assert criteria.figure3(one_refuted)[1].verdict == "FAIL"
     assert criteria.figure3(paper_like)[0].measured == "depth 1: 100, depth 2: 120, depth 3: 150"
 
 
@@ -105,6 +127,13 @@ def _figure4(**speeds):
 def test_figure4_claims(gd, adam2, expected):
     speeds = dict(adagrad=Speed(600, 0.1), adadelta=SLOW, adam=REACHED, adam_depth3=Speed(60, 0.01))
     assert _figure4(gd=gd, adam_depth2=adam2, **speeds) == expected
+
+
+def test_figure4_a_refuted_part_is_not_rescued_by_an_undecided_one():
+    # GD is slower than AdaGrad (refuted) and AdaDelta diverged at every rate (undecided).
+    speeds = dict(adam=REACHED, adam_depth2=REACHED, adam_depth3=REACHED)
+    assert _figure4(gd=SLOW, adagrad=REACHED, adadelta=DIVERGED, **speeds)[0] == "FAIL"
+    assert _figure4(gd=REACHED, adagrad=SLOW, adadelta=DIVERGED, **speeds)[0] == "INCONCLUSIVE"
 
 
 def test_figure4_all_diverged():
@@ -138,6 +167,13 @@ def _figure5(**changes):
 def test_figure5_claims_on_known_curves():
     assert _figure5() == ["PASS"] * 4
     assert _figure5(stuck=FAST, late=FAST, identity_deep=LATE) == ["FAIL"] * 4
+
+
+def test_figure5_never_moving_is_not_moving_late():
+    rows = criteria.figure5(4.0, late=FLAT, stuck=FLAT, identity_shallow=FAST, identity_deep=FASTER, budget=1000)
+    assert rows[1].verdict == "FAIL" and "never moved within the 1,000-iteration budget" in rows[1].measured
+    # Identity depth 4 does not move at once (refuted) and depth 8 diverged: FAIL.
+    assert _figure5(identity_shallow=LATE, identity_deep=GONE)[2] == "FAIL"
 
 
 def test_figure5_claims_with_every_rate_diverged():
@@ -185,6 +221,8 @@ def test_mnist_claims():
     diverged = _outcome(slow_curve[:10], test_error=float("nan"), diverged=True)
     assert _verdicts(criteria.mnist([slow], [diverged])) == ["INCONCLUSIVE"] * 5
     assert _verdicts(criteria.mnist([diverged], [diverged])) == ["INCONCLUSIVE"] * 5
+    # One model diverged, the other misses the tutorial's test error: "both reach it" FAILs.
+    assert criteria.mnist([_outcome(slow_curve, test_error=2.0)], [diverged])[3].verdict == "FAIL"
 
 
 def test_mnist_tracking():

@@ -53,6 +53,7 @@ from reproduce.study.criteria.rules import (  # noqa: F401
     Curve,
     Speed,
     all_hold,
+    any_holds,
     faster,
     fmt_speedup,
     fmt_time,

@@ -52,9 +52,28 @@ def faster(a, b, factor=1.0):
 
 
 def all_hold(values):
-    """Whether every value holds; None (undecidable) as soon as one is undecidable."""
-    values = list(values)
-    return None if any(v is None for v in values) else all(values)
+    """Whether every part holds, in three-valued logic (True, False, None = undecidable):
+    False as soon as one part is False, whatever the others; None when no part is False
+    and one is undecidable; True when every part holds. A refuted part refutes the
+    conjunction: an undecidable part beside it cannot rescue it."""
+    values = _truth_values(values)
+    if any(v is False for v in values):
+        return False
+    return None if any(v is None for v in values) else True
+
+
+def any_holds(values):
+    """The dual of `all_hold`: True as soon as one part is True; None when no part is True
+    and one is undecidable; False when every part is False (and for no parts)."""
+    values = _truth_values(values)
+    if any(v is True for v in values):
+        return True
+    return None if any(v is None for v in values) else False
+
+
+def _truth_values(values):
+    """Each value as True, False or None (NumPy booleans included)."""
+    return [None if v is None else bool(v) for v in values]
 
 
 def setting_row(figure, claim, criterion, measured, holds, setting):

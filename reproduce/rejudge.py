@@ -1,0 +1,133 @@
+"""Judge the linear figures' committed runs again by the current criteria, without training.
+
+    python -m reproduce.rejudge [--out results] [--figures figure3,figure4-1e6]
+
+For every <figure>.json of Figures 3, 4 and 5 (left panel) in OUT, with its tags and
+datasets (figure3-1e6, figure3-abalone, ...): rebuild the measures its claims read from
+its JSON and CSVs (`reproduce.study.stored`), judge them with the figure's own
+`claims_of` (the code a fresh run calls), and replace the figure's rows in
+OUT/claims.json and OUT/claims.md and the claims of its JSON. Figure 5's MNIST rows are
+kept as they are. Prints every verdict that changed; `--check` changes nothing and exits
+1 if a verdict would change (the committed results are up to date with the criteria when
+it exits 0). Regenerate the pages with `python -m reproduce.report --out OUT` after it.
+"""
+
+import dataclasses
+import json
+import pathlib
+import sys
+
+from tfovp.cli import ArgumentParser
+
+JUDGED = ("figure3", "figure4", "figure5")  # the figures whose claims are all measured from their files
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """A claim whose verdict the current criteria give differently."""
+
+    figure: str
+    claim: str
+    before: str
+    after: str
+    measured: str
+
+    def line(self):
+        return f"{self.figure}: {self.claim}: {self.before} -> {self.after} ({self.measured})"
+
+
+def module_of(figure):
+    import importlib
+
+    return importlib.import_module(f"reproduce.{figure.split('-')[0]}")
+
+
+def stems(out, figures=None):
+    """The output stems in `out` whose claims can be judged again (all, or those named)."""
+    found = sorted(p.stem for p in pathlib.Path(out).glob("*.json") if p.stem.split("-")[0] in JUDGED)
+    found = [s for s in found if not s.endswith(("_runs", "_speedup")) and pathlib.Path(out, f"{s}.csv").is_file()]
+    if figures is None:
+        return found
+    unknown = [f for f in figures if f not in found]
+    if unknown:
+        raise ValueError(
+            f"--figures {','.join(figures)}: no judged run {', '.join(unknown)} in {out} "
+            f"(expected some of {', '.join(found) or 'none'})"
+        )
+    return list(figures)
+
+
+def rejudge(out, stem):
+    """(new claim rows of `stem`, the rows of its JSON they replace, its JSON) from OUT's files."""
+    from reproduce.study.stored import StoredFigure, load_config
+
+    module = module_of(stem)
+    data = json.loads(pathlib.Path(out, f"{stem}.json").read_text())
+    config = load_config(module.Config, data)
+    measures = StoredFigure(pathlib.Path(out, stem), config)
+    rows = [dataclasses.replace(row, figure=stem) for row in module.claims_of(config, measures)]
+    panel = {row.panel for row in rows}
+    replaced = [r for r in data["claims"] if r.get("panel", "") in panel | {""}]
+    return rows, replaced, data, measures.grid_verdicts
+
+
+def changes(rows, replaced):
+    """The `Change` of every row whose verdict differs from the row of the same claim."""
+    before = {r["claim"]: r["verdict"] for r in replaced}
+    return [
+        Change(r.figure, r.claim, before.get(r.claim, "(new)"), r.verdict, r.measured)
+        for r in rows
+        if before.get(r.claim) != r.verdict
+    ]
+
+
+def run(out, figures=None, check=False):
+    """Judge every stem of `stems(out, figures)` again; returns the list of `Change`s.
+    Writes the new rows unless `check`."""
+    from reproduce.study.claims import ClaimsFile
+    from reproduce.study.outputs import write_json
+
+    claims_file = ClaimsFile(out)
+    claims_file.read()  # a corrupt claims file stops here, before anything is written
+    found = []
+    for stem in stems(out, figures):
+        rows, replaced, data, grid_verdicts = rejudge(out, stem)
+        found += changes(rows, replaced)
+        if check:
+            continue
+        panels = sorted({row.panel for row in rows} - {""}) or None
+        claims_file.replace(stem, rows, data["command"], panels)
+        kept = [r for r in data["claims"] if r not in replaced]
+        data["claims"] = [dataclasses.asdict(row) for row in rows] + kept
+        data["speedup_claims_on_grid"] = grid_verdicts
+        write_json(pathlib.Path(out, f"{stem}.json"), data)
+    return found
+
+
+def main(argv=None):
+    parser = ArgumentParser(prog="python -m reproduce.rejudge", description=__doc__)
+    parser.add_argument("--out", default="results", metavar="DIR", help="folder of the runs (default: results)")
+    parser.add_argument(
+        "--figures",
+        default=None,
+        metavar="NAMES",
+        help="comma-separated output stems to judge (default: every Figure 3, 4 and 5 run in --out)",
+    )
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a verdict would change")
+    args = parser.parse_args(argv)
+    if not pathlib.Path(args.out).is_dir():
+        parser.error(f"--out {args.out}: no such folder")
+    figures = None if args.figures is None else [f.strip() for f in args.figures.split(",") if f.strip()]
+    try:
+        found = run(args.out, figures, check=args.check)
+    except ValueError as error:
+        parser.error(str(error))
+    for change in found:
+        print(change.line())
+    print(f"{len(found)} verdict(s) {'would change' if args.check else 'changed'}")
+    if args.check and found:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
