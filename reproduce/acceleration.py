@@ -276,6 +276,8 @@ def rows(measured):
                         "lr_depth": None if rc is None else rc.learning_rate,
                         "linear_near_edge": None if rb is None else rb.near_edge,
                         "depth_near_edge": None if rc is None else rc.near_edge,
+                        **outputs.bracket_columns("linear", rb),
+                        **outputs.bracket_columns("depth", rc),
                         "grid_T_linear": g.baseline_time,
                         "grid_T_depth": g.contender_time,
                         "grid_speedup": g.value,

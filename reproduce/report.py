@@ -122,7 +122,7 @@ SPEEDUP_LEVELS = (0.5, 0.2, 0.1, 0.05, 0.01, 0.001)
 def _speedup(value, kind):
     if value is None:
         return "–"
-    return {"exact": "", "lower bound": "> ", "upper bound": "< "}[kind] + f"{value:.3g}"
+    return {"exact": "", "lower bound": "> ", "upper bound": "< ", "indefinite": "? "}[kind] + f"{value:.3g}"
 
 
 def _tuned_cell(tuning, level):

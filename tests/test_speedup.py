@@ -130,6 +130,38 @@ def test_speedup_claim_rule(baseline, contender, expected):
     )
 
 
+@pytest.mark.parametrize(
+    "kind, baseline_capped, contender_capped, expected",
+    [
+        (speedup.EXACT, None, None, speedup.EXACT),
+        (speedup.EXACT, None, "high", speedup.LOWER),  # the contender could be faster still
+        (speedup.EXACT, "high", None, speedup.UPPER),  # the baseline could be faster still
+        (speedup.EXACT, "low", "high", speedup.INDEFINITE),
+        (speedup.LOWER, None, "high", speedup.LOWER),
+        (speedup.UPPER, "high", None, speedup.UPPER),
+        (speedup.NO_DATA, "high", "high", speedup.NO_DATA),
+    ],
+)
+def test_a_capped_tuned_time_makes_the_speedup_a_bound_on_the_honest_side(
+    kind, baseline_capped, contender_capped, expected
+):
+    s = speedup.SpeedUp(0.01, 100.0, 40.0, 2.5, kind)
+    capped = speedup.with_caps(s, baseline_capped, contender_capped)
+    assert capped.kind == expected and capped.value == 2.5
+    assert speedup.with_caps(capped, baseline_capped, contender_capped) == capped  # idempotent
+    assert (capped.at_least(2.0) is True) == (expected in (speedup.EXACT, speedup.LOWER))
+
+
+def test_noise_leaves_a_speedup_near_its_threshold_undecided():
+    s = speedup.SpeedUp(0.01, 210.0, 100.0, 2.1, speedup.EXACT)
+    assert s.at_least(2.0) is True and s.at_least(2.0, noise=1.2) is None  # 1.75 .. 2.52 straddles 2
+    assert speedup.SpeedUp(0.01, 250.0, 100.0, 2.5, speedup.EXACT).at_least(2.0, noise=1.2) is True
+    assert speedup.SpeedUp(0.01, 160.0, 100.0, 1.6, speedup.EXACT).at_least(2.0, noise=1.2) is False
+    assert speedup.SpeedUp(0.01, 100.0, 100.0, 1.0, speedup.EXACT).at_most(1.11, noise=1.2) is None
+    assert speedup.SpeedUp(0.01, 90.0, 100.0, 0.9, speedup.EXACT).at_most(1.11, noise=1.2) is True
+    assert speedup.SpeedUp(0.01, 100.0, 1e9, 1.5, speedup.UPPER).at_least(2.0, noise=1.2) is False  # S < 1.8
+
+
 def _comparison(baseline, contender, any_all_diverged=False):
     result = speedup.speedups(np.array(baseline, float), np.array(contender, float), budget=1000, levels=LEVELS)
     return criteria.Comparison("deep", "linear", tuple(result), 1000, any_all_diverged)
@@ -148,6 +180,16 @@ def test_speedup_claim_over_comparisons_fails_on_one_refuted_part():
     assert verdict(refuted, diverged) == "FAIL"
     assert verdict(holds, undecided) == "INCONCLUSIVE"
     assert verdict(holds, holds) == "PASS"
+
+
+def test_a_tuned_speedup_within_its_noise_is_inconclusive_and_says_so():
+    result = speedup.speedups(np.array([100, 1000, 2100.0]), np.array([50, 500, 1000.0]), budget=5000, levels=LEVELS)
+    tuned = criteria.Comparison("deep", "linear", tuple(result), 5000, False, grid_speedups=tuple(result), rho=1.2)
+    grid = criteria.Comparison("deep", "linear", tuple(result), 5000, False)
+    row = criteria.speedup_claim("f", "c", [tuned], factor=2.0)
+    assert row.verdict == "INCONCLUSIVE" and "within noise (1.75 to 2.52)" in row.measured
+    assert "1.05x the threshold 2 (noise x/÷ 1.2)" in row.measured
+    assert criteria.speedup_claim("f", "c", [grid], factor=2.0).verdict == "PASS"  # the grid: no band
 
 
 def test_rate_results_take_the_upper_median_over_seeds_and_a_tuned_family_joins_its_rates():

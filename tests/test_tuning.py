@@ -123,12 +123,22 @@ def test_a_best_rate_at_the_top_of_the_grid_is_extended_up_until_a_rate_diverges
     assert asked[3][0] == "refine to 1.2" and 2.5 < found.learning_rate <= 3.0 and found.near_edge
 
 
-def test_extensions_stop_after_three_and_leave_a_one_sided_bracket():
+def test_extensions_stop_at_the_hard_limit_and_leave_a_capped_one_sided_bracket():
     train, asked = _times_of(lambda r: 1.0 / r)  # faster at every larger rate, never diverging
     found = tuning.tune(train, [0.5, 0.1]).at(0.1)
-    assert [stage for stage, _ in asked].count("extend up") == tuning.MAX_EXTENSIONS
-    assert found.learning_rate == pytest.approx(0.5 * 5**3) and found.upper is None and math.isinf(found.precision)
-    assert not found.near_edge
+    assert [stage for stage, _ in asked].count("extend up") == tuning.MAX_EXTENSIONS == 8
+    top = 0.5 * 5**tuning.MAX_EXTENSIONS
+    assert found.learning_rate == pytest.approx(top) and found.upper is None and math.isinf(found.precision)
+    assert not found.near_edge and found.capped == "high" and found.to_json()["capped"] == "high"
+    # A limit of 3 (the protocol before 2026-12-06) stops at 62.5, capped just the same.
+    assert tuning.tune(train, [0.5, 0.1], max_extensions=3).at(0.1).capped == "high"
+
+
+def test_a_rate_bracketed_by_a_diverging_one_is_not_capped_and_a_bottom_one_is():
+    train, _ = _times_of(lambda r: None if r > 3.0 else 1.0 / r)
+    assert tuning.tune(train, [0.5, 0.1]).at(0.1).capped is None
+    slowest_wins, _ = _times_of(lambda r: r)  # faster at every smaller rate
+    assert tuning.tune(slowest_wins, [0.5, 0.1], max_extensions=1).at(0.1).capped == "low"
 
 
 def test_a_best_rate_at_the_bottom_is_extended_down_until_a_rate_is_twice_as_slow():

@@ -342,7 +342,7 @@ def _iterations(time):
 def _speedup(value):
     if value is None or value.kind == speedup.NO_DATA:
         return "n/a"
-    sign = {speedup.EXACT: "", speedup.LOWER: ">", speedup.UPPER: "<"}[value.kind]
+    sign = {speedup.EXACT: "", speedup.LOWER: ">", speedup.UPPER: "<", speedup.INDEFINITE: "?"}[value.kind]
     return f"{sign}{value.value:.3g}"
 
 

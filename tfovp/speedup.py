@@ -19,6 +19,10 @@ eta and seeds) trained for a budget of K iterations:
   reaches e, S > K / T_C(e) (a lower bound); if only B, S < T_B(e) / K (an upper
   bound); if neither, no data. T depends on K: a 10^5 run is not a prefix of a 10^6 run
   (the best learning rate can differ), so every S is stated with its K;
+* capped rates      where T comes from a tuned rate that is the largest or smallest rate
+  tried (`tfovp.tuning.TunedRate.capped`), T is only an upper bound on the tuned time:
+  a capped contender makes S a lower bound, a capped baseline an upper bound, both
+  together leave S INDEFINITE (`with_caps`);
 * crossover         t_x = the first recorded step after which U_C(s) < U_B(s) at every
   later recorded step s <= K (None if C ends at or above B); U is exact at the recorded
   steps (the sweep keeps the largest loss between them), so t_x has the resolution of
@@ -33,6 +37,7 @@ import numpy as np
 
 LEVELS = (0.9, 0.5, 0.2, 0.1, 0.05, *(10 ** (-k / 4) for k in range(5, 17)))
 EXACT, LOWER, UPPER, NO_DATA = "exact", "lower bound", "upper bound", "no data"
+INDEFINITE = "indefinite"  # both times reached the level but from capped rates: no side of S is known
 
 
 def _upper_median(values, axis=0):
@@ -101,21 +106,24 @@ class SpeedUp:
     baseline_time: float  # T_B (inf: not reached within the budget)
     contender_time: float  # T_C
     value: float | None  # S, or the bound; None without data
-    kind: str  # EXACT, LOWER, UPPER or NO_DATA
+    kind: str  # EXACT, LOWER, UPPER, NO_DATA or INDEFINITE
 
-    def at_least(self, factor):
-        """True if S >= factor is established, False if S < factor is, else None."""
-        if self.kind in (EXACT, LOWER) and self.value >= factor:
+    def at_least(self, factor, noise=1.0):
+        """True if S >= factor is established, False if S < factor is, else None; with
+        `noise`, S is known only to within that factor either way, so S / noise must
+        clear the threshold to establish it and S * noise stay below it to refute it."""
+        if self.kind in (EXACT, LOWER) and self.value / noise >= factor:
             return True
-        if self.kind in (EXACT, UPPER) and self.value < factor:
+        if self.kind in (EXACT, UPPER) and self.value * noise < factor:
             return False
         return None
 
-    def at_most(self, factor):
-        """True if S <= factor is established, False if S > factor is, else None."""
-        if self.kind in (EXACT, UPPER) and self.value <= factor:
+    def at_most(self, factor, noise=1.0):
+        """True if S <= factor is established, False if S > factor is, else None (with
+        `noise` as in `at_least`)."""
+        if self.kind in (EXACT, UPPER) and self.value * noise <= factor:
             return True
-        if self.kind in (EXACT, LOWER) and self.value > factor:
+        if self.kind in (EXACT, LOWER) and self.value / noise > factor:
             return False
         return None
 
@@ -135,6 +143,18 @@ def speedups(baseline_times, contender_times, budget, levels=LEVELS):
             value, kind = None, NO_DATA
         out.append(SpeedUp(float(level), float(tb), float(tc), None if value is None else float(value), kind))
     return out
+
+
+def with_caps(s, baseline_capped, contender_capped):
+    """`s` read as what the tuning established: a capped time (the tuned rate at the end
+    of what was tried) is an upper bound on the tuned time, so a capped contender takes
+    away S's upper side (S can only be larger) and a capped baseline its lower side."""
+    if s.kind in (NO_DATA, INDEFINITE) or not (baseline_capped or contender_capped):
+        return s
+    has_lower = s.kind in (EXACT, LOWER) and not baseline_capped
+    has_upper = s.kind in (EXACT, UPPER) and not contender_capped
+    kind = {(True, True): EXACT, (True, False): LOWER, (False, True): UPPER, (False, False): INDEFINITE}
+    return dataclasses.replace(s, kind=kind[(has_lower, has_upper)])
 
 
 def tightest(speedup_list):

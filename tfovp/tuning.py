@@ -22,8 +22,11 @@ every level plus FINAL):
 2. Grid ends. If the best rate at a judged level is the largest rate trained (so no
    larger rate diverged), train 5x it, until a rate diverges or the best rate is no
    longer the largest; if it is the smallest, train 1/5 of it, until the smallest rate is
-   at least 2x slower than the best (or does not reach the level). At most 3 extensions
-   per side; a rate still at an end after them has a one-sided bracket.
+   at least 2x slower than the best (or does not reach the level). At most
+   MAX_EXTENSIONS = 8 extensions per side (5^8 ~ 3.9e5 beyond the grid's end: the paper's
+   grid reaches 1.95e5 up and 2.6e-11 down; 3 before 2026-12-06); a rate still at an end
+   after them has a one-sided bracket and is `capped`: its T is only an upper bound on
+   the tuned time, since an untried rate beyond it may be faster.
 3. Refinement. For every judged level, the interval between the best rate's two
    neighbours among the rates trained (the upper one may diverge: the interval then
    reaches the divergence edge) is filled geometrically, so that consecutive rates are
@@ -51,7 +54,7 @@ import numpy as np
 PAPER_GRID = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1)
 RHO = 1.2  # default precision: consecutive rates of a refined bracket at most this far apart
 EXTENSION_FACTOR = 5.0  # a grid end is extended by this factor per step
-MAX_EXTENSIONS = 3  # per side
+MAX_EXTENSIONS = 8  # per side: a hard limit (a best rate still at an end after it is `capped`)
 SLOWER_FACTOR = 2.0  # a downward extension stops at a rate at least this many times slower
 FINAL = "final"  # the judged target "lowest final loss"
 _SAME_RATE = 1e-9  # relative difference below which two rates are the same
@@ -161,6 +164,17 @@ class TunedRate:
         return max(self.upper / self.learning_rate, self.learning_rate / self.lower)
 
     @property
+    def capped(self):
+        """ "high" / "low" when the tuned rate is the largest / smallest rate trained (no
+        diverging or slower rate beyond it brackets it: its time is an upper bound on the
+        tuned time), else None (also where no rate reaches the level)."""
+        if self.learning_rate is None or not math.isfinite(self.time):
+            return None
+        if self.upper is None:
+            return "high"
+        return "low" if self.lower is None else None
+
+    @property
     def near_edge(self):
         """The tuned rate is within rho of the divergence edge: the rate above it, at most
         rho larger, diverged."""
@@ -190,6 +204,7 @@ class TunedRate:
             "bracket": [self.lower, self.upper],
             "upper_diverged": self.upper_diverged,
             "near_edge": self.near_edge,
+            "capped": self.capped,
             "rho": self.rho,
             "grid_learning_rate": self.grid_learning_rate,
             "grid_iterations": number(self.grid_time),

@@ -171,6 +171,18 @@ def family_summary(family, level, seed=None):
     return out
 
 
+def bracket_columns(side, rate):
+    """The CSV columns of a tuned rate's bracket (`tfovp.tuning.TunedRate`, or None):
+    the trained rates just below and above it, whether the one above diverged, and
+    whether it is capped (the last rate tried on its side: its time only a bound)."""
+    return {
+        f"{side}_lr_below": None if rate is None else rate.lower,
+        f"{side}_lr_above": None if rate is None else rate.upper,
+        f"{side}_above_diverged": None if rate is None else rate.upper_diverged,
+        f"{side}_capped": None if rate is None else rate.capped,
+    }
+
+
 def speedup_table(comparisons, crossovers):
     """Rows of every comparison at every level (for <figure>_speedup.csv) and the JSON
     summary {"<contender> vs <baseline> (lp)": {...}}; `comparisons` maps a key (the
@@ -203,6 +215,8 @@ def speedup_table(comparisons, crossovers):
                         "contender_lr": rc.learning_rate,
                         "baseline_near_edge": rb.near_edge,
                         "contender_near_edge": rc.near_edge,
+                        **bracket_columns("baseline", rb),
+                        **bracket_columns("contender", rc),
                         "grid_baseline_lr": rb.grid_learning_rate,
                         "grid_contender_lr": rc.grid_learning_rate,
                         "grid_baseline_time": g.baseline_time,

@@ -92,11 +92,11 @@ def fmt_speedup(s):
     """'S = 3.2 at e = 0.01 (T_B 3,000, T_C 940)', with > / < for bounds."""
     if s is None:
         return "no level reached by either"
+    times = f"(T_B {fmt_time(s.baseline_time)}, T_C {fmt_time(s.contender_time)})"
+    if s.kind == speedup_module.INDEFINITE:
+        return f"S unknown at e = {s.level:.3g}, both tuned rates capped (measured {s.value:.3g}) {times}"
     sign = {speedup_module.EXACT: "=", speedup_module.LOWER: ">", speedup_module.UPPER: "<"}[s.kind]
-    return (
-        f"S {sign} {s.value:.3g} at e = {s.level:.3g} (T_B {fmt_time(s.baseline_time)}, "
-        f"T_C {fmt_time(s.contender_time)})"
-    )
+    return f"S {sign} {s.value:.3g} at e = {s.level:.3g} {times}"
 
 
 def fmt_time(value):

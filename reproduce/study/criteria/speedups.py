@@ -11,17 +11,17 @@ from tfovp import speedup as speedup_module
 SPEED_UP = " (speed-up)"  # the suffix of a claim judged by the tuned speed-up, beside its threshold claim
 
 
-def speedup_holds(speedups, factor):
+def speedup_holds(speedups, factor, noise=1.0):
     """S >= factor at the tightest level either family reaches: True, False, or None
-    (no level reached, or only a bound that does not decide)."""
+    (no level reached, only a bound that does not decide, or S within `noise` of it)."""
     tightest = speedup_module.tightest(speedups)
-    return None if tightest is None else tightest.at_least(factor)
+    return None if tightest is None else tightest.at_least(factor, noise)
 
 
-def speedup_not_faster(speedups, limit=None):
+def speedup_not_faster(speedups, limit=None, noise=1.0):
     """S <= limit (default NOT_FASTER_SPEEDUP) at the tightest level: True/False/None."""
     tightest = speedup_module.tightest(speedups)
-    return None if tightest is None else tightest.at_most(NOT_FASTER_SPEEDUP if limit is None else limit)
+    return None if tightest is None else tightest.at_most(NOT_FASTER_SPEEDUP if limit is None else limit, noise)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +63,8 @@ class Comparison:
         }
         if self.tuned:
             out["grid"] = _speedup_lists(self.grid_speedups)
+            out["baseline_capped"] = [r.capped for r in self.baseline_rates]
+            out["contender_capped"] = [r.capped for r in self.contender_rates]
         if self.tuned and rates:
             out["baseline_rates"] = [r.to_json() for r in self.baseline_rates]
             out["contender_rates"] = [r.to_json() for r in self.contender_rates]
@@ -81,17 +83,32 @@ class Comparison:
             contender, baseline = data["contender"], data["baseline"]
         else:
             contender, baseline = name.rsplit(" (l", 1)[0].split(" vs ")
+        baseline_rates, contender_rates = rates("baseline_rates"), rates("contender_rates")
+
+        def caps(key, tuned_rates):  # the rates' own, or the caps alone (the map's JSON holds no rates)
+            return [r.capped for r in tuned_rates] if tuned_rates is not None else data.get(key)
+
         return cls(
             contender,
             baseline,
-            _speedups_from(data["levels"], data),
+            _with_caps(
+                _speedups_from(data["levels"], data),
+                caps("baseline_capped", baseline_rates),
+                caps("contender_capped", contender_rates),
+            ),
             int(data["budget"]),
             bool(data["any_all_diverged"]),
             grid_speedups=_speedups_from(data["levels"], data["grid"]) if data.get("grid") else None,
             rho=data.get("rho"),
-            baseline_rates=rates("baseline_rates"),
-            contender_rates=rates("contender_rates"),
+            baseline_rates=baseline_rates,
+            contender_rates=contender_rates,
         )
+
+    @property
+    def noise(self):
+        """The factor within which a speed-up of this comparison is known: the tuning ratio
+        rho of tuned rates (thresholds: "Noise of a tuned speed-up"), 1 on the grid."""
+        return self.rho if self.tuned and self.rho else 1.0
 
     def on_grid(self):
         """The same comparison judged on the grid alone (the paper's protocol)."""
@@ -100,6 +117,14 @@ class Comparison:
         return dataclasses.replace(
             self, speedups=self.grid_speedups, grid_speedups=None, rho=None, baseline_rates=None, contender_rates=None
         )
+
+
+def _with_caps(speedups, baseline_caps, contender_caps):
+    """`speedups` with each level's kind read through the caps of its tuned rates ("high",
+    "low" or None per level; `tfovp.speedup.with_caps`); as given without them."""
+    if baseline_caps is None or contender_caps is None:
+        return tuple(speedups)
+    return tuple(speedup_module.with_caps(s, b, c) for s, b, c in zip(speedups, baseline_caps, contender_caps))
 
 
 def _speedup_lists(speedups):
@@ -126,6 +151,18 @@ def _speedups_from(levels, data):
     )
 
 
+def _margin(s, threshold, noise, within_noise):
+    """ ", 0.44x the threshold 2 (noise x/÷ 1.2)", and "within noise" with the band where
+    the noise alone leaves the part undecided: the margin of a tuned speed-up as a claim
+    row states it."""
+    if s is None or s.value is None or s.kind == speedup_module.NO_DATA:
+        return ""
+    text = f", {s.value / threshold:.3g}x the threshold {threshold:.3g} (noise x/÷ {noise:g})"
+    if within_noise:
+        text += f": within noise ({s.value / noise:.3g} to {s.value * noise:.3g})"
+    return text
+
+
 def compare(contender, contender_family, baseline, baseline_family, budget):
     """The Comparison of two trained CurveFamily records (tuned where they were)."""
     fc, fb = contender_family, baseline_family
@@ -140,16 +177,21 @@ def compare(contender, contender_family, baseline, baseline_family, budget):
     tuned_c, tuned_b = fc.tuning(), fb.tuning()
     if tuned_c is None or tuned_b is None:
         return Comparison(contender, baseline, grid, budget, either)
+    baseline_rates, contender_rates = tuple(tuned_b.per_level()), tuple(tuned_c.per_level())
     return Comparison(
         contender,
         baseline,
-        values(fc.with_tuned(), fb.with_tuned()),
+        _with_caps(
+            values(fc.with_tuned(), fb.with_tuned()),
+            [r.capped for r in baseline_rates],
+            [r.capped for r in contender_rates],
+        ),
         budget,
         either,
         grid_speedups=grid,
         rho=tuned_b.rho[-1],
-        baseline_rates=tuple(tuned_b.per_level()),
-        contender_rates=tuple(tuned_c.per_level()),
+        baseline_rates=baseline_rates,
+        contender_rates=contender_rates,
     )
 
 
@@ -159,42 +201,50 @@ def speedup_claim(figure, claim, comparisons, factor=None, setting="", not_faste
     tightest level either reaches; INCONCLUSIVE where a family diverged at every rate.
     Judged on the comparisons' `speedups`: with both families tuned where they were
     (`Comparison.on_grid()` gives the paper's grid); the grid's S is reported beside."""
-    holds = []
-    for c in comparisons:
+    threshold = NOT_FASTER_SPEEDUP if not_faster else factor
+
+    def judge(c, noise):
         if c.any_all_diverged:
-            holds.append(None)
-        elif not_faster:
-            holds.append(speedup_not_faster(c.speedups))
-        else:
-            holds.append(speedup_holds(c.speedups, factor))
+            return None
+        if not_faster:
+            return speedup_not_faster(c.speedups, noise=noise)
+        return speedup_holds(c.speedups, factor, noise=noise)
+
+    holds = [judge(c, c.noise) for c in comparisons]
+    noisy = [h is None and judge(c, 1.0) is not None for c, h in zip(comparisons, holds)]
     rule = f"S <= {NOT_FASTER_SPEEDUP:.3g}" if not_faster else f"S >= {factor:g}"
     budget = comparisons[0].budget if comparisons else 0
     tuned = [c for c in comparisons if c.tuned]
     rates = (
         f"each family's learning rate tuned to within a factor {tuned[0].rho:g} at every level (tfovp.tuning: the "
-        "paper's grid, its ends extended x5, the best rate's bracket refined geometrically)"
+        "paper's grid, its ends extended x5, the best rate's bracket refined geometrically; a best rate at the end "
+        "of what was tried is capped and its time a bound), S known to within that factor: decided only where "
+        f"S / {tuned[0].rho:g} and S x {tuned[0].rho:g} fall on the same side of the threshold"
         if tuned
         else "best rate of the grid per level"
     )
     criterion = (
         f"speed-up S = T_baseline / T_contender at the tightest level e of relative excess "
         f"(L - L*)/(L(W=0) - L*) either family settles below within {budget:,} iterations, {rates}: {rule} "
-        "(a bound counts when it decides; INCONCLUSIVE if no level is reached or a family diverged at every rate)"
+        "(a bound counts when it decides; INCONCLUSIVE if no level is reached, S is within noise of the threshold "
+        "or a family diverged at every rate)"
     )
 
-    def measured(c):
+    def measured(c, within_noise):
         if c.any_all_diverged:
             return f"{c.contender} vs {c.baseline}: a family diverged at every rate"
-        text = f"{c.contender} vs {c.baseline}: {fmt_speedup(speedup_module.tightest(c.speedups))}"
+        tightest = speedup_module.tightest(c.speedups)
+        text = f"{c.contender} vs {c.baseline}: {fmt_speedup(tightest)}"
         if c.tuned:
-            text += f" tuned; paper's grid: {fmt_speedup(speedup_module.tightest(c.grid_speedups))}"
+            text += f" tuned{_margin(tightest, threshold, c.noise, within_noise)}; paper's grid: "
+            text += fmt_speedup(speedup_module.tightest(c.grid_speedups))
         return text
 
     return setting_row(
         figure,
         claim,
         criterion,
-        "; ".join(measured(c) for c in comparisons),
+        "; ".join(measured(c, n) for c, n in zip(comparisons, noisy)),
         all_hold(holds) if comparisons else None,
         setting,
     )
