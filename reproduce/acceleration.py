@@ -261,7 +261,7 @@ def rows(measured):
         for n, c in m.comparisons.items():
             grid = c.grid_speedups or c.speedups
             rates = zip(c.baseline_rates or [None] * len(grid), c.contender_rates or [None] * len(grid))
-            for s, g, (rb, rc) in zip(c.speedups, grid, rates):
+            for index, (s, g, (rb, rc)) in enumerate(zip(c.speedups, grid, rates)):
                 out.append(
                     {
                         "setting": m.setting.name,
@@ -278,6 +278,7 @@ def rows(measured):
                         "depth_near_edge": None if rc is None else rc.near_edge,
                         **outputs.bracket_columns("linear", rb),
                         **outputs.bracket_columns("depth", rc),
+                        **outputs.one_rate_columns(c, index, ("linear", "depth")),
                         "grid_T_linear": g.baseline_time,
                         "grid_T_depth": g.contender_time,
                         "grid_speedup": g.value,

@@ -6,8 +6,10 @@ For every <figure>.json of Figures 3, 4 and 5 (left panel) in OUT, with its tags
 datasets (figure3-1e6, figure3-abalone, ...): rebuild the measures its claims read from
 its JSON and CSVs (`reproduce.study.stored`), judge them with the figure's own
 `claims_of` (the code a fresh run calls), and replace the figure's rows in
-OUT/claims.json and OUT/claims.md and the claims of its JSON. Figure 5's MNIST rows are
-kept as they are. Prints every verdict that changed; `--check` changes nothing and exits
+OUT/claims.json and OUT/claims.md and the claims of its JSON; <figure>_speedup.csv is
+written again from the JSON's comparisons, so that it carries every column a fresh run
+writes that the JSON holds (each tuned rate's bracket and cap). Figure 5's MNIST rows
+are kept as they are. Prints every verdict that changed; `--check` changes nothing and exits
 1 if a verdict would change (the committed results are up to date with the criteria when
 it exits 0). Regenerate the pages with `python -m reproduce.report --out OUT` after it.
 """
@@ -68,7 +70,18 @@ def rejudge(out, stem):
     rows = [dataclasses.replace(row, figure=stem) for row in module.claims_of(config, measures)]
     panel = {row.panel for row in rows}
     replaced = [r for r in data["claims"] if r.get("panel", "") in panel | {""}]
-    return rows, replaced, data, measures.grid_verdicts
+    return rows, replaced, data, measures
+
+
+def write_speedup_table(out, stem, data, comparisons):
+    """<stem>_speedup.csv from the JSON's comparisons and crossovers."""
+    import pandas as pd
+
+    from reproduce.study import outputs
+
+    crossovers = {name: record.get("crossover") for name, record in data.get("speedup", {}).items()}
+    rows, _ = outputs.speedup_table(comparisons, crossovers)
+    outputs.write_csv(pathlib.Path(out, f"{stem}_speedup.csv"), pd.DataFrame(rows))
 
 
 def changes(rows, replaced):
@@ -91,16 +104,20 @@ def run(out, figures=None, check=False):
     claims_file.read()  # a corrupt claims file stops here, before anything is written
     found = []
     for stem in stems(out, figures):
-        rows, replaced, data, grid_verdicts = rejudge(out, stem)
+        rows, replaced, data, measures = rejudge(out, stem)
         found += changes(rows, replaced)
         if check:
             continue
-        panels = sorted({row.panel for row in rows} - {""}) or None
-        claims_file.replace(stem, rows, data["command"], panels)
-        kept = [r for r in data["claims"] if r not in replaced]
-        data["claims"] = [dataclasses.asdict(row) for row in rows] + kept
-        data["speedup_claims_on_grid"] = grid_verdicts
-        write_json(pathlib.Path(out, f"{stem}.json"), data)
+        same = [dataclasses.asdict(row) for row in rows] == replaced
+        if not same or measures.grid_verdicts != data.get("speedup_claims_on_grid"):  # else keep their dates
+            panels = sorted({row.panel for row in rows} - {""}) or None
+            claims_file.replace(stem, rows, data["command"], panels)
+            kept = [r for r in data["claims"] if r not in replaced]
+            data["claims"] = [dataclasses.asdict(row) for row in rows] + kept
+            data["speedup_claims_on_grid"] = measures.grid_verdicts
+            write_json(pathlib.Path(out, f"{stem}.json"), data)
+        if measures.comparisons:
+            write_speedup_table(out, stem, data, measures.comparisons)
     return found
 
 

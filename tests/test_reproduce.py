@@ -106,7 +106,7 @@ def test_figure3_quick_run_and_its_verdicts(data_dir, tmp_path):
 def _check_rejudged(out, figure):
     """Judged again from its files alone (`reproduce.rejudge`), the run's claims come out
     word for word as the run wrote them, and nothing would change."""
-    rows, replaced, data, grid_verdicts = rejudge.rejudge(out, figure)
+    rows, replaced, data, measures = rejudge.rejudge(out, figure)
     assert [dataclasses.asdict(row) for row in rows] == replaced
     # Each family's summary rebuilt from the tables is the one the run wrote (the final
     # excess from the CSV's 8 digits).
@@ -117,8 +117,12 @@ def _check_rejudged(out, figure):
         assert summary.best_learning_rate == curve["best_learning_rate"]
         assert summary.diverged_rates == pytest.approx(curve["diverged_rates"], rel=1e-6)
         assert summary.final_relative_excess == pytest.approx(curve["final_relative_excess"], rel=1e-6)
-    assert grid_verdicts == json.loads((out / f"{figure}.json").read_text())["speedup_claims_on_grid"]
+    assert measures.grid_verdicts == json.loads((out / f"{figure}.json").read_text())["speedup_claims_on_grid"]
     assert rejudge.run(out, [figure], check=True) == []
+    # The speed-up table written again from the JSON is the run's, byte for byte.
+    written = (out / f"{figure}_speedup.csv").read_bytes()
+    rejudge.write_speedup_table(out, figure, data, measures.comparisons)
+    assert (out / f"{figure}_speedup.csv").read_bytes() == written
 
 
 OLD_LAYOUT = (

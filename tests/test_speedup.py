@@ -215,3 +215,26 @@ def test_rate_results_take_the_upper_median_over_seeds_and_a_tuned_family_joins_
     again = CurveFamily.from_json(family.to_json())
     np.testing.assert_array_equal(again.with_tuned().losses, joined.losses)
     assert again.tuning().grid == (1e-3, 2e-3) and again.tuning().results.learning_rates.size == 3
+
+
+def test_one_rate_protocol_judges_at_the_oracles_tightest_level_from_single_runs():
+    from reproduce.study.criteria import speedups as speedup_criteria
+    from tfovp import tuning
+
+    def model(scale):
+        def train(rates, stage):  # T = scale / eta at 0.5; only rates <= 0.01 settle at 0.1 (T = 10 scale / eta)
+            times = [[scale / r, 10 * scale / r if r <= 0.01 else np.inf] if r <= 0.05 else [np.inf] * 2 for r in rates]
+            diverged = [r > 0.05 for r in rates]
+            final = [np.inf if d else (0.05 if r <= 0.01 else 0.2) for d, r in zip(diverged, rates)]
+            return tuning.RateResults.of(rates, times, final, diverged)
+
+        return tuning.tune(train, [0.5, 0.1], extend=False)
+
+    baseline, contender = model(4.0), model(1.0)
+    oracle = tuple(speedup.speedups(baseline.times(), contender.times(), 10**6, [0.5, 0.1]))
+    one = speedup_criteria.one_rate(baseline, contender, oracle, 10**6)
+    assert one.level == 0.1 and one.baseline_rate == pytest.approx(0.01) and one.contender_rate == pytest.approx(0.01)
+    assert one.speedups[1].value == pytest.approx(oracle[1].value) == pytest.approx(4.0)  # the same S at the level
+    assert one.speedups[0].value == pytest.approx(4.0) and one.speedups[0].baseline_time == pytest.approx(400.0)
+    assert oracle[0].baseline_time < 84.0  # the oracle's level-0.5 time comes from another, faster rate
+    assert speedup_criteria.OneRate.from_json([0.5, 0.1], one.to_json()) == one

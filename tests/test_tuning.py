@@ -191,3 +191,32 @@ def test_json_round_trip_of_a_tuned_rate():
     train, _ = _times_of(lambda r: None if r > 0.0037 else 1.0 / r)
     found = tuning.tune(train, [0.5, 0.1]).at(0.1)
     assert tuning.TunedRate.from_json(found.to_json()) == found
+
+
+def _late_trouble(rates, stage):
+    """T = 1/eta to level 0.5 for every rate below the edge 0.05; to level 0.1 only the
+    rates up to 0.01 settle (T = 10/eta), the larger ones never stay below it."""
+    times = [[1.0 / r, 10.0 / r if r <= 0.01 else math.inf] if r <= 0.05 else [math.inf] * 2 for r in rates]
+    diverged = [r > 0.05 for r in rates]
+    final = [math.inf if d else (0.05 if r <= 0.01 else 0.2) for d, r in zip(diverged, rates)]
+    return RateResults.of(rates, times, final, diverged)
+
+
+def test_one_rate_per_run_differs_from_the_per_level_oracle():
+    found = tuning.tune(_late_trouble, [0.5, 0.1], extend=False, rho=(1.2,))
+    oracle = found.times()
+    chosen, times = found.single_rate(1)  # the rate chosen at level 0.1
+    assert chosen.learning_rate == pytest.approx(0.01, rel=1e-9)
+    assert times.tolist() == pytest.approx([100.0, 1000.0])
+    # The oracle takes a rate near the edge 0.05 for level 0.5: about 5x faster than the run at 0.01.
+    assert oracle[0] < 21.0 and oracle[1] == pytest.approx(1000.0)
+    # Chosen at level 0.5, the run never gets below 0.1; where nothing reaches the level, the lowest final loss.
+    assert math.isinf(found.single_rate(0)[1][1])
+    nothing = tuning.tune(
+        lambda rates, stage: RateResults.of(
+            rates, [[math.inf]] * len(rates), [1.0 / r for r in rates], [False] * len(rates)
+        ),
+        [0.5],
+        extend=False,
+    )
+    assert nothing.single_rate(0)[0].level == FINAL

@@ -290,8 +290,22 @@ class Tuning:
         )
 
     def per_level(self):
-        """[TunedRate] at every tracked level."""
+        """[TunedRate] at every tracked level (the per-level oracle: each level its own
+        best rate, so that no single run need achieve the times of all levels)."""
         return [self.at(j) for j in range(len(self.levels))]
+
+    def single_rate(self, target):
+        """The one-rate protocol: (TunedRate, (J,) T at every level) of the one rate a
+        whole run is trained with when it is chosen at `target` (a level index or value:
+        the rate that reaches it first, ties by the lower final loss; where no rate
+        reaches it, the lowest final loss). T is inf everywhere if every rate diverged."""
+        chosen = self.at(target)
+        if chosen.learning_rate is None:
+            chosen = self.at(FINAL)
+        if chosen.learning_rate is None:
+            return chosen, np.full(len(self.levels), np.inf)
+        index = int(np.flatnonzero(self.results.learning_rates == chosen.learning_rate)[0])
+        return chosen, self.results.times[index].copy()
 
     def times(self):
         """(J,) tuned T at every level: the minimum over every rate trained."""

@@ -183,6 +183,24 @@ def bracket_columns(side, rate):
     }
 
 
+def one_rate_columns(comparison, index, prefix=("baseline", "contender")):
+    """The CSV columns of the one-rate protocol (`criteria.OneRate`) at level `index` of
+    `comparison` (empty without it): S from one rate per family for the whole run, its
+    kind and times, the two rates; `prefix` names the two families' columns."""
+    one = comparison.one_rate
+    if one is None:
+        return {}
+    s = one.speedups[index]
+    return {
+        "one_rate_speedup": s.value,
+        "one_rate_kind": s.kind,
+        f"one_rate_{prefix[0]}_time": s.baseline_time,
+        f"one_rate_{prefix[1]}_time": s.contender_time,
+        f"one_rate_{prefix[0]}_lr": one.baseline_rate,
+        f"one_rate_{prefix[1]}_lr": one.contender_rate,
+    }
+
+
 def speedup_table(comparisons, crossovers):
     """Rows of every comparison at every level (for <figure>_speedup.csv) and the JSON
     summary {"<contender> vs <baseline> (lp)": {...}}; `comparisons` maps a key (the
@@ -194,7 +212,7 @@ def speedup_table(comparisons, crossovers):
     for name, c in comparisons.items():
         grid = c.grid_speedups or (None,) * len(c.speedups)
         rates = zip(c.baseline_rates or grid, c.contender_rates or grid)
-        for s, g, (rb, rc) in zip(c.speedups, grid, rates):
+        for index, (s, g, (rb, rc)) in enumerate(zip(c.speedups, grid, rates)):
             row = {
                 "comparison": name,
                 "contender": c.contender,
@@ -217,6 +235,7 @@ def speedup_table(comparisons, crossovers):
                         "contender_near_edge": rc.near_edge,
                         **bracket_columns("baseline", rb),
                         **bracket_columns("contender", rc),
+                        **one_rate_columns(c, index),
                         "grid_baseline_lr": rb.grid_learning_rate,
                         "grid_contender_lr": rc.grid_learning_rate,
                         "grid_baseline_time": g.baseline_time,

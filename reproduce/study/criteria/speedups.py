@@ -1,12 +1,17 @@
 """Speed-up verdicts (`tfovp.speedup`): S = T_baseline / T_contender at every level, with
 both families' rates tuned and on the grid alone, judged at the tightest level either
-family reaches."""
+family reaches. Two protocols of tuned rates: the per-level oracle (each level its own
+best rate) and, the one claims are judged on, one rate per family for the whole run
+(`OneRate`); both are written to the CSVs and JSON."""
 
 import dataclasses
+
+import numpy as np
 
 from reproduce.study.criteria.rules import all_hold, fmt_speedup, setting_row
 from reproduce.study.criteria.thresholds import NOT_FASTER_SPEEDUP
 from tfovp import speedup as speedup_module
+from tfovp.tuning import FINAL
 
 SPEED_UP = " (speed-up)"  # the suffix of a claim judged by the tuned speed-up, beside its threshold claim
 
@@ -32,7 +37,9 @@ class Comparison:
     rate. Without tuning, `speedups` are the grid's and `grid_speedups` is None.
 
     `baseline_rates` / `contender_rates`: the `tfovp.tuning.TunedRate` of each family
-    at every level (None without tuning)."""
+    at every level (None without tuning): the per-level oracle, each level its own rate.
+    `one_rate`: the `OneRate` protocol beside it (None without tuning, and in records
+    written before it existed): one rate per family for the whole run."""
 
     contender: str
     baseline: str
@@ -43,6 +50,7 @@ class Comparison:
     rho: float | None = None
     baseline_rates: tuple | None = None
     contender_rates: tuple | None = None
+    one_rate: "OneRate | None" = None
 
     @property
     def tuned(self):
@@ -65,6 +73,8 @@ class Comparison:
             out["grid"] = _speedup_lists(self.grid_speedups)
             out["baseline_capped"] = [r.capped for r in self.baseline_rates]
             out["contender_capped"] = [r.capped for r in self.contender_rates]
+        if self.one_rate is not None:
+            out["one_rate"] = self.one_rate.to_json()
         if self.tuned and rates:
             out["baseline_rates"] = [r.to_json() for r in self.baseline_rates]
             out["contender_rates"] = [r.to_json() for r in self.contender_rates]
@@ -102,6 +112,7 @@ class Comparison:
             rho=data.get("rho"),
             baseline_rates=baseline_rates,
             contender_rates=contender_rates,
+            one_rate=OneRate.from_json(data["levels"], data["one_rate"]) if data.get("one_rate") else None,
         )
 
     @property
@@ -115,7 +126,55 @@ class Comparison:
         if not self.tuned:
             return self
         return dataclasses.replace(
-            self, speedups=self.grid_speedups, grid_speedups=None, rho=None, baseline_rates=None, contender_rates=None
+            self,
+            speedups=self.grid_speedups,
+            grid_speedups=None,
+            rho=None,
+            baseline_rates=None,
+            contender_rates=None,
+            one_rate=None,
+        )
+
+    @property
+    def judged(self):
+        """The speed-ups a claim is judged on: the one-rate protocol's where there is one
+        (at the tightest level it is the oracle's S by construction), else `speedups`."""
+        return self.speedups if self.one_rate is None else self.one_rate.speedups
+
+
+@dataclasses.dataclass(frozen=True)
+class OneRate:
+    """The one-rate protocol of a tuned comparison: each family trained at the single rate
+    that reaches `level` first (the tightest level either family reaches with tuned rates;
+    ties by final loss; the lowest final loss where a family does not reach it), and S(e)
+    at every level from those two runs (`tfovp.tuning.Tuning.single_rate`), caps applied."""
+
+    level: float | None  # None: no level reached, rates chosen by final loss
+    baseline_rate: float | None
+    contender_rate: float | None
+    baseline_capped: str | None
+    contender_capped: str | None
+    speedups: tuple
+
+    def to_json(self):
+        return {
+            "level": self.level,
+            "baseline_lr": self.baseline_rate,
+            "contender_lr": self.contender_rate,
+            "baseline_capped": self.baseline_capped,
+            "contender_capped": self.contender_capped,
+            **_speedup_lists(self.speedups),
+        }
+
+    @classmethod
+    def from_json(cls, levels, data):
+        return cls(
+            data["level"],
+            data["baseline_lr"],
+            data["contender_lr"],
+            data["baseline_capped"],
+            data["contender_capped"],
+            _speedups_from(levels, data),
         )
 
 
@@ -151,6 +210,10 @@ def _speedups_from(levels, data):
     )
 
 
+def _rate(value):
+    return "none" if value is None else f"{value:.3g}"
+
+
 def _margin(s, threshold, noise, within_noise):
     """ ", 0.44x the threshold 2 (noise x/÷ 1.2)", and "within noise" with the band where
     the noise alone leaves the part undecided: the margin of a tuned speed-up as a claim
@@ -178,20 +241,41 @@ def compare(contender, contender_family, baseline, baseline_family, budget):
     if tuned_c is None or tuned_b is None:
         return Comparison(contender, baseline, grid, budget, either)
     baseline_rates, contender_rates = tuple(tuned_b.per_level()), tuple(tuned_c.per_level())
+    oracle = _with_caps(
+        values(fc.with_tuned(), fb.with_tuned()),
+        [r.capped for r in baseline_rates],
+        [r.capped for r in contender_rates],
+    )
     return Comparison(
         contender,
         baseline,
-        _with_caps(
-            values(fc.with_tuned(), fb.with_tuned()),
-            [r.capped for r in baseline_rates],
-            [r.capped for r in contender_rates],
-        ),
+        oracle,
         budget,
         either,
         grid_speedups=grid,
         rho=tuned_b.rho[-1],
         baseline_rates=baseline_rates,
         contender_rates=contender_rates,
+        one_rate=one_rate(tuned_b, tuned_c, oracle, budget),
+    )
+
+
+def one_rate(tuned_baseline, tuned_contender, oracle, budget):
+    """The `OneRate` of two `tfovp.tuning.Tuning`s, the rates chosen at the tightest level
+    of the per-level `oracle` speed-ups."""
+    tightest = speedup_module.tightest(oracle)
+    levels = tuned_baseline.levels
+    target = FINAL if tightest is None else int(np.argmin(np.abs(np.asarray(levels) - tightest.level)))
+    rb, tb = tuned_baseline.single_rate(target)
+    rc, tc = tuned_contender.single_rate(target)
+    values = speedup_module.speedups(tb, tc, budget, levels)
+    return OneRate(
+        None if tightest is None else tightest.level,
+        rb.learning_rate,
+        rc.learning_rate,
+        rb.capped,
+        rc.capped,
+        tuple(speedup_module.with_caps(s, rb.capped, rc.capped) for s in values),
     )
 
 
@@ -207,8 +291,8 @@ def speedup_claim(figure, claim, comparisons, factor=None, setting="", not_faste
         if c.any_all_diverged:
             return None
         if not_faster:
-            return speedup_not_faster(c.speedups, noise=noise)
-        return speedup_holds(c.speedups, factor, noise=noise)
+            return speedup_not_faster(c.judged, noise=noise)
+        return speedup_holds(c.judged, factor, noise=noise)
 
     holds = [judge(c, c.noise) for c in comparisons]
     noisy = [h is None and judge(c, 1.0) is not None for c, h in zip(comparisons, holds)]
@@ -233,8 +317,11 @@ def speedup_claim(figure, claim, comparisons, factor=None, setting="", not_faste
     def measured(c, within_noise):
         if c.any_all_diverged:
             return f"{c.contender} vs {c.baseline}: a family diverged at every rate"
-        tightest = speedup_module.tightest(c.speedups)
+        tightest = speedup_module.tightest(c.judged)
         text = f"{c.contender} vs {c.baseline}: {fmt_speedup(tightest)}"
+        if c.one_rate is not None:
+            one = c.one_rate
+            text += f" with one rate per model (lr {_rate(one.baseline_rate)} and {_rate(one.contender_rate)})"
         if c.tuned:
             text += f" tuned{_margin(tightest, threshold, c.noise, within_noise)}; paper's grid: "
             text += fmt_speedup(speedup_module.tightest(c.grid_speedups))
