@@ -47,7 +47,7 @@ def module_of(figure):
 def stems(out, figures=None):
     """The output stems in `out` whose claims can be judged again (all, or those named)."""
     found = sorted(p.stem for p in pathlib.Path(out).glob("*.json") if p.stem.split("-")[0] in JUDGED)
-    found = [s for s in found if not s.endswith(("_runs", "_speedup")) and pathlib.Path(out, f"{s}.csv").is_file()]
+    found = [s for s in found if not s.endswith(("_runs", "_speedup")) and "curves" in _read(out, s)]
     if figures is None:
         return found
     unknown = [f for f in figures if f not in found]
@@ -57,6 +57,10 @@ def stems(out, figures=None):
             f"(expected some of {', '.join(found) or 'none'})"
         )
     return list(figures)
+
+
+def _read(out, stem):
+    return json.loads(pathlib.Path(out, f"{stem}.json").read_text())
 
 
 def rejudge(out, stem):

@@ -414,7 +414,11 @@ def _commands(rows):
 
 
 def _summary(out, figure):
+    """The JSON of output `figure`; a figure judged over seeds ("figure3-seeds") reports the
+    seeds study's (seeds.json)."""
     path = pathlib.Path(out) / f"{figure}.json"
+    if not path.is_file() and figure.endswith("-seeds"):
+        path = pathlib.Path(out) / "seeds.json"
     return read_summary(path, ()) if path.is_file() else {}
 
 

@@ -117,6 +117,12 @@ def _check_rejudged(out, figure):
         assert summary.best_learning_rate == curve["best_learning_rate"]
         assert summary.diverged_rates == pytest.approx(curve["diverged_rates"], rel=1e-6)
         assert summary.final_relative_excess == pytest.approx(curve["final_relative_excess"], rel=1e-6)
+        # The tables give each grid rate's final excess as the JSON does (runs before
+        # 2026-12-06 have only the tables).
+        from_tables = stored._grid_finals(label, float(p.rstrip(")")))
+        assert [r for r, _ in from_tables] == pytest.approx([r for r, _ in curve["rates"]], rel=1e-6)
+        for (_, final), (_, expected) in zip(from_tables, curve["rates"]):
+            assert expected is None or final == pytest.approx(expected, rel=1e-6)
     assert measures.grid_verdicts == json.loads((out / f"{figure}.json").read_text())["speedup_claims_on_grid"]
     assert rejudge.run(out, [figure], check=True) == []
     # The speed-up table written again from the JSON is the run's, byte for byte.
@@ -164,6 +170,35 @@ def test_quick_run_writes_every_output(module, figure, extra, n_claims, data_dir
         assert set(summary["max_relative_distance"]) == {f"l4 N={n} width {w}" for n in (2, 3) for w in (1, 10)}
     else:
         _check_rejudged(tmp_path, figure)
+
+
+def test_seeds_judge_each_claim_over_the_seeds_and_resume_trains_nothing(data_dir, tmp_path):
+    from reproduce import seeds
+    from reproduce.study.criteria.seeds import over_seeds
+
+    argv = ["--quick", "--figures", "figure3", "--steps", "60", "--out", str(tmp_path), "--data-dir", data_dir]
+    seeds.main(argv)
+    per_seed = {k: json.loads((tmp_path / "seeds" / f"figure3-seed{k}.json").read_text()) for k in (0, 1)}
+    assert per_seed[1]["config"]["seed"] == 1 and per_seed[1]["config"]["steps"] == 60
+    rows = [r for r in json.loads((tmp_path / "claims.json").read_text()) if r["figure"] == "figure3-seeds"]
+    assert [r["claim"] for r in rows] == [r["claim"] for r in per_seed[0]["claims"]]
+    for row in rows:
+        verdicts = [next(c["verdict"] for c in per_seed[k]["claims"] if c["claim"] == row["claim"]) for k in (0, 1)]
+        assert row["verdict"] == {True: "PASS", False: "FAIL", None: "INCONCLUSIVE"}[over_seeds(verdicts)]
+    table = pd.read_csv(tmp_path / "seeds_speedup.csv")
+    assert set(table["seed"]) == {0, 1} and set(table["kind"].dropna()) <= {
+        "exact",
+        "lower bound",
+        "upper bound",
+        "no data",
+        "indefinite",
+    }
+    written = {name: (tmp_path / name).read_bytes() for name in ("seeds.csv", "seeds_speedup.csv")}
+    seeds.main([*argv, "--resume"])  # every seed's JSON is there with the same settings: nothing trained
+    assert json.loads((tmp_path / "seeds.json").read_text())["training_seconds"] == 0
+    assert {name: (tmp_path / name).read_bytes() for name in written} == written
+    with pytest.raises(SystemExit):  # one seed is no spread
+        seeds.main(["--figures", "figure3", "--seeds", "0", "--out", str(tmp_path)])
 
 
 @pytest.mark.slow  # about 15-40 s; CI runs the slow tests after the default suite

@@ -286,3 +286,24 @@ def test_appendix_c_init_std_claims_on_hand_made_tails():
     # Every std diverged: nothing to judge.
     assert verdicts(1.0, {1e-2: float("inf"), 0.5: float("inf")}) == ["INCONCLUSIVE", "INCONCLUSIVE"]
     assert "cross-entropy" in criteria.appendix_c_stds(1.0, {1e-2: 0.3}, "last_tenth_cross_entropy")[0].claim
+
+
+# ---------------------------------------------------------------------------- over seeds
+
+
+def test_a_claim_over_seeds_needs_every_seed_to_agree():
+    from reproduce.study.criteria.seeds import over_seeds, seeds_claim
+
+    assert over_seeds(["PASS"] * 5) is True and over_seeds(["FAIL"] * 5) is False
+    assert over_seeds(["PASS", "PASS", "FAIL", "PASS", "PASS"]) is None  # the seeds straddle the threshold
+    assert over_seeds(["PASS", "INCONCLUSIVE"]) is None and over_seeds([]) is None
+
+    def row(verdict):
+        return criteria.setting_row("figure3", "l4: deeper is much faster", "S >= 2", "S = ...", verdict, "")
+
+    rows = {seed: row(seed != 3) for seed in range(5)}
+    combined = seeds_claim("figure3-seeds", rows, "ethanol, seeds 0-4")
+    assert combined.verdict == "INCONCLUSIVE" and combined.figure == "figure3-seeds"
+    assert "5 seeds: 4 PASS, 1 FAIL (within seed noise)" in combined.measured and "3: FAIL" in combined.measured
+    assert "fewer than the 5 seeds" in seeds_claim("f", {0: row(True), 1: row(True)}).measured
+    assert seeds_claim("f", {s: row(False) for s in range(5)}).verdict == "FAIL"

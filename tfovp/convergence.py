@@ -101,6 +101,8 @@ class SeedSummary:
             "iterations_to_levels": None
             if self.best is None
             else {str(level): value for level, value in self.best.iterations.items()},
+            # every rate of the grid: [rate, final relative excess (None: diverged)]
+            "rates": [[r.learning_rate, r.final_relative_excess] for r in self.rates],
         }
 
 

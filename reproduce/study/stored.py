@@ -4,8 +4,9 @@ be judged again by the current criteria without training (`reproduce.rejudge`).
 What a figure's claims read (`common.Measures`) is in its files: the speed-up
 comparisons (`criteria.Comparison`, tuned rates and grid) and each family's best rate
 with its iterations to every level in <figure>.json; each grid rate's final relative
-excess in <figure>_runs.csv and <figure>.csv (every run's last finite point is written;
-for a run that did not diverge, the budget's last step). The rebuilt
+excess in the JSON too (runs from 2026-12-06 on), else in <figure>_runs.csv and
+<figure>.csv (every run's last finite point is written; for a run that did not diverge,
+the budget's last step). The rebuilt
 `convergence.SeedSummary` holds iterations only for the best rate, as the JSON does: a
 criterion that asked another rate for them would raise KeyError, never read a guess.
 """
@@ -47,7 +48,7 @@ class StoredFigure(Measures):
     def summary(self, label, p):
         key = f"{label} (l{p:g})"
         entry = self.data["curves"][key]
-        rates = self._grid_finals(label, p)
+        rates = [tuple(r) for r in entry["rates"]] if "rates" in entry else self._grid_finals(label, p)
         if not rates:
             raise KeyError(f"{self.stem}: the run table has no grid rate of {key}")
         best = entry["best_learning_rate"]
