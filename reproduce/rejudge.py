@@ -5,7 +5,9 @@
 For every <figure>.json of Figures 3, 4 and 5 (left panel) in OUT, with its tags and
 datasets (figure3-1e6, figure3-abalone, ...): rebuild the measures its claims read from
 its JSON and CSVs (`reproduce.study.stored`), judge them with the figure's own
-`claims_of` (the code a fresh run calls), and replace the figure's rows in
+`claims_of` (the code a fresh run calls); for every Appendix C output, judge its table
+(<stem>.csv holds every run's row with every digit) with `appendix_c.claims_of`; and
+replace the output's rows in
 OUT/claims.json and OUT/claims.md and the claims of its JSON; <figure>_speedup.csv is
 written again from the JSON's comparisons, so that it carries every column a fresh run
 writes that the JSON holds (each tuned rate's bracket and cap). Figure 5's MNIST rows
@@ -21,7 +23,7 @@ import sys
 
 from tfovp.cli import ArgumentParser
 
-JUDGED = ("figure3", "figure4", "figure5")  # the figures whose claims are all measured from their files
+JUDGED = ("figure3", "figure4", "figure5", "appendix_c")  # the outputs whose claims are judged from their files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +49,7 @@ def module_of(figure):
 def stems(out, figures=None):
     """The output stems in `out` whose claims can be judged again (all, or those named)."""
     found = sorted(p.stem for p in pathlib.Path(out).glob("*.json") if p.stem.split("-")[0] in JUDGED)
-    found = [s for s in found if not s.endswith(("_runs", "_speedup")) and "curves" in _read(out, s)]
+    found = [s for s in found if not s.endswith(("_runs", "_speedup")) and _judgeable(out, s)]
     if figures is None:
         return found
     unknown = [f for f in figures if f not in found]
@@ -63,13 +65,26 @@ def _read(out, stem):
     return json.loads(pathlib.Path(out, f"{stem}.json").read_text())
 
 
+def _judgeable(out, stem):
+    """A linear figure's JSON with its curves, or an Appendix C output with its table."""
+    if stem.startswith("appendix_c"):
+        return pathlib.Path(out, f"{stem}.csv").is_file()
+    return "curves" in _read(out, stem)
+
+
 def rejudge(out, stem):
-    """(new claim rows of `stem`, the rows of its JSON they replace, its JSON) from OUT's files."""
+    """(new claim rows of `stem`, the rows of its JSON they replace, its JSON, the
+    measures: a `common.Measures`, or None for Appendix C) from OUT's files."""
     from reproduce.study.stored import StoredFigure, load_config
 
     module = module_of(stem)
     data = json.loads(pathlib.Path(out, f"{stem}.json").read_text())
     config = load_config(module.Config, data)
+    if stem.startswith("appendix_c"):
+        if "rho" not in data["config"]:  # written before the refinement existed: none was run
+            config = dataclasses.replace(config, rho=0.0)
+        rows = module.claims_of(config, out, module.read_rows(pathlib.Path(out, f"{stem}.csv")))
+        return rows, data["claims"], data, None
     measures = StoredFigure(pathlib.Path(out, stem), config)
     rows = [dataclasses.replace(row, figure=stem) for row in module.claims_of(config, measures)]
     panel = {row.panel for row in rows}
@@ -113,14 +128,16 @@ def run(out, figures=None, check=False):
         if check:
             continue
         same = [dataclasses.asdict(row) for row in rows] == replaced
-        if not same or measures.grid_verdicts != data.get("speedup_claims_on_grid"):  # else keep their dates
+        grid_verdicts = None if measures is None else measures.grid_verdicts
+        if not same or (measures is not None and grid_verdicts != data.get("speedup_claims_on_grid")):
             panels = sorted({row.panel for row in rows} - {""}) or None
             claims_file.replace(stem, rows, data["command"], panels)
             kept = [r for r in data["claims"] if r not in replaced]
             data["claims"] = [dataclasses.asdict(row) for row in rows] + kept
-            data["speedup_claims_on_grid"] = measures.grid_verdicts
+            if measures is not None:
+                data["speedup_claims_on_grid"] = grid_verdicts
             write_json(pathlib.Path(out, f"{stem}.json"), data)
-        if measures.comparisons:
+        if measures is not None and measures.comparisons:
             write_speedup_table(out, stem, data, measures.comparisons)
     return found
 

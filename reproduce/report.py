@@ -391,7 +391,7 @@ WHY_TWO_VERDICTS = (
     'A "faster" claim is judged twice. The threshold verdict compares the iterations each '
     "family's best rate on the paper's grid needs to reach the figure's level (the paper's protocol). "
     "The speed-up verdict compares the times to every level of relative excess with each family's rate "
-    "tuned to within a factor 1.2 (`tfovp.tuning`), at the tightest level both settle below: a coarse grid "
+    "tuned to within a factor 1.2 (`tfovp.tuning`), at the tightest level either settles below: a coarse grid "
     "can hold one family far below its usable rate, and one level can hide what happens at the next, so "
     "the two may differ; where they do, the speed-up verdict is the one to trust."
 )

@@ -5,6 +5,7 @@ in results/claims.json. No training; a check that results/ is internally consist
 
 import json
 import pathlib
+import re
 
 import numpy as np
 import pandas as pd
@@ -227,3 +228,114 @@ def test_committed_verdicts_are_those_of_the_current_criteria():
     from reproduce import rejudge
 
     assert [change.line() for change in rejudge.run(RESULTS, check=True)] == []
+
+
+# ---------------------------------------------------------------- hand-written prose
+
+
+SPEEDUP_QUOTE = re.compile(r"S(?:\([^)]*\))?\s*(?:=|>|<|≥|≤)\s*([0-9][0-9,]*(?:\.[0-9]+)?)")
+NUMBER = re.compile(r"[0-9][0-9,]*(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?")
+THRESHOLDS = {1.0, 1.11, 2.0, 10.0}  # "S < 2", "S ≥ 10": a threshold quoted, not a measurement
+FILE_REFERENCE = re.compile(r"`([a-z0-9_.-]+?)(?:_speedup|_runs)?\.(?:csv|json|md|png)`")
+
+
+def _numbers(text):
+    return {float(t.replace(",", "")) for t in NUMBER.findall(text)}
+
+
+def _measured_values(text, tuned, grid):
+    """The numbers of a claim's `measured` text: each comparison's tuned part, then its
+    paper's-grid part."""
+    for part in re.split(r"tuned[^;]*;|; (?=[a-z])", text):
+        head, _, tail = part.partition("paper's grid")
+        tuned |= _numbers(head)
+        grid |= _numbers(tail)
+
+
+def _speedup_values(stems):
+    """(tuned, grid): every speed-up value of the outputs `stems`: the speed-up tables'
+    columns (grid_* apart) and the numbers of their claim rows' measurements; for outputs
+    without a speed-up table (Section 7, the blog, Appendix C) every number of their JSON."""
+    tuned, grid = set(), set()
+    for stem in stems:
+        for path in (RESULTS / f"{stem}_speedup.csv", RESULTS / f"{stem}.csv"):
+            if not path.is_file():
+                continue
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            for column in frame.columns:
+                if column == "measured":
+                    for text in frame[column]:
+                        _measured_values(text, tuned, grid)
+                elif "speedup" in column:
+                    values = pd.to_numeric(frame[column], errors="coerce").dropna()
+                    (grid if column.startswith("grid") else tuned).update(values.tolist())
+        path = RESULTS / f"{stem}.json"
+        if path.is_file():
+            data = json.loads(path.read_text())
+            if isinstance(data, dict):
+                for row in data.get("claims", []):
+                    _measured_values(row["measured"], tuned, grid)
+                if not (RESULTS / f"{stem}_speedup.csv").is_file() and not stem.startswith(("figure", "acceleration")):
+                    tuned |= _numbers(json.dumps(data))
+    return tuned, grid
+
+
+def _quoted_matches(quoted, pool):
+    value = float(quoted.replace(",", ""))
+    if value in THRESHOLDS:
+        return True
+    digits = len(quoted.split(".")[1]) if "." in quoted else 0
+    return any(np.isfinite(v) and round(v, digits) == round(value, digits) for v in pool)
+
+
+def _hand_written(path):
+    """The hand-written prose of a results page: its findings block (README.md: all above
+    the generated tables)."""
+    text = path.read_text()
+    if path.name == "README.md":
+        return text.split("<!-- report:begin -->")[0]
+    if "<!-- findings:begin -->" not in text:
+        return ""
+    return text.split("<!-- findings:begin -->")[1].split("<!-- findings:end -->")[0]
+
+
+def _stale_speedup_quotes(path):
+    """Every "S = x" (>, <, ≥, ≤) of a page's prose not found in its outputs: a tuned value
+    unless its clause (back to the last '.', ';', '(', '[' or ']') names the grid or it is
+    inside [...] (the pages' "tuned [grid]"), then a grid value. A page's outputs: those
+    whose stem starts like the page's (figure3-1e6.md: figure3*), the files it names in
+    backticks, and every output for README.md."""
+    prose = _hand_written(path)
+    if not prose:
+        return []
+    pattern = "*" if path.stem == "README" else path.stem.split("-")[0] + "*"
+    stems = {p.stem for p in RESULTS.glob(f"{pattern}.json")} | {p.stem for p in RESULTS.glob(f"{pattern}.csv")}
+    tuned, grid = _speedup_values(sorted(stems | set(FILE_REFERENCE.findall(prose))))
+    stale = []
+    for found in SPEEDUP_QUOTE.finditer(prose):
+        before = prose[: found.start()]
+        clause = re.split(r"\.\s|;|\(|\[|\]", before)[-1]
+        bracketed = before.rfind("[") > before.rfind("]")
+        pool = grid if ("grid" in clause or bracketed) else tuned
+        if not _quoted_matches(found.group(1).rstrip(".,"), pool):
+            where = prose[max(0, found.start() - 60) : found.end()].replace("\n", " ")
+            stale.append(f"{path.name}: {found.group(0)!r} ({'grid' if pool is grid else 'tuned'}) in '…{where}'")
+    return stale
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in RESULTS.glob("*.md")))
+def test_every_speedup_quoted_in_the_prose_is_in_the_data(page):
+    """A speed-up the hand-written findings quote is one of the committed speed-ups, at the
+    precision quoted, and a paper's-grid value is quoted as the grid's (the pages said
+    "S < 0.65" for Figure 4 where the tuned S is 0.902, until 2026-12-06)."""
+    assert _stale_speedup_quotes(RESULTS / page) == []
+
+
+def test_the_prose_check_finds_a_stale_grid_value(tmp_path, monkeypatch):
+    page = tmp_path / "figure4.md"
+    page.write_text(
+        "<!-- findings:begin -->\nDepth-3 GD is slower than AdaGrad (S = 0.902) [grid S < 0.652]; "
+        "depth-3 GD stays slower (S < 0.65).\n<!-- findings:end -->\n"
+    )
+    stale = _stale_speedup_quotes(page)
+    assert len(stale) == 1 and "'S < 0.65' (tuned)" in stale[0]

@@ -276,7 +276,11 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
     text = report.build(tmp_path)
     assert "### appendix_c" in text and "| overparameterized | 0.5 | grid | 0.1 | inf |" in text
     stds = [r for r in result["claims"] if "init std" in r["claim"]]
-    assert [r["claim"].rsplit("(", 1)[1] for r in stds] == ["printed loss)"] * 2 + ["cross-entropy)"] * 2
+    assert [r["claim"].rsplit("(", 1)[1] for r in stds] == ["printed loss)"] * 3 + ["cross-entropy)"] * 3
+    # Judged again from the table alone, the claims are the run's (reproduce.rejudge).
+    from reproduce import rejudge
+
+    assert rejudge.run(tmp_path, ["appendix_c"], check=True) == []
     # The init-std grid alone, another seed, its own files and claim rows; its baseline is added.
     monkeypatch.undo()
     appendix_c.main([*flags, "--grids", "std", "--seed", "1", "--tag", "seed1"])
@@ -285,9 +289,12 @@ def test_figure5_right_panel_and_appendix_c_on_self_test_data(data_dir, tmp_path
     assert not np.allclose(other["last_tenth_loss"], table["last_tenth_loss"].iloc[[0, 4]])  # the seed is used
     rows = json.loads((tmp_path / "claims.json").read_text())
     assert (
-        sum(r["figure"] == "appendix_c-seed1" for r in rows) == 4
-        and sum(r["figure"] == "appendix_c" for r in rows) == 5
+        sum(r["figure"] == "appendix_c-seed1" for r in rows) == 6
+        and sum(r["figure"] == "appendix_c" for r in rows) == 7
     )
+    # No rate grid at seed 1: "far faster than the original at its best rate" cannot be judged.
+    seed1 = [r for r in rows if r["figure"] == "appendix_c-seed1" and r["claim"].endswith("baseline (printed loss)")]
+    assert seed1[0]["verdict"] == "INCONCLUSIVE" and "was not run at this budget and seed" in seed1[0]["measured"]
     text = report.build(tmp_path)
     assert "`python -m reproduce.appendix_c --steps 4 --grids std --seed 1 --tag seed1`" in text
     assert "in `appendix_c` (4 steps, seed 66478; here 4 steps, seed 1)" in text.split("### appendix_c-seed1", 1)[1]

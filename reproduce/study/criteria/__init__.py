@@ -93,7 +93,7 @@ from reproduce.study.criteria.thresholds import (  # noqa: F401
     STD_IDENTICAL_FACTOR,
     TAIL_FRACTION,
     TRACKING_TOLERANCE,
-    TUTORIAL_TEST_ERROR_LIMIT,
+    TUTORIAL_TEST_ERROR,
     VALIDATION_WINDOW,
     WIDTH_TOLERANCE,
 )

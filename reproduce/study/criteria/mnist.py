@@ -18,7 +18,7 @@ from reproduce.study.criteria.thresholds import (
     STD_GRID_LR,
     STD_IDENTICAL_FACTOR,
     TAIL_FRACTION,
-    TUTORIAL_TEST_ERROR_LIMIT,
+    TUTORIAL_TEST_ERROR,
     VALIDATION_WINDOW,
 )
 
@@ -82,8 +82,9 @@ _MNIST_CRITERION = (
 _TEST_CLAIM = "MNIST: both models reach the tutorial's test error (about 0.8 %)"
 
 _TEST_CRITERION = (
-    f"test error < {TUTORIAL_TEST_ERROR_LIMIT:g} % for both models and every seed (INCONCLUSIVE if a model diverged "
-    "and the other's every seed is below)"
+    f"every seed's test error of both models at most the tutorial's {TUTORIAL_TEST_ERROR:g} % plus the original "
+    "model's own spread over the seeds (max - min: the tutorial's run-to-run variation) (INCONCLUSIVE with one seed "
+    "of the original, or if a model diverged and the other's every seed is within)"
 )
 
 
@@ -142,9 +143,15 @@ def _mnist_test_error_claims(errors, diverged, setting):
     other can still refute it); the overparameterized one a lower one (every seed below
     every seed of the original)."""
     error_text = ", ".join(f"{name}: {_range(values)}%" for name, values in errors.items())
-    reached = all_hold(
-        None if name in diverged else e < TUTORIAL_TEST_ERROR_LIMIT for name, values in errors.items() for e in values
-    )
+    original = errors["original"]
+    if len(original) < 2 or "original" in diverged:
+        reached, limit_text = None, "; no spread of the original over seeds to derive the tolerance from"
+    else:
+        limit = TUTORIAL_TEST_ERROR + (max(original) - min(original))
+        reached = all_hold(
+            None if name in diverged else e <= limit + 1e-9 for name, values in errors.items() for e in values
+        )
+        limit_text = f"; limit {TUTORIAL_TEST_ERROR:g} + {max(original) - min(original):.2f} = {limit:.2f}%"
     lower = None
     if not diverged:
         if max(errors["overparameterized"]) < min(errors["original"]):
@@ -152,7 +159,7 @@ def _mnist_test_error_claims(errors, diverged, setting):
         elif max(errors["original"]) <= min(errors["overparameterized"]):
             lower = False
     return [
-        Claim("figure5", _TEST_CLAIM, _TEST_CRITERION, error_text, verdict(reached), setting),
+        Claim("figure5", _TEST_CLAIM, _TEST_CRITERION, error_text + limit_text, verdict(reached), setting),
         Claim(
             "figure5",
             "MNIST: the overparameterized tutorial reaches a lower test error",
@@ -206,10 +213,17 @@ APPENDIX_C = "appendix_c"
 APPENDIX_C_QUANTITIES = {"last_tenth_loss": "printed loss", "last_tenth_cross_entropy": "cross-entropy"}
 
 
-def appendix_c_stds(baseline, by_std, quantity="last_tenth_loss", setting="", figure=APPENDIX_C):
-    """Appendix C, init-std grid: two claims on one tail quantity. `baseline`: the
+def appendix_c_stds(
+    baseline, by_std, quantity="last_tenth_loss", setting="", figure=APPENDIX_C, best_original=None
+):
+    """Appendix C, init-std grid: three claims on one tail quantity. `baseline`: the
     original's tail value at base rate STD_GRID_LR (inf or None if it diverged or was not
-    run); `by_std`: {init std: tail value, inf if that run diverged}."""
+    run); `by_std`: {init std: tail value, inf if that run diverged}; `best_original`:
+    (base rate, tail value) of the original model's best rate at the same budget and seed
+    (the rate grid's refined best), or None where that grid was not run. "Far faster than
+    the baseline" is judged against the original at its best rate (issue 32: a baseline
+    held at one rate of the grid is not the baseline's speed); against the original at
+    STD_GRID_LR, the paper's setting, as a second, named row."""
     name = APPENDIX_C_QUANTITIES[quantity]
     finished = {s: v for s, v in by_std.items() if np.isfinite(v)}
     diverged = sorted(s for s in by_std if s not in finished)
@@ -230,6 +244,16 @@ def appendix_c_stds(baseline, by_std, quantity="last_tenth_loss", setting="", fi
             else "the baseline diverged or was not run"
         )
         measured = f"{values} ({ratio}; {base}){notes}"
+    best_known = best_original is not None and np.isfinite(best_original[1])
+    if not finished or not best_known:
+        faster_than_best = None
+        best_text = "the original's best rate was not run at this budget and seed" if not best_known else measured
+    else:
+        faster_than_best = bool(max(finished.values()) * FASTER_FACTOR <= best_original[1])
+        best_text = (
+            f"{values} (largest {max(finished.values()):.4f}; original at its best rate {best_original[0]:.3g}: "
+            f"{best_original[1]:.4f}, {best_original[1] / max(finished.values()):.3g}x the largest){notes}"
+        )
     tail = (
         f"mean {name} over the last {TAIL_FRACTION:.0%} of the steps at base rate {STD_GRID_LR:g}, "
         "stds that did not diverge"
@@ -246,6 +270,15 @@ def appendix_c_stds(baseline, by_std, quantity="last_tenth_loss", setting="", fi
         setting_row(
             figure,
             f"MNIST, init std of the new factors: all far faster than the baseline ({name})",
+            f"{tail}: every one <= 1/{FASTER_FACTOR:g} of the original model's at its best base rate, same budget "
+            "and seed (the rate grid's refined best; INCONCLUSIVE if every std diverged or that grid was not run)",
+            best_text,
+            faster_than_best,
+            setting,
+        ),
+        setting_row(
+            figure,
+            f"MNIST, init std of the new factors: all far faster than the original at lr {STD_GRID_LR:g} ({name})",
             f"{tail}: every one <= 1/{FASTER_FACTOR:g} of the original model's at the same rate "
             "(INCONCLUSIVE if every std or the original diverged)",
             measured,

@@ -40,8 +40,13 @@ CHECKPOINT_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 REACH_FRACTION = 0.75
 
-# MNIST: "the tutorial's test error (about 0.8 %)" = below this, in percent.
-TUTORIAL_TEST_ERROR_LIMIT = 1.5
+# MNIST: "the tutorial's test error (about 0.8 %)", judged against TUTORIAL_TEST_ERROR
+# (percent) with a tolerance derived from the tutorial's own run-to-run spread (issue 32,
+# 2026-12-06; a flat limit of 1.5 % before): every seed of a model at most
+# TUTORIAL_TEST_ERROR + the spread (max - min) of the original model's test errors over
+# the run's seeds; INCONCLUSIVE with fewer than two seeds of the original (no spread to
+# derive the tolerance from).
+TUTORIAL_TEST_ERROR = 0.8
 
 # Appendix C: speed of an MNIST run = mean minibatch loss over this last fraction of it.
 TAIL_FRACTION = 0.1
