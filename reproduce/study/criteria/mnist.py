@@ -213,9 +213,7 @@ APPENDIX_C = "appendix_c"
 APPENDIX_C_QUANTITIES = {"last_tenth_loss": "printed loss", "last_tenth_cross_entropy": "cross-entropy"}
 
 
-def appendix_c_stds(
-    baseline, by_std, quantity="last_tenth_loss", setting="", figure=APPENDIX_C, best_original=None
-):
+def appendix_c_stds(baseline, by_std, quantity="last_tenth_loss", setting="", figure=APPENDIX_C, best_original=None):
     """Appendix C, init-std grid: three claims on one tail quantity. `baseline`: the
     original's tail value at base rate STD_GRID_LR (inf or None if it diverged or was not
     run); `by_std`: {init std: tail value, inf if that run diverged}; `best_original`:
