@@ -283,10 +283,11 @@ def _panels(config, rows, results, best, reference):
     ]
 
 
-def _claims(config, rows, best, best_on_grid, baseline, setting, best_original=None):
+def _claims(config, rows, best, best_on_grid, baseline, setting, originals=()):
     """The rate grid's claim (judged at the refined rates, the paper's grid beside) and the
-    init-std grid's, on the printed loss and the cross-entropy; `best_original`: the
-    original model's best row at the same budget and seed (`original_best`)."""
+    init-std grid's, on the printed loss and the cross-entropy; `originals`: the original
+    model's finished rate-grid rows at the same budget and seed (`original_runs`), whose
+    lowest value of each quantity is the original's best."""
     claims = []
 
     def pair(chosen):
@@ -298,7 +299,8 @@ def _claims(config, rows, best, best_on_grid, baseline, setting, best_original=N
     if "std" in config.grids:
         for quantity in criteria.APPENDIX_C_QUANTITIES:
             by_std = {r["init_std"]: r[quantity] for r in rows if r["group"] == STD_GROUP}
-            best_pair = None if best_original is None else (best_original["base_lr"], best_original[quantity])
+            lowest = min(originals, key=lambda r: r[quantity], default=None)
+            best_pair = None if lowest is None else (lowest["base_lr"], lowest[quantity])
             claims += criteria.appendix_c_stds(
                 None if baseline is None else baseline[quantity], by_std, quantity, setting, name(config), best_pair
             )
@@ -318,12 +320,17 @@ def read_rows(path):
     return rows
 
 
-def original_best(out, config, rows):
-    """The original model's best row at this run's budget and seed: its own rate grid's,
-    else that of another Appendix C output in `out` with the rate grid, the same steps,
-    epochs and seed (appendix_c-10ep-lr for appendix_c-10ep-std), else None."""
+def original_runs(out, config, rows):
+    """The original model's rate-grid runs (refinement included) that did not diverge, at
+    this run's budget and seed: its own, else those of another Appendix C output in `out`
+    with the rate grid and the same steps, epochs and seed (appendix_c-10ep-lr for
+    appendix_c-10ep-std), else none."""
+
+    def finished(table):
+        return [r for r in table if r["group"] == "original" and r["diverged_at"] is None]
+
     if "lr" in config.grids:
-        return _best(rows, "original")
+        return finished(rows)
     for path in sorted(pathlib.Path(out).glob(f"{criteria.APPENDIX_C}*.json")):
         if path.stem.endswith("_runs") or not path.with_suffix(".csv").is_file():
             continue
@@ -331,8 +338,8 @@ def original_best(out, config, rows):
         if "lr" in other.get("grids", ()) and all(
             other.get(k) == getattr(config, k) for k in ("steps", "epochs", "seed", "self_test")
         ):
-            return _best(read_rows(path.with_suffix(".csv")), "original")
-    return None
+            return finished(read_rows(path.with_suffix(".csv")))
+    return []
 
 
 def claims_of(config, out, rows):
@@ -343,7 +350,7 @@ def claims_of(config, out, rows):
     )
     best = {g: _best(rows, g) for g in MODELS} if "lr" in config.grids else {}
     best_on_grid = {g: _best(rows, g, grid_only=True) for g in MODELS} if "lr" in config.grids else {}
-    return _claims(config, rows, best, best_on_grid, _baseline(rows), setting, original_best(out, config, rows))
+    return _claims(config, rows, best, best_on_grid, _baseline(rows), setting, original_runs(out, config, rows))
 
 
 def run(config, workdir, job=None):

@@ -181,10 +181,29 @@ def test_appendix_c(stem):
     stds = table[table["group"] == "overparameterized, init std"]
     if "grids" in summary["config"] and len(stds):  # runs from before the init-std claims have none
         originals = table[table["group"].str.startswith("original") & (table["base_lr"] == criteria.STD_GRID_LR)]
+        originals_grid = _original_runs(summary, table)
         for quantity in criteria.APPENDIX_C_QUANTITIES:
             by_std = dict(zip(stds["init_std"], stds[quantity]))
-            claims += criteria.appendix_c_stds(originals[quantity].iloc[0], by_std, quantity, setting, stem)
+            lowest = None if originals_grid is None else originals_grid.sort_values(quantity).iloc[0]
+            pair = None if lowest is None else (lowest["base_lr"], lowest[quantity])
+            claims += criteria.appendix_c_stds(originals[quantity].iloc[0], by_std, quantity, setting, stem, pair)
     assert _rows(claims) == _claims(stem)
+
+
+def _original_runs(summary, table):
+    """The original model's rate-grid runs that did not diverge at this run's budget and
+    seed: its own, else the committed Appendix C run's with a rate grid and the same steps,
+    epochs and seed; None if there is none."""
+    config = summary["config"]
+    tables = [table] if "lr" in config["grids"] else []
+    for path in sorted(RESULTS.glob("appendix_c*.json")):
+        other = json.loads(path.read_text()).get("config", {}) if not path.stem.endswith("_runs") else {}
+        same = all(other.get(k) == config.get(k) for k in ("steps", "epochs", "seed"))
+        if not tables and "lr" in other.get("grids", ()) and same:
+            tables.append(pd.read_csv(path.with_suffix(".csv")))
+    if not tables:
+        return None
+    return tables[0][(tables[0]["group"] == "original") & tables[0]["diverged_at"].isna()]
 
 
 def test_readme_results_table_and_the_claims_table_are_generated_from_claims_json():

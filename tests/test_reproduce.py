@@ -831,3 +831,45 @@ def test_a_regenerated_page_keeps_its_hand_written_findings(tmp_path):
     assert "| table | v2 |" in text and "| table | v1 |" not in text
     assert findings.findings_of(page) == "## What the run shows\n\nDepth helps late."
     assert text.index("# figure9") < text.index("Depth helps late.") < text.index("| table | v2 |")
+
+
+def test_the_budget_table_sets_each_budgets_speedups_side_by_side(tmp_path):
+    from reproduce import report
+
+    def record(budget, values, kinds=None):
+        levels = [0.1, 0.05, 0.01, 0.0001]
+        return {
+            "levels": levels,
+            "speedup": values,
+            "kind": kinds or ["exact"] * len(values),
+            "budget": budget,
+            "tuned": True,
+        }
+
+    def envelope(figure, config, **body):
+        return {
+            "figure": figure,
+            "command": f"python -m reproduce.{figure}",
+            "config": config,
+            "versions": {},
+            "machine": {},
+            "elapsed_seconds": 1.0,
+            **body,
+        }
+
+    short = {
+        "depth-2 net vs linear model (depth 1) (l4)": record(
+            20000, [1.95, 1.02, None, None], ["exact", "lower bound", "no data", "no data"]
+        )
+    }
+    (tmp_path / "figure3.json").write_text(
+        json.dumps(envelope("figure3", {"dataset": "ethanol", "seed": 0}, speedup=short))
+    )
+    settings = {
+        "default": {"comparisons": {"2": record(100000, [1.36, 2.83, 1.34, None])}},
+        "p6": {"comparisons": {"2": record(100000, [3.0, 11.4, None, None])}},  # one budget only: no row
+    }
+    (tmp_path / "acceleration.json").write_text(json.dumps(envelope("acceleration", {}, settings=settings)))
+    table = report.budget_table(tmp_path)
+    assert "| default | 2 | 1.95 / > 1.02 / – / – | 1.36 / 2.83 / 1.34 / – |" in table
+    assert "| p6 |" not in table and "20,000 iterations | 100,000 iterations" in table

@@ -217,8 +217,9 @@ def appendix_c_stds(baseline, by_std, quantity="last_tenth_loss", setting="", fi
     """Appendix C, init-std grid: three claims on one tail quantity. `baseline`: the
     original's tail value at base rate STD_GRID_LR (inf or None if it diverged or was not
     run); `by_std`: {init std: tail value, inf if that run diverged}; `best_original`:
-    (base rate, tail value) of the original model's best rate at the same budget and seed
-    (the rate grid's refined best), or None where that grid was not run. "Far faster than
+    (base rate, tail value) of the original model's best rate for this quantity at the
+    same budget and seed (the lowest over its refined rate grid), or None where that grid
+    was not run. "Far faster than
     the baseline" is judged against the original at its best rate (issue 32: a baseline
     held at one rate of the grid is not the baseline's speed); against the original at
     STD_GRID_LR, the paper's setting, as a second, named row."""
@@ -268,8 +269,9 @@ def appendix_c_stds(baseline, by_std, quantity="last_tenth_loss", setting="", fi
         setting_row(
             figure,
             f"MNIST, init std of the new factors: all far faster than the baseline ({name})",
-            f"{tail}: every one <= 1/{FASTER_FACTOR:g} of the original model's at its best base rate, same budget "
-            "and seed (the rate grid's refined best; INCONCLUSIVE if every std diverged or that grid was not run)",
+            f"{tail}: every one <= 1/{FASTER_FACTOR:g} of the original model's at its best base rate for it, same "
+            "budget and seed (the lowest over its refined rate grid; INCONCLUSIVE if every std diverged or that grid "
+            "was not run)",
             best_text,
             faster_than_best,
             setting,
