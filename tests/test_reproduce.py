@@ -172,6 +172,7 @@ def test_quick_run_writes_every_output(module, figure, extra, n_claims, data_dir
         _check_rejudged(tmp_path, figure)
 
 
+@pytest.mark.slow  # about 45 s; CI runs the slow tests after the default suite
 def test_seeds_judge_each_claim_over_the_seeds_and_resume_trains_nothing(data_dir, tmp_path):
     from reproduce import seeds
     from reproduce.study.criteria.seeds import over_seeds
