@@ -335,6 +335,8 @@ class FigureRun(Measures):
             speedup_claims_on_grid=self.grid_verdicts,
             **(extra or {}),
         )
+        if panels_run is not None:
+            summary = kept_panels(f"{stem}.json", summary, panels_run)
         outputs.write_json(f"{stem}.json", summary)
         return summary
 
@@ -346,6 +348,29 @@ class FigureRun(Measures):
         c = self.config
         settings = {"dataset": c.dataset, "preprocessing": c.preprocessing}
         tensorboard.log_families(c.tensorboard, self.figure, self.families.values(), c.level, settings)
+
+
+# The entries of a figure's JSON that only its linear panel writes (Figure 5's left panel)
+LINEAR_ENTRIES = ("optimum", "curves", "speedup", "speedup_claims_on_grid")
+
+
+def kept_panels(path, summary, panels_run):
+    """`summary` of a run of some panels only, with what an earlier run of the others
+    wrote to `path` kept: its claims of the other panels and, where this run measured
+    none, the linear panel's entries (a run of Figure 5's MNIST panel alone keeps the
+    left panel's curves and speed-ups)."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return summary
+    import json
+
+    earlier = json.loads(path.read_text())
+    for key in LINEAR_ENTRIES:
+        if not summary.get(key) and earlier.get(key):
+            summary[key] = earlier[key]
+    others = [c for c in earlier.get("claims", []) if c.get("panel", "") not in ("", *panels_run)]
+    summary["claims"] = summary["claims"] + others
+    return summary
 
 
 def plan(job, name, config, specs):

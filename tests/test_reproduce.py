@@ -874,3 +874,20 @@ def test_the_budget_table_sets_each_budgets_speedups_side_by_side(tmp_path):
     table = report.budget_table(tmp_path)
     assert "| default | 2 | 1.95 / > 1.02 / – / – | 1.36 / 2.83 / 1.34 / – |" in table
     assert "| p6 |" not in table and "20,000 iterations | 100,000 iterations" in table
+
+
+def test_a_run_of_one_panel_keeps_the_other_panels_entries(tmp_path):
+    path = tmp_path / "figure5.json"
+    left = {"claim": "l4: identity init, deeper is faster", "panel": "left", "verdict": "FAIL"}
+    right = {"claim": "MNIST: converges faster", "panel": "right", "verdict": "PASS"}
+    earlier = {"curves": {"linear model (l4)": {}}, "speedup": {"a vs b (l4)": {}}, "optimum": {"l4": 0.05}}
+    path.write_text(json.dumps({**earlier, "claims": [left, right], "speedup_claims_on_grid": [{"claim": "x"}]}))
+    # Figure 5's MNIST panel alone: no curves of its own, its own right-panel claims.
+    new_right = {**right, "verdict": "FAIL"}
+    summary = {"curves": {}, "optimum": {}, "claims": [new_right], "speedup_claims_on_grid": [], "mnist": {}}
+    kept = common.kept_panels(path, summary, ["right"])
+    assert kept["curves"] == earlier["curves"] and kept["speedup"] == earlier["speedup"]
+    assert kept["claims"] == [new_right, left] and kept["speedup_claims_on_grid"] == [{"claim": "x"}]
+    # Both panels run: nothing of the earlier run is kept.
+    both = {"curves": {"c": {}}, "claims": [left, new_right]}
+    assert common.kept_panels(path, dict(both), ["left", "right"])["claims"] == [left, new_right]
