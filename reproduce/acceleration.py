@@ -196,6 +196,7 @@ class Measured:
     crossovers: dict  # depth -> t_x or None (tuned)
     all_diverged: dict  # depth -> bool
     training_seconds: float  # of the setting's families, XLA compilation included
+    non_monotone: dict = dataclasses.field(default_factory=dict)  # depth -> rates that diverged below a stable one
 
     @property
     def ratio(self):
@@ -250,6 +251,7 @@ def measure(setting, runner):
         {n: speedup.crossover(base.steps, speedup.envelope(tuned[1]), speedup.envelope(tuned[n])) for n in DEPTHS[1:]},
         {n: speedup.all_diverged(f) for n, f in families.items()},
         sum(f.training_seconds for f in families.values()),
+        {n: f.tuning().non_monotone_divergence() for n, f in families.items() if f.tuning() is not None},
     )
 
 
@@ -483,6 +485,7 @@ def run(config, workdir, job=None):
                     "crossovers": m.crossovers,
                     "comparisons": {n: c.to_json(rates=False) for n, c in m.comparisons.items()},  # rates: CSV
                     "all_diverged": m.all_diverged,
+                    "non_monotone_divergence": m.non_monotone,
                     "training_seconds": round(m.training_seconds, 1),
                 }
                 for m in measured

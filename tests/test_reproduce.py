@@ -745,6 +745,45 @@ def test_acceleration_quick(data_dir, tmp_path):
     assert summary["settings"]["synthetic-2dec"]["optimum"] == 0.0  # exactly solvable: L* = 0
     assert np.isinf(summary["settings"]["synthetic-2dec"]["initial_over_optimum"])
     assert (tmp_path / "acceleration.png").is_file() and (tmp_path / "acceleration_profiles.png").is_file()
+    # Where each tuned time's search stopped, and one rate per run beside the per-level oracle.
+    assert {"depth_capped", "depth_lr_below", "depth_lr_above", "linear_capped", "one_rate_speedup"} <= set(table)
+    written = json.loads((tmp_path / "acceleration.json").read_text())["settings"]["default"]
+    assert set(written["non_monotone_divergence"]) == {"1", "2", "3", "4"}
+    assert len(written["comparisons"]["2"]["contender_capped"]) == len(written["comparisons"]["2"]["levels"])
+
+
+def test_capped_rates_of_a_map_written_before_caps_are_marked_and_read_as_bounds(tmp_path):
+    from reproduce import migrate_caps
+
+    grid = [1e-5, 0.5]
+    table = pd.DataFrame(
+        {
+            "setting": ["s", "s", "s"],
+            "depth": [2, 2, 3],
+            "level": [0.1, 0.01, 0.1],
+            "speedup": [2.5, 3.0, 0.5],
+            "kind": ["exact", "exact", "upper bound"],
+            "lr_linear": [30.6, 30.6, 8e-8],
+            "lr_depth": [62.5, 40.0, ""],
+            "linear_near_edge": [True, True, False],
+            "depth_near_edge": [False, True, ""],
+        }
+    )
+    table.to_csv(tmp_path / "acceleration.csv", index=False)
+    comparisons = {"2": {"kind": ["exact", "exact"]}, "3": {"kind": ["upper bound"]}}
+    summary = {"config": {"lrs": grid}, "settings": {"s": {"comparisons": comparisons}}}
+    (tmp_path / "acceleration.json").write_text(json.dumps(summary))
+    assert migrate_caps.migrate(tmp_path / "acceleration.csv") == 2
+    marked = pd.read_csv(tmp_path / "acceleration.csv", keep_default_na=False)
+    # 62.5 = 0.5 x 5^3: nothing tried above it, S only a lower bound; 8e-8 = 1e-5 / 5^3, the linear model's
+    # time a bound: an upper bound stays one.
+    assert list(marked["depth_capped"]) == ["high", "", ""] and list(marked["linear_capped"]) == ["", "", "low"]
+    assert list(marked["kind"]) == ["lower bound", "exact", "upper bound"]
+    assert list(marked["lr_linear"].astype(str)) == ["30.6", "30.6", "8e-08"]  # values kept as written
+    data = json.loads((tmp_path / "acceleration.json").read_text())["settings"]["s"]["comparisons"]
+    assert data["2"]["kind"] == ["lower bound", "exact"] and data["2"]["contender_capped"] == ["high", None]
+    with pytest.raises(ValueError, match="without caps"):
+        migrate_caps.migrate(tmp_path / "acceleration.csv")
 
 
 def test_profiles_on_known_times():

@@ -220,3 +220,13 @@ def test_one_rate_per_run_differs_from_the_per_level_oracle():
         extend=False,
     )
     assert nothing.single_rate(0)[0].level == FINAL
+
+
+def test_non_monotone_divergence_is_reported():
+    # 0.05 diverges although 0.1 and 0.5 do not (as depth 2 on the noisy problems: 52.3 diverged, 62.5 stable).
+    train, _ = _times_of(lambda r: None if (0.04 < r < 0.06 or r > 0.6) else 1.0 / r)
+    found = tuning.tune(train, [0.5, 0.1], extend=False)
+    assert found.non_monotone_divergence() == [pytest.approx(0.05)]
+    assert found.to_json()["non_monotone_divergence"] == found.non_monotone_divergence()
+    monotone, _ = _times_of(lambda r: None if r > 0.3 else 1.0 / r)
+    assert tuning.tune(monotone, [0.5, 0.1], extend=False).non_monotone_divergence() == []

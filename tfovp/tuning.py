@@ -289,6 +289,16 @@ class Tuning:
             grid_time,
         )
 
+    def non_monotone_divergence(self):
+        """The rates tried that diverged although a larger rate tried did not, ascending:
+        there divergence is not monotone in the rate, and "the rate above diverged" does not
+        mark the edge of the stable range (empty where it is monotone)."""
+        results = self.results
+        stable = results.learning_rates[~results.diverged]
+        if stable.size == 0:
+            return []
+        return [float(r) for r in results.learning_rates[results.diverged] if r < stable.max()]
+
     def per_level(self):
         """[TunedRate] at every tracked level (the per-level oracle: each level its own
         best rate, so that no single run need achieve the times of all levels)."""
@@ -332,6 +342,7 @@ class Tuning:
             "grid": list(self.grid),
             "stages": [s.to_json() for s in self.stages],
             "edge": [low, high],
+            "non_monotone_divergence": self.non_monotone_divergence(),
             "levels": [t.to_json() for t in [*self.per_level(), self.at(FINAL)]],
         }
 
