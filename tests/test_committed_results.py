@@ -247,6 +247,8 @@ def test_committed_verdicts_are_those_of_the_current_criteria():
     from reproduce import rejudge
 
     assert [change.line() for change in rejudge.run(RESULTS, check=True)] == []
+    # Each seed's run of reproduce.seeds too (their claims feed the rows over the seeds).
+    assert [change.line() for change in rejudge.run(RESULTS / "seeds", check=True)] == []
 
 
 # ---------------------------------------------------------------- hand-written prose
