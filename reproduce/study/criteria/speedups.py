@@ -282,9 +282,12 @@ def one_rate(tuned_baseline, tuned_contender, oracle, budget):
 def speedup_claim(figure, claim, comparisons, factor=None, setting="", not_faster=False):
     """One claim row over several comparisons: every contender faster than its baseline
     by `factor` (or, with `not_faster`, none faster than NOT_FASTER_SPEEDUP) at the
-    tightest level either reaches; INCONCLUSIVE where a family diverged at every rate.
-    Judged on the comparisons' `speedups`: with both families tuned where they were
-    (`Comparison.on_grid()` gives the paper's grid); the grid's S is reported beside."""
+    tightest level either reaches; INCONCLUSIVE where a family diverged at every rate,
+    and where a tuned S is within its noise (x/÷ rho) of the threshold. The parts are
+    combined by `all_hold` (one refuted part refutes the claim). Judged on each
+    comparison's `judged` speed-ups: one rate per model where the families were tuned
+    (`Comparison.on_grid()` gives the paper's grid, no noise band); the grid's S is
+    reported beside."""
     threshold = NOT_FASTER_SPEEDUP if not_faster else factor
 
     def judge(c, noise):
