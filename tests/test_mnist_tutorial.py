@@ -131,19 +131,37 @@ def test_fifty_real_steps_lower_the_loss(data_dir, tmp_path):
     assert (tmp_path / "run.csv").read_text().startswith("step,minibatch_loss,cross_entropy,l2_term,learning_rate")
 
 
+def _round_off(same_simd, other_simd):
+    """The tolerance against the committed MNIST runs, which an AVX-512 machine computed:
+    XLA compiles for the processor's vector width, so on another one (AVX2) float32
+    round-off differs from the first step and grows along the SGD trajectory (measured on
+    an AVX2 EPYC, 2026-12-06: below 5e-6 over the first 10 steps, up to 1.4e-3 by step 30
+    (the overparameterized model's cross-entropy), 2.1e-3 and more on 100-step means over
+    1,000 steps). A change to the port, its data order or its seeding moves the losses at
+    the first step already."""
+    from reproduce.study.provenance import machine
+
+    return same_simd if machine()["simd"] == "avx512f" else other_simd
+
+
 @pytest.mark.parametrize("name", ["original", "overparameterized"])
 def test_the_first_steps_reproduce_the_committed_full_run(name, data_dir):
     """The committed 10-epoch runs of seed 66478 (results/figure5_mnist_*.csv, 6 printed
     digits) start as this code trains now: a change to the port, its data order or its
-    seeding shows here. rtol 1e-4: float32 round-off over 30 steps on another CPU."""
+    seeding shows here, from the first step: the first 10 steps within rtol 1e-4 on any
+    machine, all 30 within 1e-4 on an AVX-512 machine like the one that wrote them and
+    within 1e-2 on another (`_round_off`)."""
     import pandas as pd
 
     committed = pd.read_csv(RESULTS / f"figure5_mnist_{name}.csv", nrows=30)
     result = tutorial_train.train_and_evaluate(
         tutorial_config.Config(steps=30, data_dir=data_dir, quiet=True, overparameterize=name == "overparameterized")
     )
+    rtol = _round_off(1e-4, 1e-2)
     for column in ("minibatch_loss", "cross_entropy", "l2_term", "learning_rate", "minibatch_error"):
-        np.testing.assert_allclose(result.history[column], committed[column], rtol=1e-4, err_msg=column)
+        ours, theirs = np.asarray(result.history[column], dtype=float), committed[column].to_numpy(dtype=float)
+        np.testing.assert_allclose(ours[:10], theirs[:10], rtol=1e-4, err_msg=column)
+        np.testing.assert_allclose(ours, theirs, rtol=rtol, err_msg=column)
 
 
 def test_mixed_precision_trains_the_self_test():
@@ -177,10 +195,20 @@ def test_a_thousand_steps_reproduce_the_committed_full_run(name, data_dir):
         tutorial_config.Config(steps=1000, data_dir=data_dir, quiet=True, overparameterize=name == "overparameterized")
     )
     assert result.history["learning_rate"][859] == pytest.approx(0.01) and result.history["learning_rate"][860] < 0.01
-    for column in ("minibatch_loss", "cross_entropy", "l2_term", "learning_rate"):
+    # On another processor than the runs' (AVX-512) the 100-step means drift by up to
+    # 2.1e-3 (printed loss), 2.8e-4 (L2 term) and 3.3 % of the small cross-entropy, i.e.
+    # about the printed loss's drift in absolute terms (measured on AVX2, 2026-12-06).
+    loss = committed["minibatch_loss"].to_numpy(dtype=float).reshape(10, 100).mean(axis=1)
+    tolerances = {  # column: (rtol, atol as a fraction of the printed loss)
+        "minibatch_loss": _round_off((1e-4, 0.0), (5e-3, 0.0)),
+        "cross_entropy": _round_off((1e-4, 0.0), (0.0, 5e-3)),
+        "l2_term": _round_off((1e-4, 0.0), (1e-3, 0.0)),
+        "learning_rate": (1e-4, 0.0),
+    }
+    for column, (rtol, atol) in tolerances.items():
         ours = np.asarray(result.history[column], dtype=float).reshape(10, 100).mean(axis=1)
         theirs = committed[column].to_numpy(dtype=float).reshape(10, 100).mean(axis=1)
-        np.testing.assert_allclose(ours, theirs, rtol=1e-4, err_msg=column)
+        np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol * loss.min(), err_msg=column)
 
 
 def test_mirrored_strategy_on_two_logical_cpus_matches_default_first_step():
