@@ -307,6 +307,15 @@ def _claims(config, rows, best, best_on_grid, baseline, setting, originals=()):
     return claims
 
 
+def stored_config(data):
+    """The Config of an Appendix C output's JSON (`data`); a run written before the
+    refinement existed ran none (rho 0), whatever the default is now."""
+    from reproduce.study.stored import load_config
+
+    config = load_config(Config, data)
+    return config if "rho" in data["config"] else dataclasses.replace(config, rho=0.0)
+
+
 def read_rows(path):
     """The table rows of an Appendix C output (<stem>.csv, written with every digit) as the
     run built them: numbers as floats, an empty `diverged_at` as None."""

@@ -6,6 +6,7 @@ results/README.md records the choices of the committed runs.
 """
 
 import dataclasses
+import json
 import math
 import pathlib
 import time
@@ -362,8 +363,6 @@ def kept_panels(path, summary, panels_run):
     path = pathlib.Path(path)
     if not path.is_file():
         return summary
-    import json
-
     earlier = json.loads(path.read_text())
     for key in LINEAR_ENTRIES:
         if not summary.get(key) and earlier.get(key):

@@ -78,13 +78,11 @@ def rejudge(out, stem):
     from reproduce.study.stored import StoredFigure, load_config
 
     module = module_of(stem)
-    data = json.loads(pathlib.Path(out, f"{stem}.json").read_text())
-    config = load_config(module.Config, data)
+    data = _read(out, stem)
     if stem.startswith("appendix_c"):
-        if "rho" not in data["config"]:  # written before the refinement existed: none was run
-            config = dataclasses.replace(config, rho=0.0)
-        rows = module.claims_of(config, out, module.read_rows(pathlib.Path(out, f"{stem}.csv")))
+        rows = module.claims_of(module.stored_config(data), out, module.read_rows(pathlib.Path(out, f"{stem}.csv")))
         return rows, data["claims"], data, None
+    config = load_config(module.Config, data)
     measures = StoredFigure(pathlib.Path(out, stem), config)
     rows = [dataclasses.replace(row, figure=stem) for row in module.claims_of(config, measures)]
     panel = {row.panel for row in rows}

@@ -249,9 +249,9 @@ def budget_table(out):
         + ", ".join(f"{level:.3g}" for level in BUDGET_LEVELS)
         + " (`>` / `<`: bounds; –: no data). Each budget is its own run, tuned within that budget (the default "
         "setting's 2·10⁴ and 10⁶ are Figure 3's runs, its 10⁵ the map's); a deep net's rate that is best within "
-        "a short budget can diverge later, so a longer run may select a slower one. The map's runs before "
-        "2026-12-06 recorded no caps: where a tuned rate was the last one tried (the synthetic problems' depth 2 "
-        "at lr 62.5), its S is a bound shown as exact until the map is rerun.",
+        "a short budget can diverge later, so a longer run may select a slower one. Where a tuned rate was the "
+        "last one tried (the committed map's synthetic and noisy problems, depth 2 at lr 62.5: marked by "
+        "`python -m reproduce.migrate_caps`), S is the bound it then is.",
         "",
         f"| setting | depth | {head} |",
         "|---|---:|" + "---|" * len(budgets),

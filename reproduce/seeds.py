@@ -178,10 +178,12 @@ def speedup_rows(name, by_seed):
 def spread(rows):
     """{(figure, comparison, level): (n seeds exact, median, min, max)} of the one-rate S
     over seeds, where every seed has an exact S at that level (else n exact and None)."""
+    grouped = {}
+    for r in rows:
+        grouped.setdefault((r["figure"], r["comparison"], r["level"]), []).append(r)
     out = {}
-    keys = sorted({(r["figure"], r["comparison"], r["level"]) for r in rows}, key=lambda k: (k[0], k[1], -k[2]))
-    for key in keys:
-        chosen = [r for r in rows if (r["figure"], r["comparison"], r["level"]) == key]
+    for key in sorted(grouped, key=lambda k: (k[0], k[1], -k[2])):
+        chosen = grouped[key]
         exact = [r["speedup"] for r in chosen if r["kind"] == "exact"]
         if exact and len(exact) == len(chosen):
             out[key] = (len(exact), float(np.median(exact)), min(exact), max(exact))
@@ -215,7 +217,7 @@ def write(out, config, claims, per_seed, speedups, job, started, training):
     outputs.write_json(out / "seeds.json", summary)
     from reproduce.study.findings import write_page
 
-    write_page(out / "seeds.md", page_head(summary), page_body(claims, spreads))
+    write_page(out / "seeds.md", page_head(summary), page_body(claims, per_seed, spreads, len(config.seeds)))
     return summary
 
 
@@ -235,11 +237,16 @@ def page_head(summary):
     )
 
 
-def page_body(claims, spreads):
+def page_body(claims, per_seed, spreads, seeds):
+    """The page's tables: each claim's verdict over the seeds beside its verdict per seed
+    (`per_seed`: the rows of seeds.csv), and `spread`'s speed-ups over the `seeds` seeds."""
+    verdicts = {}
+    for r in per_seed:
+        verdicts.setdefault((r["figure"], r["claim"]), []).append(f"{r['seed']}: {r['verdict']}")
     lines = ["## Verdicts over the seeds", "", "| figure | claim | over the seeds | per seed |", "|---|---|---|---|"]
     for name, rows in claims:
         for row in rows:
-            per = row.measured.split("; per seed ")[-1]
+            per = ", ".join(verdicts[(name, row.claim)])
             lines.append(f"| {name} | {row.claim} | **{row.verdict}** | {per} |")
     lines += [
         "",
@@ -251,7 +258,6 @@ def page_body(claims, spreads):
         "| figure | comparison | level | median S | min - max |",
         "|---|---|---:|---:|---|",
     ]
-    seeds = len(claims[0][1][0].measured.split("; per seed ")[-1].split(", ")) if claims and claims[0][1] else 0
     for (figure, comparison, level), (n, median, low, high) in spreads.items():
         if median is None:
             if n:

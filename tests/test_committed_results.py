@@ -360,3 +360,25 @@ def test_the_prose_check_finds_a_stale_grid_value(tmp_path, monkeypatch):
     )
     stale = _stale_speedup_quotes(page)
     assert len(stale) == 1 and "'S < 0.65' (tuned)" in stale[0]
+
+
+def test_the_sensitivity_pages_count_of_rows_the_new_rules_change_is_its_tables():
+    """sensitivity.md's note on the rules of 2026-12-06 counts from sensitivity.csv: the
+    'moves only late' PASS rows whose net never moved, and the tuned INCONCLUSIVE rows
+    with an exact S below 2 beside an undecided part (both FAIL under the current rules)."""
+    table = pd.read_csv(RESULTS / "sensitivity.csv", keep_default_na=False)
+    late = table["claim"].str.contains("moves only late") & (table["verdict"] == "PASS")
+    never = int((late & (table["measured"] == "best rate: not reached")).sum())
+
+    def exact_tuned(text):
+        return [
+            float(s)
+            for part in re.split(r"; (?=depth)", text)
+            for s in re.findall(r"S = ([0-9.]+) at", part.split(" tuned")[0])
+        ]
+
+    undecided = table["claim"].str.endswith(SPEEDUP) & (table["verdict"] == "INCONCLUSIVE")
+    refuted = sum(any(s < 2 for s in exact_tuned(text)) for text in table.loc[undecided, "measured"])
+    page = (RESULTS / "sensitivity.md").read_text()
+    assert (never, refuted, int(undecided.sum())) == (72, 2, 22)
+    assert f"all {never} PASS rows" in page and f"{refuted} of the\n{int(undecided.sum())} INCONCLUSIVE rows" in page

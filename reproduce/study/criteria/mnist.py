@@ -147,11 +147,12 @@ def _mnist_test_error_claims(errors, diverged, setting):
     if len(original) < 2 or "original" in diverged:
         reached, limit_text = None, "; no spread of the original over seeds to derive the tolerance from"
     else:
-        limit = TUTORIAL_TEST_ERROR + (max(original) - min(original))
+        spread = max(original) - min(original)
+        limit = TUTORIAL_TEST_ERROR + spread
         reached = all_hold(
             None if name in diverged else e <= limit + 1e-9 for name, values in errors.items() for e in values
         )
-        limit_text = f"; limit {TUTORIAL_TEST_ERROR:g} + {max(original) - min(original):.2f} = {limit:.2f}%"
+        limit_text = f"; limit {TUTORIAL_TEST_ERROR:g} + {spread:.2f} = {limit:.2f}%"
     lower = None
     if not diverged:
         if max(errors["overparameterized"]) < min(errors["original"]):
