@@ -913,6 +913,21 @@ def test_the_budget_table_sets_each_budgets_speedups_side_by_side(tmp_path):
     table = report.budget_table(tmp_path)
     assert "| default | 2 | 1.95 / > 1.02 / – / – | 1.36 / 2.83 / 1.34 / – |" in table
     assert "| p6 |" not in table and "20,000 iterations | 100,000 iterations" in table
+    # A rerun of one budget with fewer bounds replaces the capped one; the step at which the
+    # rate above the deep net's diverged is shown where the record keeps it.
+    capped = record(100000, [0.25, 0.2, 0.6, 2.67], ["lower bound"] * 4)
+    rerun = {
+        **record(100000, [0.333, 0.333, 0.75, 6.22]),
+        "contender_lr": [4.0, 4.0, 128.0, 128.0],
+        "contender_above": [4.8, 4.8, 154.0, 154.0],
+        "contender_above_diverged_at": [61234, 61234, None, None],
+    }
+    later = record(1000000, [0.333, 0.333, 0.75, 6.22])
+    for name, (budget_record) in (("acceleration-a", capped), ("acceleration-b", rerun), ("acceleration-c", later)):
+        body = {"synthetic": {"comparisons": {"2": budget_record}}}
+        (tmp_path / f"{name}.json").write_text(json.dumps(envelope("acceleration", {}, settings=body)))
+    table = report.budget_table(tmp_path)
+    assert "| synthetic | 2 |  | 0.333 / 0.333 / 0.75 / 6.22 (lr 4; 4.8 diverged at 61,234) | 0.333 /" in table
 
 
 def test_a_run_of_one_panel_keeps_the_other_panels_entries(tmp_path):

@@ -201,6 +201,7 @@ def test_rate_results_take_the_upper_median_over_seeds_and_a_tuned_family_joins_
     results = speedup.rate_results(family)
     assert results.learning_rates.tolist() == [1e-3, 2e-3]
     assert results.diverged.tolist() == [False, True]  # the upper median of (no, yes) is yes
+    assert results.diverged_step(1) == family.diverged_at[3] > 0 and results.diverged_step(0) is None
     assert np.isinf(results.times[1]).all() and results.times[0, 0] == speedup.family_times(family)[0]
     # Tuning adds rates as further copies: joined, the family has every rate of every seed.
     extra = _family(np.column_stack([_decay(0.1)] * 2), seeds=[0, 1], rates=[1.5e-3, 1.5e-3])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tfovp import tuning
-from tfovp.tuning import FINAL, RateResults
+from tfovp.tuning import FINAL, RateResults, TunedRate
 
 # ------------------------------------------------------------------ a diagonal l2 quadratic
 
@@ -87,6 +87,25 @@ def _times_of(model, levels=(0.5, 0.1)):
         return RateResults.of(rates, times, final, diverged)
 
     return train, asked
+
+
+def test_the_rate_above_a_tuned_one_says_when_it_diverged_and_the_record_keeps_it():
+    levels = (0.5, 0.1)
+    found = tuning.tune(
+        lambda rates, stage: RateResults.of(
+            rates,
+            [[1.0 / r / e for e in levels] for r in rates],
+            [1.0 for _ in rates],
+            [r > 0.0037 for r in rates],
+            [int(100 / r) if r > 0.0037 else -1 for r in rates],  # larger rates diverge sooner
+        ),
+        levels,
+    ).at(0.1)
+    assert found.upper_diverged and found.upper_diverged_at == int(100 / found.upper)
+    assert TunedRate.from_json(found.to_json()) == found
+    # Records written before the step was kept read back without it.
+    old = {k: v for k, v in found.to_json().items() if k != "upper_diverged_at"}
+    assert TunedRate.from_json(old).upper_diverged_at is None
 
 
 def test_the_fastest_rate_next_to_the_divergence_edge_is_flagged_and_bracketed():

@@ -73,11 +73,17 @@ def rate_results(family):
     seeds = family.seed_list
     per_seed_final = np.stack([excess[family.columns(seed)] for seed in seeds], axis=1)
     per_seed_diverged = np.stack([family.diverged[family.columns(seed)] for seed in seeds], axis=1)
+    # The divergence step of the same conservative middle seed (earlier is worse; a stable
+    # seed counts as never): finite exactly where the upper median of the flags is set.
+    steps = np.where(family.diverged, family.diverged_at, np.inf).astype(np.float64)
+    per_seed_steps = np.sort(np.stack([steps[family.columns(seed)] for seed in seeds], axis=1), axis=1)
+    per_seed_step = per_seed_steps[:, (len(seeds) - 1) // 2]
     return RateResults.of(
         rates,
         _upper_median(per_seed, axis=1),
         _upper_median(per_seed_final, axis=1),
         _upper_median(per_seed_diverged, axis=1) > 0.5,
+        np.where(np.isfinite(per_seed_step), per_seed_step, -1).astype(np.int64),
     )
 
 

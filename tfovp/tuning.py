@@ -69,15 +69,18 @@ class RateResults:
         times: (R, J) T(e_j; eta) per tracked level (inf: not within the budget, or diverged).
         final: (R,) final relative excess loss (inf if diverged).
         diverged: (R,) bool.
+        diverged_at: (R,) the step at which a diverged rate diverged (-1: it did not), or
+            None where unknown.
     """
 
     learning_rates: np.ndarray
     times: np.ndarray
     final: np.ndarray
     diverged: np.ndarray
+    diverged_at: np.ndarray | None = None
 
     @classmethod
-    def of(cls, learning_rates, times, final, diverged):
+    def of(cls, learning_rates, times, final, diverged, diverged_at=None):
         """Checked and sorted arrays; a rate given twice keeps its first entry."""
         rates = np.asarray(learning_rates, dtype=np.float64).ravel()
         times = np.asarray(times, dtype=np.float64).reshape(rates.size, -1)
@@ -95,21 +98,34 @@ class RateResults:
         times, final = times[order].copy(), final[order].copy()
         times[diverged[order]] = np.inf
         final[diverged[order]] = np.inf
-        return cls(rates[order], times, final, diverged[order])
+        if diverged_at is not None:
+            diverged_at = np.asarray(diverged_at, dtype=np.int64).ravel()[order]
+        return cls(rates[order], times, final, diverged[order], diverged_at)
 
     def merged(self, other):
         """These rates and `other`'s (a rate in both keeps this entry)."""
+        steps = None
+        if self.diverged_at is not None and other.diverged_at is not None:
+            steps = np.r_[self.diverged_at, other.diverged_at]
         return RateResults.of(
             np.r_[self.learning_rates, other.learning_rates],
             np.r_[self.times, other.times],
             np.r_[self.final, other.final],
             np.r_[self.diverged, other.diverged],
+            steps,
         )
 
     def subset(self, learning_rates):
         """The entries of the given rates (those trained)."""
         keep = [i for i, r in enumerate(self.learning_rates) if _contains(learning_rates, r)]
-        return RateResults(self.learning_rates[keep], self.times[keep], self.final[keep], self.diverged[keep])
+        steps = None if self.diverged_at is None else self.diverged_at[keep]
+        return RateResults(self.learning_rates[keep], self.times[keep], self.final[keep], self.diverged[keep], steps)
+
+    def diverged_step(self, index):
+        """The step at which rate `index` diverged (None: it did not, or unknown)."""
+        if self.diverged_at is None or not self.diverged[index] or self.diverged_at[index] < 0:
+            return None
+        return int(self.diverged_at[index])
 
     def score(self, target):
         """(R,) the quantity minimized at `target`: T at level index `target`, or the
@@ -153,6 +169,7 @@ class TunedRate:
     rho: float  # the precision aimed at
     grid_learning_rate: float | None  # the coarse grid's best rate
     grid_time: float  # T at it
+    upper_diverged_at: int | None = None  # the step at which the rate above diverged (None: did not, or unknown)
 
     @property
     def precision(self):
@@ -203,6 +220,7 @@ class TunedRate:
             "iterations": number(self.time),
             "bracket": [self.lower, self.upper],
             "upper_diverged": self.upper_diverged,
+            "upper_diverged_at": self.upper_diverged_at,
             "near_edge": self.near_edge,
             "capped": self.capped,
             "rho": self.rho,
@@ -226,6 +244,7 @@ class TunedRate:
             float(data["rho"]),
             data["grid_learning_rate"],
             time(data["grid_iterations"]),
+            data.get("upper_diverged_at"),  # absent from records written before it was kept
         )
 
 
@@ -287,6 +306,7 @@ class Tuning:
             self.rho[-1],
             grid_rate,
             grid_time,
+            None if upper is None else results.diverged_step(upper),
         )
 
     def non_monotone_divergence(self):

@@ -173,12 +173,14 @@ def family_summary(family, level, seed=None):
 
 def bracket_columns(side, rate):
     """The CSV columns of a tuned rate's bracket (`tfovp.tuning.TunedRate`, or None):
-    the trained rates just below and above it, whether the one above diverged, and
-    whether it is capped (the last rate tried on its side: its time only a bound)."""
+    the trained rates just below and above it, whether the one above diverged and at
+    which step, and whether it is capped (the last rate tried on its side: its time only
+    a bound)."""
     return {
         f"{side}_lr_below": None if rate is None else rate.lower,
         f"{side}_lr_above": None if rate is None else rate.upper,
         f"{side}_above_diverged": None if rate is None else rate.upper_diverged,
+        f"{side}_above_diverged_at": None if rate is None else rate.upper_diverged_at,
         f"{side}_capped": None if rate is None else rate.capped,
     }
 

@@ -73,6 +73,10 @@ class Comparison:
             out["grid"] = _speedup_lists(self.grid_speedups)
             out["baseline_capped"] = [r.capped for r in self.baseline_rates]
             out["contender_capped"] = [r.capped for r in self.contender_rates]
+            # where the rate above each tuned one diverged (the step; None: it did not)
+            out["contender_lr"] = [r.learning_rate for r in self.contender_rates]
+            out["contender_above"] = [r.upper for r in self.contender_rates]
+            out["contender_above_diverged_at"] = [r.upper_diverged_at for r in self.contender_rates]
         if self.one_rate is not None:
             out["one_rate"] = self.one_rate.to_json()
         if self.tuned and rates:
