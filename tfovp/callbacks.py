@@ -4,7 +4,6 @@ import pathlib
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tfovp import diagnostics
 from tfovp.checks import check_int
@@ -35,10 +34,20 @@ class EndToEndMonitor(keras.callbacks.Callback):
     - `L/end_to_end` (histogram) of the entries of W_e,
     and `learning_rate`, to TensorBoard under `log_dir/end_to_end`; and the same once
     more for the final state at the end of training.
+
+    It reads the weights as NumPy arrays, so it works on every Keras backend, and writes
+    the events with `tf.summary`: TensorFlow must be installed, whichever backend trains.
     """
 
     def __init__(self, log_dir, every_n_steps=100, top_k=5, histograms=True):
         super().__init__()
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError as error:
+            raise ValueError(
+                f"EndToEndMonitor writes TensorBoard events with tf.summary, and TensorFlow is not installed "
+                f"(Keras backend: {keras.backend.backend()}). Received: log_dir={log_dir!r}"
+            ) from error
         self.log_dir = str(log_dir)
         self.every_n_steps = check_int("every_n_steps", every_n_steps, minimum=1)
         self.top_k = check_int("top_k", top_k, minimum=1)
@@ -48,6 +57,8 @@ class EndToEndMonitor(keras.callbacks.Callback):
         self.writer = None
 
     def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
         if self.writer is None:
             self.writer = tf.summary.create_file_writer(str(pathlib.Path(self.log_dir) / "end_to_end"))
 
@@ -58,12 +69,14 @@ class EndToEndMonitor(keras.callbacks.Callback):
 
     def write(self, step):
         """Write every scalar (and histogram) for `step` now."""
+        import tensorflow as tf
+
         with self.writer.as_default(step=step):
             optimizer = getattr(self.model, "optimizer", None)
             if optimizer is not None:
-                tf.summary.scalar("learning_rate", float(np.asarray(optimizer.learning_rate)))
+                tf.summary.scalar("learning_rate", float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
             for layer in factored_layers(self.model):
-                kernel = np.asarray(layer.kernel, dtype=np.float64)
+                kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel), dtype=np.float64)
                 tf.summary.scalar(f"{layer.name}/end_to_end_norm", float(np.linalg.norm(kernel)))
                 for i, value in enumerate(diagnostics.singular_values(kernel, top=self.top_k)):
                     tf.summary.scalar(f"{layer.name}/singular_value_{i}", float(value))

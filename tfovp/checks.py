@@ -29,3 +29,31 @@ def check_choice(name, value, allowed):
     if value not in allowed:
         raise ValueError(f"`{name}` must be one of {sorted(allowed)}. Received: {name}={value!r}")
     return value
+
+
+def check_float_dtype(name, dtype):
+    """Return `dtype` unless it is float64 on a backend that would silently compute in
+    float32: JAX without 64-bit floats (`JAX_ENABLE_X64=1`, or
+    `jax.config.update("jax_enable_x64", True)` before any array is made), and PyTorch,
+    where Keras 3 promotes float64 to float32 (`keras.backend.result_type` maps float64 to
+    float32 off TensorFlow, and PyTorch's matmul and loss reductions cast to it)."""
+    import keras
+
+    if str(dtype) != "float64":
+        return dtype
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            raise ValueError(
+                f"`{name}` float64 needs 64-bit floats, which the JAX backend has off: set JAX_ENABLE_X64=1 "
+                f"(or jax.config.update('jax_enable_x64', True)) before any array is made. Received: {name}={dtype!r}"
+            )
+    elif backend == "torch":
+        raise ValueError(
+            f"`{name}` float64 is computed in float32 by Keras on the PyTorch backend (its matmul and loss "
+            f"reductions promote float64 to float32): use float32, or the TensorFlow or JAX backend. "
+            f"Received: {name}={dtype!r}"
+        )
+    return dtype

@@ -207,14 +207,20 @@ def _projection_pairs(old, new):
 def _matrix(layer):
     """The kernel of a Dense, EinsumDense or convolution layer as a float64 matrix (its
     matrix view)."""
-    kernel = np.asarray(layer.kernel, dtype=np.float64)
+    kernel = _numpy(layer.kernel)
     if isinstance(layer, (keras.layers.EinsumDense, FactoredEinsumDense)):
         return np.asarray(matrix_view(layer.equation).to_matrix(kernel), dtype=np.float64)
     return kernel.reshape(-1, kernel.shape[-1])
 
 
+def _numpy(tensor):
+    """A float64 NumPy copy of a variable or tensor of any backend (a PyTorch tensor that
+    requires grad too)."""
+    return np.asarray(keras.ops.convert_to_numpy(tensor), dtype=np.float64)
+
+
 def _bias(layer):
-    return [] if getattr(layer, "bias", None) is None else [np.asarray(layer.bias)]
+    return [] if getattr(layer, "bias", None) is None else [keras.ops.convert_to_numpy(layer.bias)]
 
 
 def _factors(kernel, depth, widths, init, stddev, seed):
@@ -228,7 +234,7 @@ def _factors(kernel, depth, widths, init, stddev, seed):
         )
     shapes = [(units, units)] * (depth - 1)
     draws = initializers.draw_factors(keras.initializers.TruncatedNormal(stddev=stddev, seed=seed), shapes, "float64")
-    return [kernel] + [np.asarray(d) for d in draws]
+    return [kernel] + [keras.ops.convert_to_numpy(d) for d in draws]
 
 
 def _kernel_shapes(new, factors):
@@ -444,7 +450,7 @@ def collapse(model):
 
     def assign(old, new):
         for before, after in _projection_pairs(old, new):
-            after.set_weights([np.asarray(before.kernel)] + _bias(before))
+            after.set_weights([keras.ops.convert_to_numpy(before.kernel)] + _bias(before))
 
     return _rebuild(model, replace, assign)
 

@@ -2,11 +2,10 @@
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
-from tfovp import initializers
-from tfovp.checks import check_choice, check_int, check_real
+from tfovp import initializers, train_steps
+from tfovp.checks import check_choice, check_float_dtype, check_int, check_real
 from tfovp.end_to_end import METHODS, precondition
 
 
@@ -21,7 +20,9 @@ class EndToEndLinear(keras.Model):
 
     (P is orientation-free, so K in Keras orientation is fine). Other optimizers or a
     learning-rate schedule act on the preconditioned direction. Note that for N > 1
-    the rule does not move K = 0 (P_0 = 0).
+    the rule does not move K = 0 (P_0 = 0). It trains on every Keras backend
+    (`tfovp.train_steps`); float64 on JAX needs 64-bit floats switched on
+    (`JAX_ENABLE_X64=1`), else construction refuses it.
 
     Args:
         units: k, the output width (as `keras.layers.Dense`).
@@ -42,6 +43,7 @@ class EndToEndLinear(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        check_float_dtype("dtype", self.dtype)
         if units is None:
             raise ValueError("EndToEndLinear needs `units`. Received: units=None")
         self.units = check_int("units", units, minimum=1)
@@ -52,11 +54,14 @@ class EndToEndLinear(keras.Model):
 
     def build(self, input_shape):
         shape = (int(input_shape[-1]), self.units)
-        value = initializers.draw_factors(self.kernel_initializer, [shape], self.dtype)[0]
+        # Drawn when the variable is initialized: on JAX a model built inside a traced
+        # function (a first `fit`) initializes its variables after the trace.
         self.kernel = self.add_weight(
             name="kernel",
             shape=shape,
-            initializer=lambda shape, dtype: ops.cast(value, dtype),
+            initializer=lambda shape, dtype: ops.cast(
+                initializers.draw_factors(self.kernel_initializer, [shape], self.dtype)[0], dtype
+            ),
         )
 
     def call(self, inputs):
@@ -81,33 +86,21 @@ class EndToEndLinear(keras.Model):
         """Set K, e.g. to a `DeepLinear` layer's `end_to_end()` to share W_e(0)."""
         self.kernel.assign(ops.cast(value, self.kernel.dtype))
 
-    def preconditioned_direction(self, gradient, scaled_kernel=None):
+    def preconditioned_direction(self, gradient, scaled_kernel=None, kernel=None):
         """P_K(G) + lambda*N*K: what the optimizer receives instead of G. P is linear in
         G, so a loss-scaled gradient s*G gives s*P_K(G); pass `scaled_kernel` = s*K to
-        scale the decay term alike."""
-        direction = precondition(self.kernel, gradient, self.depth, method=self.method)
+        scale the decay term alike. `kernel`: K's value where the variable does not hold
+        it (inside a stateless JAX step); the variable by default."""
+        kernel = self.kernel if kernel is None else kernel
+        direction = precondition(kernel, gradient, self.depth, method=self.method)
         if self.weight_decay:
-            kernel = self.kernel if scaled_kernel is None else scaled_kernel
-            direction = direction + (self.weight_decay * self.depth) * kernel
+            decayed = kernel if scaled_kernel is None else scaled_kernel
+            direction = direction + (self.weight_decay * self.depth) * decayed
         return direction
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            # As in Keras' own train_step: a LossScaleOptimizer (mixed precision) or a
-            # `loss_scale_factor` unscales the gradients it is given, so scale the loss.
-            scaled_loss = self.optimizer.scale_loss(loss)
-        gradient = tape.gradient(scaled_loss, self.kernel)
-        direction = self.preconditioned_direction(gradient, self.optimizer.scale_loss(self.kernel))
-        self.optimizer.apply([direction], [self.kernel])
-        for metric in self.metrics:
-            if metric.name == "loss":
-                metric.update_state(loss)
-            else:
-                metric.update_state(y, y_pred, sample_weight=sample_weight)
-        return {metric.name: metric.result() for metric in self.metrics}
+    def train_step(self, *args):
+        """Eq. 10 on the backend Keras runs on (`tfovp.train_steps`)."""
+        return train_steps.train_step(self, *args)
 
     def get_config(self):
         config = super().get_config()

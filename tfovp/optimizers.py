@@ -3,7 +3,6 @@
 import warnings
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from tfovp.checks import check_choice, check_int, check_real
@@ -120,7 +119,9 @@ class EndToEnd(keras.optimizers.Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         learning_rate = ops.cast(learning_rate, variable.dtype)
-        if isinstance(gradient, tf.IndexedSlices):
+        if _sparse(gradient):
+            import tensorflow as tf
+
             if self.rule_weight_decay:
                 self.assign_sub(variable, (learning_rate * self.rule_weight_decay) * variable)
             values = learning_rate * ops.cast(gradient.values, variable.dtype)
@@ -171,3 +172,13 @@ def matrix_views(model):
                 axes = len(sublayer.kernel.shape)
                 views[sublayer.kernel.path] = MatrixView(tuple(range(axes)), axes - 1).to_json()
     return views
+
+
+def _sparse(gradient):
+    """Whether `gradient` is TensorFlow's sparse gradient of an embedding lookup (only the
+    TensorFlow backend makes them)."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return isinstance(gradient, tf.IndexedSlices)

@@ -1,0 +1,79 @@
+"""The library on every Keras backend: the same computations (tests/backend_cases.py) run
+in a process per backend and compared with TensorFlow's, the reference."""
+
+import functools
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def _cases(backend, folder):
+    """tests/backend_cases.py's JSON, computed in a fresh process on `backend` (JAX with
+    64-bit floats: the float64 cases need them)."""
+    if backend != "tensorflow" and importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed (pip install -e '.[{backend}]')")
+    out = pathlib.Path(folder) / f"{backend}.json"
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_ENABLE_X64": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "backend_cases.py"), str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("backends"))
+
+
+def test_the_jax_sweep_agrees_with_tensorflows(folder):
+    reference, jax = _cases("tensorflow", folder)["sweeps"], _cases("jax", folder)["sweeps"]
+    from backend_cases import SWEEPS
+
+    for name, (_, dtype, _) in SWEEPS.items():
+        ours, theirs = reference[name], jax[name]
+        # The same divergences and threshold crossings, step for step.
+        assert ours["diverged_at"] == theirs["diverged_at"], name
+        assert ours["last_above"] == theirs["last_above"], name
+        # Losses to round-off, measured against L(0): float32 rounds at 6e-8 relative,
+        # and 300 steps may grow it (1e-10 of L(0) measured, 1e-5 allowed); float64
+        # agrees to 1e-15 of L(0) (1e-12 allowed), except Adam: Keras' Adam on JAX rounds
+        # its constants (beta_1, beta_2) through float32, which moves its first step by
+        # ~1e-10 and its losses after 300 steps by 3e-6 of L(0) (1e-5 allowed).
+        tolerance = 1e-5 if dtype == "float32" or name == "adam" else 1e-12
+        for key in ("losses", "window_max"):
+            a, b = (np.array(v, dtype=float) for v in (ours[key], theirs[key]))
+            scale = np.abs(a[0])
+            assert np.array_equal(np.isnan(a), np.isnan(b)) and np.array_equal(np.isinf(a), np.isinf(b)), name
+            finite = np.isfinite(a)
+            gaps = np.abs(a[finite] - b[finite])
+            assert np.all(gaps <= tolerance * np.broadcast_to(scale, a.shape)[finite]), (name, key, gaps.max())
+        a, b = np.array(ours["end_to_end"]), np.array(theirs["end_to_end"])
+        alive = np.array(ours["diverged_at"]) < 0
+        size = np.abs(a[alive]).max()
+        assert np.abs(a - b)[alive].max() <= 100 * tolerance * size, name
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_end_to_end_linear_trains_by_eq10_on_every_backend(folder, backend):
+    found = _cases(backend, folder)["end_to_end_linear"]
+    reference = _cases("tensorflow", folder)["end_to_end_linear"]
+    for name, case in found.items():
+        # float32 training against Eq. 10 in float64 from the same (float32) start: the
+        # kernel rounds at ~6e-8 relative; 1e-5 leaves room for the accumulated sums.
+        np.testing.assert_allclose(case["kernel"], case["eq10"], rtol=1e-5, atol=1e-6, err_msg=f"{backend} {name}")
+        assert case["loss"] == pytest.approx(reference[name]["loss"], rel=1e-6)
