@@ -5,7 +5,7 @@ Description: the tutorial's model and training, setting for setting (PAPER Sec. 
 the two dense layers optionally overparameterized as in Figure 5 (right) of Arora, Cohen
 & Hazan (2018): 3136x512 -> 3136x512 . 512x512 and 512x10 -> 512x10 . 10x10.
 
-    python -m mnist_tutorial.convolutional [--overparameterize] [--self_test] [--epochs 10]
+    python -m mnist_tutorial.convolutional [--overparameterize] [--self_test] [--epochs 10] [--backend jax]
 
 Setup: inputs scaled to [-0.5, 0.5]; conv 5x5x32 SAME + bias + ReLU; max-pool 2x2/2
 SAME; conv 5x5x64 SAME + bias + ReLU; max-pool; flatten (3136); fc1 3136x512 + bias +
@@ -22,21 +22,54 @@ and the training loop in `mnist_tutorial.train` (imported when a run starts, so 
 `--help` needs no TensorFlow); this module holds the command line.
 """
 
+import os
 import sys
 
 from mnist_tutorial.config import Config
 from tfovp.cli import ArgumentParser, add_config_flags, check, config_from
 
+BACKENDS = ("tensorflow", "jax")
+
+
+def _parser():
+    parser = ArgumentParser(prog="python -m mnist_tutorial.convolutional", description=__doc__)
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="Keras backend to train on (default: $KERAS_BACKEND, else tensorflow); JAX runs on one device in "
+        "float32 (--strategy mirrored and --use_fp16 are TensorFlow-only)",
+    )
+    return add_config_flags(parser, Config)
+
 
 def parse_args(argv=None):
     """Config from the command line (the tutorial's own --self_test and --use_fp16 keep
     their spelling; --self-test and --use-fp16 work too)."""
-    parser = ArgumentParser(prog="python -m mnist_tutorial.convolutional", description=__doc__)
-    given = vars(add_config_flags(parser, Config).parse_args(argv))
+    return _parse(argv)[0]
+
+
+def _parse(argv):
+    """(Config, backend or None) from the command line."""
+    parser = _parser()
+    given = vars(parser.parse_args(argv))
+    backend = given.pop("backend")
     try:
-        return config_from(Config, given)
+        return config_from(Config, given), backend
     except ValueError as error:
         parser.error(str(error))
+
+
+def use_backend(backend):
+    """Make `backend` Keras' backend (before Keras is imported); ValueError if Keras
+    already runs on another."""
+    keras = sys.modules.get("keras")
+    if keras is not None and keras.backend.backend() != backend:
+        raise ValueError(
+            f"--backend {backend}: Keras was imported on {keras.backend.backend()!r} already in this process "
+            "(set KERAS_BACKEND before starting Python)"
+        )
+    os.environ["KERAS_BACKEND"] = backend
 
 
 def check_outputs(config):
@@ -50,19 +83,31 @@ def check_outputs(config):
         check(not problem, f"--{name} {path}: {problem}")
 
 
+def check_backend(config, backend):
+    """ValueError naming the flag of a setting the backend cannot train with."""
+    check(backend in BACKENDS, f"KERAS_BACKEND={backend}: the tutorial trains on {' or '.join(BACKENDS)}")
+    if backend == "jax":
+        check(config.strategy == "default", f"--strategy {config.strategy}: MirroredStrategy is TensorFlow-only")
+        check(not config.use_fp16, "--use_fp16: mixed float16 is TensorFlow-only here (JAX runs in float32)")
+
+
 def main(argv=None):
-    config = parse_args(argv)
+    config, backend = _parse(argv)
     from tfovp.console import import_tensorflow_quietly, stop_on_sigterm, stop_status, stop_word, stops_surfaced
     from tfovp.datasets import DatasetError
 
     prog = "python -m mnist_tutorial.convolutional"
     try:
         check_outputs(config)
+        if backend is not None:
+            use_backend(backend)
+        check_backend(config, os.environ.get("KERAS_BACKEND", "tensorflow"))
     except ValueError as error:
         print(f"{prog}: error: {error} (see --help)", file=sys.stderr)
         return 2
     stop_on_sigterm()
-    import_tensorflow_quietly()
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        import_tensorflow_quietly()
     from mnist_tutorial.train import train_and_evaluate
 
     try:

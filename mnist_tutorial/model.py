@@ -3,7 +3,7 @@ optionally factored dense layers, what the L2 term covers, the staircase learnin
 decay and TF1's momentum."""
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from mnist_tutorial.config import (
     BATCH_SIZE,
@@ -113,8 +113,8 @@ class TutorialDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.base, self.batch_size, self.train_size, self.rate = base, batch_size, train_size, rate
 
     def __call__(self, step):
-        epochs = tf.floor(tf.cast(step, tf.float32) * self.batch_size / self.train_size)
-        return self.base * tf.pow(self.rate, epochs)
+        epochs = ops.floor(ops.cast(step, "float32") * self.batch_size / self.train_size)
+        return self.base * ops.power(self.rate, epochs)
 
     def get_config(self):
         return {"base": self.base, "batch_size": self.batch_size, "train_size": self.train_size, "rate": self.rate}
@@ -137,9 +137,9 @@ class TF1Momentum(keras.optimizers.Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         accum = self.accumulators[self._get_variable_index(variable)]
-        gradient = tf.cast(gradient, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
         self.assign(accum, self.momentum * accum + gradient)
-        self.assign_sub(variable, tf.cast(learning_rate, variable.dtype) * accum)
+        self.assign_sub(variable, ops.cast(learning_rate, variable.dtype) * accum)
 
     def get_config(self):
         config = super().get_config()

@@ -1,7 +1,12 @@
 """Training as the tutorial does it (PAPER Sec. 5): data in [-0.5, 0.5], the first 5,000
 training images for validation, batches of 64 in order, one compiled step per batch,
 evaluation every 100 steps, the test error at the end; per-step history, optional CSV
-and TensorBoard. `train_and_evaluate` is the entry point."""
+and TensorBoard. `train_and_evaluate` is the entry point.
+
+The step runs on the Keras backend: TensorFlow (`Trainer`, the reference: a
+`tf.function`, with `MirroredStrategy` and mixed precision) or JAX
+(`mnist_tutorial.train_jax.JaxTrainer`: one `jax.jit` step; one device, float32).
+TensorBoard output is written with `tf.summary` on either: it needs TensorFlow installed."""
 
 import dataclasses
 import json
@@ -13,7 +18,6 @@ import zipfile
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from mnist_tutorial.config import (
     BATCH_SIZE,
@@ -74,9 +78,11 @@ def batch_offset(step, train_size, batch_size=BATCH_SIZE):
 
 
 class Trainer:
-    """The model, optimizer and compiled train/eval steps of one run."""
+    """The model, optimizer and compiled train/eval steps of one run (TensorFlow)."""
 
     def __init__(self, config, train_size, strategy=None):
+        import tensorflow as tf
+
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():
@@ -97,9 +103,18 @@ class Trainer:
         self.train_step = tf.function(self._train_step)
         self.predict_step = tf.function(lambda x: tf.nn.softmax(tf.cast(self.model(x, training=False), tf.float32)))
 
+    def step(self, images, labels):
+        """(printed loss, wrong predictions, cross-entropy, L2 term) of one update on a
+        batch of NumPy images and labels."""
+        import tensorflow as tf
+
+        return self.train_step(tf.constant(images), tf.constant(labels))
+
     def loss(self, logits, labels, global_batch):
         """(printed loss, mean cross-entropy, L2 term, per-example cross-entropy): the
         tutorial's loss is the cross-entropy plus 5e-4 * sum of l2_loss over `l2_tensors`."""
+        import tensorflow as tf
+
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(logits, tf.float32))
         data = tf.reduce_sum(per_example) / global_batch
         l2 = tf.add_n([tf.nn.l2_loss(tf.cast(t, tf.float32)) for t in l2_tensors(self.model, self.config.l2_on)])
@@ -107,6 +122,8 @@ class Trainer:
         return data + l2_term, data, l2_term, per_example
 
     def _replica_step(self, images, labels):
+        import tensorflow as tf
+
         with tf.GradientTape() as tape:
             logits = self.model(images, training=True)
             loss, data, l2_term, _ = self.loss(logits, labels, BATCH_SIZE)
@@ -121,6 +138,8 @@ class Trainer:
 
     def _train_step(self, images, labels):
         """(printed loss, wrong predictions, cross-entropy, L2 term) of one batch."""
+        import tensorflow as tf
+
         if self.strategy.num_replicas_in_sync == 1:
             return self._replica_step(images, labels)
         per = BATCH_SIZE // self.strategy.num_replicas_in_sync
@@ -135,11 +154,19 @@ class Trainer:
 
     def error_rate(self, images, labels):
         """Percent of wrong predictions, evaluated in batches of EVAL_BATCH_SIZE."""
-        wrong = 0
-        for begin in range(0, len(images), EVAL_BATCH_SIZE):
-            probabilities = self.predict_step(tf.constant(images[begin : begin + EVAL_BATCH_SIZE]))
-            wrong += int(np.sum(np.argmax(probabilities, 1) != labels[begin : begin + EVAL_BATCH_SIZE]))
-        return 100.0 * wrong / len(images)
+        import tensorflow as tf
+
+        return error_rate(lambda batch: self.predict_step(tf.constant(batch)), images, labels)
+
+
+def error_rate(predict, images, labels):
+    """Percent of wrong predictions of `predict` (a batch of images to class
+    probabilities), evaluated in batches of EVAL_BATCH_SIZE."""
+    wrong = 0
+    for begin in range(0, len(images), EVAL_BATCH_SIZE):
+        probabilities = np.asarray(predict(images[begin : begin + EVAL_BATCH_SIZE]))
+        wrong += int(np.sum(np.argmax(probabilities, 1) != labels[begin : begin + EVAL_BATCH_SIZE]))
+    return 100.0 * wrong / len(images)
 
 
 def _start_from_products(model, config):
@@ -152,6 +179,8 @@ def _start_from_products(model, config):
 
 def _precondition(kernel, gradient):
     """P_W(G) of Eq. 10 with N = 2, through the small Gram matrix, in float64."""
+    import tensorflow as tf
+
     direction = precondition(tf.cast(kernel, tf.float64), tf.cast(gradient, tf.float64), 2, method="gram")
     return tf.cast(direction, gradient.dtype)
 
@@ -252,6 +281,8 @@ def _fingerprint(config):
 
 def make_strategy(name):
     """The default strategy, or MirroredStrategy over the visible GPUs (else the CPU)."""
+    import tensorflow as tf
+
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -272,7 +303,7 @@ def train_and_evaluate(config, progress=None):
     (train_x, train_y), (val_x, val_y), (test_x, test_y) = load_data(config)
     train_size = len(train_x)
     num_steps = planned_steps(config)
-    trainer = Trainer(config, train_size, make_strategy(config.strategy))
+    trainer = make_trainer(config, train_size)
     checkpoint = checkpoint_of(config, trainer)
     restored = checkpoint.restore() if checkpoint else None
     first, history, spent = restored or (0, {key: [] for key in (*HISTORY, *kernel_norms(trainer.model))}, 0.0)
@@ -325,6 +356,18 @@ def train_and_evaluate(config, progress=None):
     )
 
 
+def make_trainer(config, train_size):
+    """The trainer of the Keras backend: `Trainer` on TensorFlow, `JaxTrainer` on JAX."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return Trainer(config, train_size, make_strategy(config.strategy))
+    if backend == "jax":
+        from mnist_tutorial.train_jax import JaxTrainer
+
+        return JaxTrainer(config, train_size)
+    raise ValueError(f"the tutorial trains on the TensorFlow or JAX backend. Received: backend={backend!r}")
+
+
 def write_history_csv(path, history):
     """Every step's values as CSV (written atomically)."""
     import pandas as pd
@@ -335,7 +378,7 @@ def write_history_csv(path, history):
 
 def _train_step(trainer, history, step, images, labels):
     """One update on a batch; its row of the history."""
-    loss, wrong, data_term, l2_term = (float(v) for v in trainer.train_step(tf.constant(images), tf.constant(labels)))
+    loss, wrong, data_term, l2_term = (float(v) for v in trainer.step(images, labels))
     _append(
         history,
         step=step,
@@ -393,6 +436,7 @@ def _tensorboard(config, model):
     only when the model has factored layers (no empty run)."""
     if not config.tensorboard:
         return None
+    import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
 
     from tfovp.callbacks import EndToEndMonitor, factored_layers
@@ -427,6 +471,8 @@ def _log_outcome(monitor, history, test_error, diverged_at, step):
     diverged; a metric that does not exist for the run is left out."""
     if monitor is None:
         return
+    import tensorflow as tf
+
     with monitor.writer.as_default(step=step):
         tf.summary.scalar("diverged", int(diverged_at is not None))
         if diverged_at is not None:

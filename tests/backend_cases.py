@@ -92,10 +92,39 @@ def end_to_end_linear():
     return out
 
 
+# The tutorial's variants (dropout off: its masks are drawn by each backend's own RNG).
+TUTORIAL = {
+    "original": {},
+    "overparameterized": {"overparameterize": True},
+    "preconditioned": {"preconditioned": True},
+}
+
+
+def tutorial_steps(steps=3):
+    """The four printed values of the tutorial's first steps, each variant started from
+    the same NumPy-drawn weights on every backend, on a fixed random batch."""
+    from mnist_tutorial.config import Config
+    from mnist_tutorial.train import make_trainer
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-0.5, 0.5, size=(64, 28, 28, 1)).astype(np.float32)
+    labels = rng.integers(0, 10, size=64).astype(np.int64)
+    out = {}
+    for name, settings in TUTORIAL.items():
+        trainer = make_trainer(Config(dropout_rate=0.0, **settings), 55000)
+        draws = np.random.default_rng(1)
+        trainer.model.set_weights(
+            [0.05 * draws.standard_normal(w.shape).astype(np.float32) for w in trainer.model.weights]
+        )
+        out[name] = [[float(np.asarray(v)) for v in trainer.step(images, labels)] for _ in range(steps)]
+    return out
+
+
 def main(path):
     out = {"backend": keras.backend.backend(), "end_to_end_linear": end_to_end_linear()}
-    if keras.backend.backend() != "torch":  # the sweep runs on TensorFlow and JAX
+    if keras.backend.backend() != "torch":  # the sweep and the tutorial run on TensorFlow and JAX
         out["sweeps"] = sweeps()
+        out["tutorial"] = tutorial_steps()
     with open(path, "w") as handle:
         json.dump(out, handle)
 
