@@ -31,12 +31,12 @@ from mnist_tutorial.config import (
     TrainingResult,
     planned_steps,
 )
-from mnist_tutorial.model import TF1Momentum, TutorialDecay, build_model, l2_tensors
+from mnist_tutorial.model import l2_tensors
+from mnist_tutorial.parts import DENSE_LAYERS, build_training, error_rate
 from tfovp.end_to_end import precondition
 from tfovp.files import atomic_writer
 from tfovp.layers import FactoredDense
 
-DENSE_LAYERS = ("fc1", "fc2")
 # Per-step columns of the history (the kernel norms of `kernel_norms` follow, every
 # EVAL_FREQUENCY steps like the validation error); minibatch_loss, the loss the tutorial
 # prints, is cross_entropy + l2_term.
@@ -86,20 +86,7 @@ class Trainer:
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():
-            self.model = build_model(
-                config.overparameterize,
-                config.overparam_init_std,
-                config.seed,
-                config.dropout_rate,
-                factor_convs=config.factor_convs,
-            )
-            if config.preconditioned:
-                _start_from_products(self.model, config)
-            self.schedule = TutorialDecay(config.base_lr, BATCH_SIZE, train_size)
-            self.optimizer = TF1Momentum(self.schedule, 0.9)
-            self.optimizer.build(self.model.trainable_variables)
-        kernels = {id(self.model.get_layer(name).kernel) for name in DENSE_LAYERS}
-        self.preconditioned = [config.preconditioned and id(v) in kernels for v in self.model.trainable_variables]
+            self.model, self.schedule, self.optimizer, self.preconditioned = build_training(config, train_size)
         self.train_step = tf.function(self._train_step)
         self.predict_step = tf.function(lambda x: tf.nn.softmax(tf.cast(self.model(x, training=False), tf.float32)))
 
@@ -157,24 +144,6 @@ class Trainer:
         import tensorflow as tf
 
         return error_rate(lambda batch: self.predict_step(tf.constant(batch)), images, labels)
-
-
-def error_rate(predict, images, labels):
-    """Percent of wrong predictions of `predict` (a batch of images to class
-    probabilities), evaluated in batches of EVAL_BATCH_SIZE."""
-    wrong = 0
-    for begin in range(0, len(images), EVAL_BATCH_SIZE):
-        probabilities = np.asarray(predict(images[begin : begin + EVAL_BATCH_SIZE]))
-        wrong += int(np.sum(np.argmax(probabilities, 1) != labels[begin : begin + EVAL_BATCH_SIZE]))
-    return 100.0 * wrong / len(images)
-
-
-def _start_from_products(model, config):
-    """Set the dense kernels of the original model to the initial product kernels of the
-    factored model with the same seed and init std (everything else is the same draw)."""
-    factored = build_model(True, config.overparam_init_std, config.seed, config.dropout_rate)
-    for name in DENSE_LAYERS:
-        model.get_layer(name).kernel.assign(factored.get_layer(name).kernel)
 
 
 def _precondition(kernel, gradient):

@@ -12,8 +12,8 @@ import numpy as np
 from keras import ops
 
 from mnist_tutorial.config import BATCH_SIZE
-from mnist_tutorial.model import TF1Momentum, TutorialDecay, build_model, l2_tensors
-from mnist_tutorial.train import DENSE_LAYERS, _start_from_products, error_rate
+from mnist_tutorial.model import l2_tensors
+from mnist_tutorial.parts import build_training, error_rate
 from tfovp.end_to_end import precondition
 
 
@@ -31,20 +31,7 @@ class JaxTrainer:
         if config.preconditioned:
             jax.config.update("jax_enable_x64", True)  # P_W(G) in float64, as on TensorFlow
         self.config = config
-        self.model = build_model(
-            config.overparameterize,
-            config.overparam_init_std,
-            config.seed,
-            config.dropout_rate,
-            factor_convs=config.factor_convs,
-        )
-        if config.preconditioned:
-            _start_from_products(self.model, config)
-        self.schedule = TutorialDecay(config.base_lr, BATCH_SIZE, train_size)
-        self.optimizer = TF1Momentum(self.schedule, 0.9)
-        self.optimizer.build(self.model.trainable_variables)
-        kernels = {id(self.model.get_layer(name).kernel) for name in DENSE_LAYERS}
-        self.preconditioned = [config.preconditioned and id(v) in kernels for v in self.model.trainable_variables]
+        self.model, self.schedule, self.optimizer, self.preconditioned = build_training(config, train_size)
         self._train = jax.jit(self._stateless_step)
         self._predict = jax.jit(self._stateless_predict)
 

@@ -4,6 +4,7 @@ on an attention model (function kept, input model untouched, round trips), savin
 the EndToEnd optimizer on einsum kernels against the same rule on the equivalent Dense."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -100,7 +101,9 @@ def test_overparameterize_and_collapse_an_attention_model(tmp_path):
         f"np.testing.assert_allclose(m(np.load({str(tmp_path / 'x.npy')!r})), np.load({str(tmp_path / 'y.npy')!r}),"
         " rtol=1e-6)\n"
     )
-    subprocess.run([sys.executable, "-c", script], check=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin"})
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin"}
+    env.update({k: os.environ[k] for k in ("KERAS_BACKEND", "JAX_ENABLE_X64") if k in os.environ})  # the same backend
+    subprocess.run([sys.executable, "-c", script], check=True, env=env)
 
 
 def test_the_factored_model_trains():

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from gradients import model_gradients
 from kronecker import precondition_kronecker
 
 import tfovp
@@ -180,9 +181,7 @@ def test_embedding_tables_get_plain_gradient_descent():
         ]
     )
     table, kernel = [w.copy() for w in model.get_weights()]
-    with tf.GradientTape() as tape:
-        loss = keras.losses.MeanSquaredError()(targets, model(tokens))
-    gradients = [np.asarray(tf.convert_to_tensor(g)) for g in tape.gradient(loss, model.trainable_variables)]
+    gradients = model_gradients(model, keras.losses.MeanSquaredError(), tokens, targets)
     model.compile(optimizer=EndToEnd(depth=2, learning_rate=0.1), loss="mse")
     model.fit(tokens, targets, batch_size=2, epochs=1, shuffle=False, verbose=0)
     new_table, new_kernel = model.get_weights()

@@ -9,7 +9,6 @@ its `stateless_apply` on zero scratch weights with learning rate 1, its step the
 by each copy's eta.
 """
 
-import time
 import typing
 
 import jax
@@ -17,6 +16,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from tfovp._chunks import run_in_chunks
 from tfovp._factors import product
 from tfovp.diagnostics import gram_residuals
 from tfovp.end_to_end import precondition
@@ -213,25 +213,17 @@ class JaxSweepProgram:
     # ------------------------------------------------------------------ the chunks
 
     def train(self, chunk_size, progress):
-        """Run every step in chunks of `chunk_size`; `progress(steps)` after each chunk.
-        Returns the steady-state seconds per step (chunks after the first)."""
-        steps = self.spec.steps
-        t, last = 0, jnp.asarray(steps, self.index)
-        steady_seconds, steady_steps = 0.0, 0
-        while t <= steps:
-            stop = min(t + chunk_size, steps + 1)
-            chunk_started = time.perf_counter()
-            reached, self.state = self.run(self.state, jnp.asarray(t, self.index), jnp.asarray(stop, self.index), last)
-            reached = int(reached)
-            if t > 0:
-                steady_seconds += time.perf_counter() - chunk_started
-                steady_steps += reached - t
-            if progress is not None:
-                progress(stop - t)
-            if reached < stop:  # every copy diverged
-                break
-            t = stop
-        return steady_seconds / steady_steps if steady_steps else float("nan")
+        """Run every step in chunks (`tfovp._chunks.run_in_chunks`); the steady-state seconds
+        per step."""
+        last = jnp.asarray(self.spec.steps, self.index)
+
+        def chunk(start, stop):
+            reached, self.state = self.run(
+                self.state, jnp.asarray(start, self.index), jnp.asarray(stop, self.index), last
+            )
+            return int(reached)
+
+        return run_in_chunks(chunk, self.spec.steps, chunk_size, progress)
 
     def result_fields(self):
         """The `SweepResult` fields the loop produced."""

@@ -2,12 +2,12 @@
 jit-compiled `tf.function`, the weights and records in `tf.Variable`s (`tfovp.sweep`
 describes what it computes)."""
 
-import time
 import typing
 
 import numpy as np
 import tensorflow as tf
 
+from tfovp._chunks import run_in_chunks
 from tfovp._factors import product
 from tfovp.diagnostics import gram_residuals
 from tfovp.end_to_end import precondition
@@ -303,24 +303,14 @@ class SweepProgram:
         return t
 
     def train(self, chunk_size, progress):
-        """Run every step in chunks of `chunk_size`; `progress(steps)` after each chunk.
-        Returns the steady-state seconds per step (chunks after the first)."""
-        steps = self.spec.steps
-        t, last = 0, tf.constant(steps, tf.int64)
-        steady_seconds, steady_steps = 0.0, 0
-        while t <= steps:
-            stop = min(t + chunk_size, steps + 1)
-            chunk_started = time.perf_counter()
-            reached = int(self.run(tf.constant(t, tf.int64), tf.constant(stop, tf.int64), last))
-            if t > 0:
-                steady_seconds += time.perf_counter() - chunk_started
-                steady_steps += reached - t
-            if progress is not None:
-                progress(stop - t)
-            if reached < stop:  # every copy diverged
-                break
-            t = stop
-        return steady_seconds / steady_steps if steady_steps else float("nan")
+        """Run every step in chunks (`tfovp._chunks.run_in_chunks`); the steady-state seconds
+        per step."""
+        last = tf.constant(self.spec.steps, tf.int64)
+
+        def chunk(start, stop):
+            return int(self.run(tf.constant(start, tf.int64), tf.constant(stop, tf.int64), last))
+
+        return run_in_chunks(chunk, self.spec.steps, chunk_size, progress)
 
     def result_fields(self):
         """The `SweepResult` fields the loop produced."""
