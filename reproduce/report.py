@@ -320,6 +320,47 @@ def _map_lines(summary):
     return lines
 
 
+def tally_lines(summary, factors=(2.0, 10.0)):
+    """How many of a map's settings have, per depth, a level where the tuned S is at
+    least each factor: established (S / rho clears it, S exact or a lower bound: the
+    noise rule of `criteria.thresholds`), or only within noise (S * rho clears it);
+    capped rates read as the bounds they are."""
+    from reproduce.study.criteria import Comparison
+    from tfovp.speedup import EXACT, LOWER
+
+    comparisons = {
+        n: [Comparison.from_json(c) for data in summary["settings"].values() if (c := _tuned(data, n))]
+        for n in (2, 3, 4)
+    }
+    total = len(summary["settings"])
+    lines = [
+        f"Settings of {total} where depth n is at least as many times faster as the linear model at some level, "
+        "tuned: established (S / ρ at or above it) + only within noise (S · ρ at or above it, S / ρ below):",
+        "",
+        "| at least | " + " | ".join(f"depth {n}" for n in comparisons) + " |",
+        "|---|" + "---|" * len(comparisons),
+    ]
+    for factor in factors:
+        cells = []
+        for found in comparisons.values():
+            established = within = 0
+            for c in found:
+                rho = c.rho or 1.0
+                usable = [x for x in c.speedups if x.kind in (EXACT, LOWER) and x.value is not None]
+                if any(x.value / rho >= factor for x in usable):
+                    established += 1
+                elif any(x.value * rho >= factor for x in usable):
+                    within += 1
+            cells.append(f"{established} + {within}")
+        lines.append(f"| {factor:g}× | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _tuned(data, n):
+    c = (data.get("comparisons") or {}).get(str(n))
+    return c if c and c.get("tuned") else None
+
+
 def _mnist_lines(models):
     if not models:
         return []
@@ -659,7 +700,7 @@ def study_section(summary, out):
     if (pathlib.Path(out) / f"{name}.png").is_file():
         lines += ["", f"![{name}]({name}.png)"]
     if "settings" in summary and "config" in summary:
-        lines += ["", *_map_lines(summary)]
+        lines += ["", *_map_lines(summary), "", *tally_lines(summary)]
     if summary.get("claims"):
         lines += ["", "| claim | criterion | measured | verdict |", "|---|---|---|---|"]
         lines += [

@@ -930,6 +930,41 @@ def test_the_budget_table_sets_each_budgets_speedups_side_by_side(tmp_path):
     assert "| synthetic | 2 |  | 0.333 / 0.333 / 0.75 / 6.22 (lr 4; 4.8 diverged at 61,234) | 0.333 /" in table
 
 
+def test_the_maps_tally_counts_a_speedup_within_noise_apart():
+    from reproduce import report
+
+    def setting(values, kinds=None):
+        levels = [0.1, 0.01, 0.001]
+        record = {
+            "levels": levels,
+            "speedup": values,
+            "kind": kinds or ["exact"] * len(values),
+            "budget": 100000,
+            "tuned": True,
+            "rho": 1.2,
+            "baseline_time": [10.0] * len(values),
+            "contender_time": [10.0] * len(values),
+            "contender": "depth 2",
+            "baseline": "depth 1",
+            "any_all_diverged": False,
+            "grid": None,
+        }
+        return {"comparisons": {"2": record}}
+
+    summary = {
+        "settings": {
+            "clear": setting([1.0, 2.5, 3.0]),  # 2.5 / 1.2 >= 2: established
+            "close": setting([1.0, 2.07, 0.5]),  # 2.07: within noise of 2
+            "bound": setting([None, 2.3, None], ["no data", "lower bound", "no data"]),  # > 2.3: within noise
+            "slow": setting([0.5, 0.9, 1.6]),  # 1.6 * 1.2 < 2: no
+            "large": setting([11.4, 3.0, 2.0]),  # >= 2 established; 11.4 within noise of 10
+        }
+    }
+    lines = report.tally_lines(summary)
+    assert "Settings of 5" in lines[0]
+    assert lines[-2].startswith("| 2× | 2 + 2 |") and lines[-1].startswith("| 10× | 0 + 1 |")
+
+
 def test_a_run_of_one_panel_keeps_the_other_panels_entries(tmp_path):
     path = tmp_path / "figure5.json"
     left = {"claim": "l4: identity init, deeper is faster", "panel": "left", "verdict": "FAIL"}
