@@ -106,8 +106,7 @@ def main(argv=None):
         print(f"{prog}: error: {error} (see --help)", file=sys.stderr)
         return 2
     stop_on_sigterm()
-    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
-        import_tensorflow_quietly()
+    import_tensorflow_quietly()  # Keras alone on JAX
     from mnist_tutorial.train import train_and_evaluate
 
     try:

@@ -27,9 +27,14 @@ def _stderr_captured():
 def import_tensorflow_quietly():
     """Import TensorFlow (and Keras) with their start-up notices silenced, and TensorFlow's
     Python warnings below ERROR. If the import fails, what they printed is replayed on
-    stderr before the error propagates."""
+    stderr before the error propagates. On another Keras backend (`KERAS_BACKEND`) only
+    Keras is imported, and None returned: TensorFlow need not be installed."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        import keras  # noqa: F401
+
+        return None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     failure, printed = None, ""
     with _stderr_captured() as captured:
