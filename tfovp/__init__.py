@@ -59,6 +59,7 @@ _SUBMODULES = (
     "progress",
     "speedup",
     "sweep",
+    "train_steps",
     "traversal",
     "tuning",
 )
