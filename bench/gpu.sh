@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS="${WHEELS:-.whl}"
-if [ -d "$WHEELS" ] && compgen -G "$WHEELS/*.whl" > /dev/null; then
+# The carried wheels only where Keras is missing (they are built for the GPU image's Python).
+if ! python3 -c "import keras" 2> /dev/null && [ -d "$WHEELS" ] && compgen -G "$WHEELS/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/tfovp-site "$WHEELS"/*.whl
   export PYTHONPATH="/tmp/tfovp-site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 else
