@@ -246,13 +246,17 @@ def test_keras_applications_are_factored_entirely_and_collapse_back(name, tmp_pa
     deep.fit(x, np.zeros((2, 10)), epochs=3, verbose=0)
     flat = tfovp.collapse(deep)
     assert [type(layer) for layer in flat.layers] == [type(layer) for layer in model.layers]
-    # After three steps on two images the batch norms' moving variances are tiny and
-    # amplify the float32 difference between one convolution with the product kernel and
-    # two with its factors, more or less with the run's thread scheduling: within 1e-4
-    # (0.2 % of the largest logit) in earlier runs, 1.6e-4 (0.35 %) once under load; a
-    # wrong collapse is off by the logits themselves.
-    trained = np.asarray(deep(x, training=False))
-    assert np.max(np.abs(np.asarray(flat(x, training=False)) - trained)) <= 1e-2 * np.max(np.abs(trained))
+    # Compared in training mode (batch statistics): after three steps on two images
+    # ResNet50's inference outputs are NaN whatever the optimizer (plain SGD too: moving
+    # variances of its 1x1 feature maps from batches of two), which the earlier
+    # assert_allclose let pass as equal. The float32 difference between one convolution
+    # with the product kernel and two with its factors, through ~50 normalized layers,
+    # varies with the run's thread scheduling (MobileNetV2 at inference: within 1e-4, or
+    # 0.2 % of the largest logit, in earlier runs, 0.35 % once under load); 1 % of the
+    # largest logit allows it, and a wrong collapse is off by the logits themselves.
+    trained = np.asarray(deep(x, training=True))
+    assert np.isfinite(trained).all()
+    assert np.max(np.abs(np.asarray(flat(x, training=True)) - trained)) <= 1e-2 * np.max(np.abs(trained))
     for saved, tag in ((deep, "deep"), (flat, "flat")):
         saved.save(tmp_path / f"{tag}.keras")
         np.save(tmp_path / f"{tag}.npy", np.asarray(saved(x, training=False)))
