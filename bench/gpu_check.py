@@ -16,8 +16,8 @@ TensorFlow. Prints the device and versions, then
     KERAS_BACKEND=jax TFOVP_DATA_DIR=DIR python bench/gpu_check.py [--epochs 10]
         [--sweep-steps 1000000] [--tune] [--mnist-steps N]
 
-bench/gpu.sh installs the carried wheels and runs it; `--mnist-steps 20 --sweep-steps
-200` is CI's smoke run on the CPU.
+bench/gpu.sh installs the carried wheels and runs it; `--mnist-steps 5 --sweep-steps
+100` is CI's smoke run on the CPU.
 """
 
 import argparse
