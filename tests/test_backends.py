@@ -20,7 +20,8 @@ def _cases(backend, folder):
     """tests/backend_cases.py's JSON, computed in a fresh process on `backend` (JAX with
     64-bit floats: the float64 cases need them)."""
     if backend != "tensorflow" and importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed (pip install -e '.[{backend}]')")
+        install = "pip install -e '.[jax]'" if backend == "jax" else "pip install torch"
+        pytest.skip(f"{backend} is not installed ({install})")
     out = pathlib.Path(folder) / f"{backend}.json"
     env = {**os.environ, "KERAS_BACKEND": backend, "JAX_ENABLE_X64": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
