@@ -5,6 +5,7 @@ summary of each family's best rate. Files are written atomically."""
 
 import json
 import pathlib
+import re
 from typing import NamedTuple
 
 import numpy as np
@@ -156,9 +157,16 @@ def write_csv(path, frame, float_format="%.8g"):
     return pathlib.Path(path)
 
 
+_SCALARS = r"(?:-?\d[\d.eE+-]*|null|true|false|NaN|-?Infinity)"
+_SCALAR_LIST = re.compile(r"\[\n\s*" + _SCALARS + r"(?:,\n\s*" + _SCALARS + r")*\n\s*\]")
+
+
 def write_json(path, data):
-    """Write `data` as indented JSON atomically (NumPy scalars as floats)."""
-    return atomic_write_text(path, json.dumps(data, indent=1, default=float))
+    """Write `data` as indented JSON atomically (NumPy scalars as floats), each list of
+    numbers on one line (a curve or a list of times would otherwise take a line per value)."""
+    text = json.dumps(data, indent=1, default=float)
+    text = _SCALAR_LIST.sub(lambda m: "[" + ", ".join(v.strip() for v in m.group(0)[1:-1].split(",")) + "]", text)
+    return atomic_write_text(path, text)
 
 
 def family_summary(family, level, seed=None):
