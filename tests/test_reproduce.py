@@ -980,3 +980,12 @@ def test_a_run_of_one_panel_keeps_the_other_panels_entries(tmp_path):
     # Both panels run: nothing of the earlier run is kept.
     both = {"curves": {"c": {}}, "claims": [left, new_right]}
     assert common.kept_panels(path, dict(both), ["left", "right"])["claims"] == [left, new_right]
+
+
+def test_written_json_keeps_every_value_and_puts_number_lists_on_one_line(tmp_path):
+    from reproduce.study import outputs
+
+    data = {"curve": [1, 2.5e-3, None, True, -1e20, float("inf")], "nested": [[1, 2], ["a", "b"]], "empty": []}
+    text = outputs.write_json(tmp_path / "x.json", data).read_text()
+    assert json.loads(text) == data
+    assert '"curve": [1, 0.0025, null, true, -1e+20, Infinity]' in text and '"a",\n' in text
