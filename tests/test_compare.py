@@ -46,6 +46,41 @@ def test_report_text_and_figure(tmp_path):
     assert (tmp_path / "depths.png").stat().st_size > 10_000 and len(figure.axes) == 2
 
 
+def test_one_rate_per_depth_is_the_default_and_reads_every_level_off_one_run():
+    """x = I, l2 mean loss: the linear model's relative excess at rate eta is exactly
+    (1 - eta/m)^(2t), so at the one rate the protocol chose, T(e) is the first t with
+    (1 - eta/m)^(2t) <= e at every level; the per-level oracle is never slower than one
+    rate and agrees with it at the level the rate was chosen at."""
+    y = np.array([1.0, -2.0, 0.5, 3.0])
+    m = 4
+    result = compare_depths(np.eye(4), y, depths=(1, 2), loss=2, steps=400, learning_rates=[0.05, 0.1], dtype="float64")
+    oracle = compare_depths(
+        np.eye(4), y, depths=(1, 2), loss=2, steps=400, learning_rates=[0.05, 0.1], dtype="float64",
+        tune_per_level=True,
+    )  # fmt: skip
+    assert result.protocol == "one rate" and oracle.protocol == "per level"
+    eta = result.chosen_rate(1).learning_rate
+    assert 0 < eta < 2 * m  # inside the stable range: the closed form holds
+    checked = 0
+    for level, time in zip(result.levels, result.times(1)):
+        exact = math.log(level) / (2 * math.log(abs(1 - eta / m)))
+        if exact <= 400 and abs(exact - round(exact)) > 1e-6:
+            assert time == max(math.ceil(exact), 0), level
+            checked += 1
+    assert checked >= 3
+    target = result.target_level
+    for depth in (1, 2):
+        one, best = result.times(depth), oracle.times(depth)
+        assert np.all(best <= one) and best[target] == one[target]
+        lr = result.chosen_rate(depth).learning_rate
+        np.testing.assert_array_equal(one, speedup.family_times(result.families[depth].at_rate(lr)))
+        assert {row["learning_rate"] for row in result.rows() if row["depth"] == depth} == {lr}
+    assert "One rate per depth, chosen at e = " in result.summary()
+    assert "Per-level protocol" in oracle.summary()
+    with pytest.raises(ValueError, match="tune_per_level=True.*needs `tune=True`"):
+        compare_depths(np.eye(4), y, depths=(1, 2), loss=2, steps=10, tune=False, tune_per_level=True)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -83,6 +118,9 @@ def test_command_line_writes_the_report_plot_and_table(tmp_path, capsys):
     assert "50 rows, 2 features, target target" in out and "speed-up over depth 1" in out
     table = pd.read_csv(tmp_path / "c.csv")
     assert set(table["depth"]) == {1, 2} and (tmp_path / "c.png").is_file()
+    assert set(table["protocol"]) == {"one rate"} and table.groupby("depth")["learning_rate"].nunique().max() == 1
+    main([path, *flags, "--tune-per-level", "--csv", str(tmp_path / "p.csv")])
+    assert set(pd.read_csv(tmp_path / "p.csv")["protocol"]) == {"per level"}
 
 
 @pytest.mark.parametrize(
@@ -93,6 +131,7 @@ def test_command_line_writes_the_report_plot_and_table(tmp_path, capsys):
         ({"a": [1.0, None, 3.0], "y": [1.0, 2.0, 3.0]}, ["--target", "y"], r"missing values in a \(1\)"),
         ({"a": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]}, [], "--target: required"),
         ({"a": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]}, ["--target", "y", "--plot", "x.jpg"], "--plot x.jpg"),
+        ({"a": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]}, ["--target", "y", "--no-tune", "--tune-per-level"], "drop --no-tune"),
     ],
 )
 def test_command_line_errors_are_one_line(tmp_path, capsys, columns, flags, message):

@@ -8,17 +8,25 @@ edge, and the speed-up over the shallowest depth at every level of relative exce
 
 Definitions. The relative excess of a loss L is e = (L - L*) / (L(W=0) - L*), L* the
 optimum. T_N(e) = the number of iterations after which depth N's loss stays below
-relative excess e (measured at every step), at its best rate for that level. The
-speed-up of depth N over depth 1 is S(e) = T_1(e) / T_N(e): S > 1 means depth N gets
-there sooner; where only one depth gets there within the budget K, S is a bound
-(> K / T_N or < T_1 / K).
+relative excess e (measured at every step). The speed-up of depth N over depth 1 is
+S(e) = T_1(e) / T_N(e): S > 1 means depth N gets there sooner; where only one depth gets
+there within the budget K, S is a bound (> K / T_N or < T_1 / K).
+
+Protocols. By default every depth is trained at one learning rate, and every T_N(e) is
+read off that one run: the rate that first settles below the target level, the tightest
+level any depth reaches with its tuned rates (ties by the lower final loss; a depth that
+does not reach it takes the rate with the lowest final loss). `tune_per_level=True`
+(`--tune-per-level`) gives each level its own best rate instead: an oracle no single run
+achieves, whose S(e) curve can be faster than any one run (`tfovp.tuning`). At the target
+level the two agree. A tuned rate at the end of what was tried is capped: its time is a
+bound on the tuned time, and the speed-ups it enters are bounds in the honest direction.
 
 From the shell, on a CSV or Parquet file:
 
     python -m tfovp.compare data.csv --target COLUMN [--features A,B,...]
     python -m tfovp.compare ethanol      (or abalone: the paper's data, from tfovp.datasets)
         [--preprocessing standardize] [--loss 4] [--depths 1,2,3] [--steps 10000]
-        [--no-tune] [--rho 1.2] [--plot depths.png] [--csv depths.csv]
+        [--no-tune] [--rho 1.2] [--tune-per-level] [--plot depths.png] [--csv depths.csv]
 
 Everything in this module trains for the budget you give: a speed-up is a statement
 about that budget (a longer run can pick other learning rates).
@@ -54,6 +62,14 @@ class DepthComparison:
     families: dict[int, CurveFamily]
     reduction: str = "mean"
     held_out: tuple | None = None  # (x, y) not trained on, or None
+    tune_per_level: bool = False  # the protocol: each level its own rate (True) or one rate per depth
+
+    @property
+    def protocol(self):
+        """ "one rate" or "per level" (tuned), "grid" (not tuned: each level the grid's best)."""
+        if not self.tuned:
+            return "grid"
+        return "per level" if self.tune_per_level else "one rate"
 
     @property
     def levels(self):
@@ -73,14 +89,54 @@ class DepthComparison:
 
     def times(self, depth, grid=False):
         """(J,) iterations depth `depth` needs to settle below every level (inf: not
-        within the budget), at its tuned rate per level (the grid's with `grid`)."""
+        within the budget) under the comparison's protocol (`protocol`); with `grid`, each
+        level at the grid's best rate."""
         family = self.families[depth]
-        return speedup.family_times(family if grid else family.with_tuned())
+        if grid or not self.tuned:
+            return speedup.family_times(family)
+        if self.tune_per_level:
+            return speedup.family_times(family.with_tuned())
+        return self.tuning(depth).single_rate(self.target_level)[1]
+
+    @property
+    def target_level(self):
+        """The level the one-rate protocol chooses each depth's rate at: the tightest
+        level any depth reaches with its tuned rates (index into `levels`), or
+        `tfovp.tuning.FINAL` where none reaches any (the lowest final loss decides)."""
+        from tfovp.tuning import FINAL
+
+        reached = [np.isfinite(speedup.family_times(f.with_tuned())) for f in self.families.values()]
+        levels = np.flatnonzero(np.any(reached, axis=0))
+        return FINAL if levels.size == 0 else int(levels[np.argmin(np.asarray(self.levels)[levels])])
+
+    def chosen_rate(self, depth):
+        """The `tfovp.tuning.TunedRate` of the one rate depth `depth` is trained at under
+        the one-rate protocol (None when not tuned)."""
+        tuning = self.tuning(depth)
+        return None if tuning is None else tuning.single_rate(self.target_level)[0]
+
+    def rates(self, depth):
+        """[TunedRate] per level under the protocol: the one chosen rate at every level,
+        or each level's own (per level); None per level when not tuned."""
+        if not self.tuned:
+            return [None] * len(self.levels)
+        if self.tune_per_level:
+            return self.tuning(depth).per_level()
+        return [self.chosen_rate(depth)] * len(self.levels)
+
+    def _caps(self, depth):
+        """Per level, "high" / "low" where the protocol's rate is capped (None otherwise)."""
+        return [r.capped for r in self.rates(depth)]
 
     def speedups(self, depth, grid=False):
-        """[SpeedUp] of `depth` over the shallowest depth at every level (rates tuned,
-        or on the grid alone with `grid`)."""
-        return speedup.speedups(self.times(self.baseline, grid), self.times(depth, grid), self.steps, self.levels)
+        """[SpeedUp] of `depth` over the shallowest depth at every level under the
+        protocol (a capped rate's speed-ups read as bounds, `tfovp.speedup.with_caps`), or
+        on the grid alone with `grid`."""
+        values = speedup.speedups(self.times(self.baseline, grid), self.times(depth, grid), self.steps, self.levels)
+        if grid or not self.tuned:
+            return values
+        caps = zip(values, self._caps(self.baseline), self._caps(depth))
+        return [speedup.with_caps(s, b, c) for s, b, c in caps]
 
     def best_learning_rate(self, depth, level=0.1):
         """The rate that first settles below `level` (tuned where tuned; the lowest final
@@ -97,23 +153,24 @@ class DepthComparison:
         return sorted({float(r) for r, d in zip(family.learning_rates, family.diverged) if d})
 
     def rows(self):
-        """One dict per depth and level: T, S over the shallowest depth and its kind,
-        tuned and on the grid, and the tuned rate."""
+        """One dict per depth and level: the protocol, T, S over the shallowest depth and
+        its kind, under the protocol and on the grid, and the rate (and whether it is
+        capped or within rho of the divergence edge)."""
         out = []
         for depth in self.depths:
-            tuned = self.tuning(depth)
-            rates = tuned.per_level() if tuned is not None else [None] * len(self.levels)
-            values = zip(self.levels, self.times(depth), self.speedups(depth), self.times(depth, True), rates)
-            for level, time, s, grid_time, rate in values:
-                grid = self.speedups(depth, grid=True)[list(self.levels).index(level)]
+            grids = self.speedups(depth, grid=True)
+            values = zip(self.levels, self.times(depth), self.speedups(depth), self.times(depth, True), grids)
+            for (level, time, s, grid_time, grid), rate in zip(values, self.rates(depth)):
                 out.append(
                     {
                         "depth": depth,
                         "level": float(level),
+                        "protocol": self.protocol,
                         "iterations": None if math.isinf(time) else int(time),
                         "speedup": s.value,
                         "speedup_kind": s.kind,
                         "learning_rate": None if rate is None else rate.learning_rate,
+                        "capped": None if rate is None else rate.capped,
                         "near_divergence_edge": None if rate is None else rate.near_edge,
                         "grid_iterations": None if math.isinf(grid_time) else int(grid_time),
                         "grid_speedup": grid.value,
@@ -198,14 +255,9 @@ class DepthComparison:
         lines = [
             f"l{self.loss:g} loss, {self.steps:,} iterations, depths {', '.join(map(str, self.depths))} "
             f"(hidden width 1, near-zero init, GD); L* = {self.optimum:.6g}, L(W=0) = {self.reference_loss:.6g}",
-            "T(e): iterations after which the loss stays below relative excess e = (L - L*)/(L(W=0) - L*), at the "
-            "depth's best learning rate for e; S(e) = T_" + f"{self.baseline}(e) / T_N(e) (> 1: depth N is faster).",
-            (
-                f"Learning rates tuned to within a factor {rho:g} at every level (tfovp.tuning); in [brackets]: the "
-                "grid alone."
-                if tuned
-                else "Learning rates: the grid as given (no tuning)."
-            ),
+            "T(e): iterations after which the loss stays below relative excess e = (L - L*)/(L(W=0) - L*); "
+            "S(e) = T_" + f"{self.baseline}(e) / T_N(e) (> 1: depth N is faster).",
+            self._protocol_line(rho),
             "",
             "depth | tuned lr at e (grid's) | divergence edge | diverged lrs | "
             + " | ".join(f"T({e:g})" for e in REPORT_LEVELS),
@@ -225,13 +277,20 @@ class DepthComparison:
                 train, test, rate = found
                 held = "" if test is None else f" / {test:.6g}"
                 lines.append(f"depth {depth}: {train:.6g}{held} (lr {rate:.3g})")
-        lines += ["", f"speed-up over depth {self.baseline} (S > 1: the deeper net is faster):"]
+        other = dataclasses.replace(self, tune_per_level=not self.tune_per_level)
+        beside = "one rate" if self.tune_per_level else "per level"
+        lines += [
+            "",
+            f"speed-up over depth {self.baseline} (S > 1: the deeper net is faster)"
+            + (f"; in (parentheses): the {beside} protocol; in [brackets]: the grid alone:" if tuned else ":"),
+        ]
         for depth in self.depths[1:]:
             found = {round(s.level, 12): s for s in self.speedups(depth)}
             grid = {round(s.level, 12): s for s in self.speedups(depth, grid=True)}
+            second = {round(s.level, 12): s for s in other.speedups(depth)} if tuned else {}
             cells = [
                 f"S({e:g}) {_speedup(found.get(round(e, 12)))}"
-                + (f" [{_speedup(grid.get(round(e, 12)))}]" if tuned else "")
+                + (f" ({_speedup(second.get(round(e, 12)))}) [{_speedup(grid.get(round(e, 12)))}]" if tuned else "")
                 for e in REPORT_LEVELS
             ]
             lines.append(f"depth {depth}: " + ", ".join(cells))
@@ -243,6 +302,21 @@ class DepthComparison:
             ]
         lines += ["", "Answer:"] + [f"  {line}" for line in self.answer()]
         return "\n".join(lines)
+
+    def _protocol_line(self, rho):
+        if not self.tuned:
+            return "Learning rates: the grid as given (no tuning), each level at the grid's best rate."
+        tuned = f"Learning rates tuned to within a factor {rho:g} (tfovp.tuning); in [brackets]: the grid alone. "
+        if self.tune_per_level:
+            return tuned + (
+                "Per-level protocol: each level at its own best rate (an oracle: no single run achieves every T)."
+            )
+        target = self.target_level
+        at = "the lowest final loss" if isinstance(target, str) else f"e = {self.levels[target]:g}"
+        return tuned + (
+            f"One rate per depth, chosen at {at} (the rate that first settles below the tightest level any depth "
+            "reaches), every T read off that one run (--tune-per-level: each level its own best rate)."
+        )
 
     def _depth_row(self, depth):
         times = dict(zip(np.round(self.levels, 12), self.times(depth)))
@@ -256,7 +330,10 @@ class DepthComparison:
         low, high = tuning.edge()
         if not reached:
             return f"{depth} | none reaches a level | {_edge(low, high)} | {diverged} | {' | '.join(cells)}"
-        chosen = next((r for r in reached if np.isclose(r.level, 0.1)), min(reached, key=lambda r: r.level))
+        if self.tune_per_level:
+            chosen = next((r for r in reached if np.isclose(r.level, 0.1)), min(reached, key=lambda r: r.level))
+        else:
+            chosen = self.chosen_rate(depth)
         grid = "none" if chosen.grid_learning_rate is None else f"{chosen.grid_learning_rate:.3g}"
         distance = ""
         if high is not None:
@@ -264,7 +341,9 @@ class DepthComparison:
             distance = (
                 f"; {ratio:.3g}x below it" if ratio >= 1 else "; above it (divergence is not monotone in the rate)"
             )
-        rate = f"{chosen.learning_rate:.3g} at {chosen.level:g} ({grid})"
+        level = chosen.level if isinstance(chosen.level, str) else f"{chosen.level:g}"
+        capped = {"high": ", capped: the largest tried", "low": ", capped: the smallest tried"}.get(chosen.capped, "")
+        rate = f"{chosen.learning_rate:.3g} at {level} ({grid}{capped})"
         return f"{depth} | {rate} | {_edge(low, high)}{distance} | {diverged} | {' | '.join(cells)}"
 
     def __str__(self):
@@ -279,15 +358,21 @@ class DepthComparison:
         figure = Figure(figsize=(11, 4.2), layout="constrained")
         curves, speeds = figure.subplots(1, 2)
         drawn = False
+        one_rate = self.protocol == "one rate"
         for depth in self.depths:
             family = self.families[depth].with_tuned()
+            chosen = self.chosen_rate(depth) if one_rate else None
+            if chosen is not None and chosen.learning_rate is not None:
+                family = family.at_rate(chosen.learning_rate)
             envelope = speedup.envelope(family)
             keep = (family.steps > 0) & np.isfinite(envelope) & (envelope > 0)
             if keep.any():
-                curves.plot(family.steps[keep], envelope[keep], label=f"depth {depth}")
+                rate = "" if chosen is None or chosen.learning_rate is None else f" (lr {chosen.learning_rate:.3g})"
+                curves.plot(family.steps[keep], envelope[keep], label=f"depth {depth}{rate}")
                 drawn = True
-        curves.set(xlabel="iteration", ylabel="best settled relative excess loss")
-        curves.set_title(f"l{self.loss:g} loss: best learning rate at every iteration", fontsize=10)
+        curves.set(xlabel="iteration", ylabel="settled relative excess loss")
+        title = "one learning rate per depth" if one_rate else "best learning rate at every iteration"
+        curves.set_title(f"l{self.loss:g} loss: {title}", fontsize=10)
         if drawn:
             curves.set(xscale="log", yscale="log")
             curves.legend(loc="lower left", fontsize=8)
@@ -359,6 +444,7 @@ def compare_depths(
     tune=True,
     rho=RHO,
     held_out=None,
+    tune_per_level=False,
 ):
     """Train depth-N linear nets (N in `depths`) on (x, y) and compare their speed.
 
@@ -378,6 +464,10 @@ def compare_depths(
         rho: the precision of the tuning (a ratio > 1).
         held_out: (x, y) not trained on, preprocessed like (x, y): the report adds each
             depth's final loss on it (`DepthComparison.final_losses`).
+        tune_per_level: the protocol of the tuned times: False (default) trains each
+            depth at one rate, chosen at the tightest level any depth reaches, and reads
+            every T off that run; True gives each level its own best rate (an oracle no
+            single run achieves). The same training either way: only the reading differs.
 
     Returns:
         DepthComparison.
@@ -395,6 +485,8 @@ def compare_depths(
     check_choice("reduction", reduction, ("mean", "sum"))
     if tune:
         rho = check_real("rho", rho, minimum=1.0, strict=True)
+    elif tune_per_level:
+        raise ValueError("`tune_per_level=True` reads tuned rates: it needs `tune=True`. Received: tune=False")
     problem = Problem(x, y, "custom", "as given", reduction)
     grid, seeds = tuple(sorted(float(r) for r in learning_rates)), [int(s) for s in seeds]
 
@@ -410,7 +502,9 @@ def compare_depths(
     if held_out is not None:
         held_out = _checked_data(*held_out, constant_ok=True)
     optimum, reference = problem.optimum(loss), problem.reference_loss(loss)
-    return DepthComparison(depths, loss, steps, optimum, reference, families, reduction, held_out)
+    return DepthComparison(
+        depths, loss, steps, optimum, reference, families, reduction, held_out, tune_per_level=bool(tune_per_level)
+    )
 
 
 def _checked_data(x, y, constant_ok=False):
@@ -490,6 +584,9 @@ class Config:
     lrs: tuple[float, ...] = setting(PAPER_GRID, "learning-rate grid swept first (> 0)")
     rho: float = setting(RHO, "tune each depth's rate to within this ratio at every level (> 1; tfovp.tuning)")
     no_tune: bool = setting(False, "take the learning-rate grid as given (about 2.5x faster; speed-ups on the grid)")
+    tune_per_level: bool = setting(
+        False, "give each level its own tuned rate (an oracle) instead of one rate per depth for the whole run"
+    )
     seeds: tuple[int, ...] = setting((0,), "initialization seeds (>= 0)")
     test_fraction: float = setting(
         0.0, "hold out this fraction of the rows (in [0, 1); preprocessing fitted on the rest) and report its loss"
@@ -506,6 +603,7 @@ class Config:
         check(self.steps >= 1, f"--steps {self.steps}: expected an integer >= 1")
         check_values("lrs", self.lrs, lambda r: math.isfinite(r) and r > 0, "finite numbers > 0")
         check(math.isfinite(self.rho) and self.rho > 1, f"--rho {self.rho:g}: expected a ratio > 1")
+        check(not (self.no_tune and self.tune_per_level), "--tune-per-level: reads tuned rates; drop --no-tune")
         check_values("seeds", self.seeds, lambda s: s >= 0, "integers >= 0")
         check(0 <= self.test_fraction < 1, f"--test-fraction {self.test_fraction:g}: expected a number in [0, 1)")
         check(self.split_seed >= 0, f"--split-seed {self.split_seed}: expected an integer >= 0")
@@ -575,6 +673,7 @@ def _compare(argv):
         config.seeds,
         tune=not config.no_tune,
         rho=config.rho,
+        tune_per_level=config.tune_per_level,
         held_out=held_out,
     )
     print(result.summary())

@@ -212,6 +212,16 @@ class CurveFamily:
         tuned = None if self.tuned is None else self.tuned.of_seed(seed)
         return dataclasses.replace(self, **picked, tuned=tuned)
 
+    def at_rate(self, learning_rate):
+        """The copies (every seed) at one learning rate, the tuning's included, as an
+        untuned family: the one run of the one-rate protocol (KeyError if not trained)."""
+        merged = self.with_tuned()
+        columns = np.flatnonzero(np.isclose(merged.learning_rates, learning_rate, rtol=1e-12, atol=0.0))
+        if columns.size == 0:
+            raise KeyError(f"curve family {self.spec.label!r} has no learning rate {learning_rate:g}")
+        picked = {name: _take(getattr(merged, name), columns, axis) for name, axis in _COPY_AXES.items()}
+        return dataclasses.replace(merged, **picked, tuned=None, tuning_stages=None, rho=None)
+
     def summary(self, level, seed=None):
         """`convergence.SeedSummary` of one seed's learning rates at `level`."""
         columns = self.columns(seed)
