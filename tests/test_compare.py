@@ -131,7 +131,11 @@ def test_command_line_writes_the_report_plot_and_table(tmp_path, capsys):
         ({"a": [1.0, None, 3.0], "y": [1.0, 2.0, 3.0]}, ["--target", "y"], r"missing values in a \(1\)"),
         ({"a": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]}, [], "--target: required"),
         ({"a": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]}, ["--target", "y", "--plot", "x.jpg"], "--plot x.jpg"),
-        ({"a": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]}, ["--target", "y", "--no-tune", "--tune-per-level"], "drop --no-tune"),
+        (
+            {"a": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]},
+            ["--target", "y", "--no-tune", "--tune-per-level"],
+            "drop --no-tune",
+        ),
     ],
 )
 def test_command_line_errors_are_one_line(tmp_path, capsys, columns, flags, message):

@@ -226,7 +226,9 @@ def test_a_factored_model_loads_whichever_is_imported_first(tmp_path, order):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "calibrated", "learning_rate"), [("MobileNetV2", True, 1e-5), ("ResNet50", False, 1e-3)])
+@pytest.mark.parametrize(
+    ("name", "calibrated", "learning_rate"), [("MobileNetV2", True, 1e-5), ("ResNet50", False, 1e-3)]
+)
 def test_keras_applications_are_factored_entirely_and_collapse_back(name, calibrated, learning_rate, tmp_path, capsys):
     """Every plain convolution and Dense of a keras.applications model is factored, the
     function kept (float32, 1e-4 of the largest logit), three EndToEnd steps move every
@@ -261,7 +263,9 @@ def test_keras_applications_are_factored_entirely_and_collapse_back(name, calibr
         deep(rng.normal(size=(16, 32, 32, 3)).astype("float32"), training=True)
     for layer in norms:
         layer.trainable = False
-    deep.compile(EndToEnd(learning_rate, depth=2, matrix_views=matrix_views(deep)), loss=keras.losses.MeanSquaredError())
+    deep.compile(
+        EndToEnd(learning_rate, depth=2, matrix_views=matrix_views(deep)), loss=keras.losses.MeanSquaredError()
+    )
     factors = [v for v in deep.trainable_weights if "kernel_" in v.path]
     before = [np.asarray(v) for v in factors]
     history = deep.fit(x, np.ones((2, 10)), epochs=3, verbose=0).history["loss"]
