@@ -326,10 +326,9 @@ def tally_lines(summary, factors=(2.0, 10.0)):
     noise rule of `criteria.thresholds`), or only within noise (S * rho clears it);
     capped rates read as the bounds they are."""
     from reproduce.study.criteria import Comparison
-    from tfovp.speedup import EXACT, LOWER
 
     comparisons = {
-        n: [Comparison.from_json(c) for data in summary["settings"].values() if (c := _tuned(data, n))]
+        n: [Comparison.from_json(c) for data in summary["settings"].values() if (c := tuned_comparison(data, n))]
         for n in (2, 3, 4)
     }
     total = len(summary["settings"])
@@ -343,20 +342,33 @@ def tally_lines(summary, factors=(2.0, 10.0)):
     for factor in factors:
         cells = []
         for found in comparisons.values():
-            established = within = 0
-            for c in found:
-                rho = c.rho or 1.0
-                usable = [x for x in c.speedups if x.kind in (EXACT, LOWER) and x.value is not None]
-                if any(x.value / rho >= factor for x in usable):
-                    established += 1
-                elif any(x.value * rho >= factor for x in usable):
-                    within += 1
-            cells.append(f"{established} + {within}")
+            kinds = [at_least(c, factor) for c in found]
+            cells.append(f"{kinds.count(ESTABLISHED)} + {kinds.count(WITHIN_NOISE)}")
         lines.append(f"| {factor:g}× | " + " | ".join(cells) + " |")
     return lines
 
 
-def _tuned(data, n):
+ESTABLISHED, WITHIN_NOISE, NOT_REACHED = "established", "within noise", "no"
+
+
+def at_least(comparison, factor):
+    """Whether a tuned comparison's S reaches `factor` at some level: ESTABLISHED (S / rho
+    at or above it, S exact or a lower bound), WITHIN_NOISE (only S * rho is) or
+    NOT_REACHED; the map's tally rule (`tally_lines`), capped rates read as bounds."""
+    from tfovp.speedup import EXACT, LOWER
+
+    rho = comparison.rho or 1.0
+    usable = [x for x in comparison.speedups if x.kind in (EXACT, LOWER) and x.value is not None]
+    if any(x.value / rho >= factor for x in usable):
+        return ESTABLISHED
+    if any(x.value * rho >= factor for x in usable):
+        return WITHIN_NOISE
+    return NOT_REACHED
+
+
+def tuned_comparison(data, n):
+    """The JSON record of depth n's tuned comparison in one map setting's record, or None
+    (not tuned, or not there)."""
     c = (data.get("comparisons") or {}).get(str(n))
     return c if c and c.get("tuned") else None
 

@@ -930,39 +930,101 @@ def test_the_budget_table_sets_each_budgets_speedups_side_by_side(tmp_path):
     assert "| synthetic | 2 |  | 0.333 / 0.333 / 0.75 / 6.22 (lr 4; 4.8 diverged at 61,234) | 0.333 /" in table
 
 
+def _map_setting(values, kinds=None, depth=2):
+    """A map setting's JSON record with one tuned comparison of `depth` over depth 1 at
+    levels 0.1, 0.01, 0.001 (rho 1.2)."""
+    record = {
+        "levels": [0.1, 0.01, 0.001],
+        "speedup": values,
+        "kind": kinds or ["exact"] * len(values),
+        "budget": 100000,
+        "tuned": True,
+        "rho": 1.2,
+        "baseline_time": [10.0] * len(values),
+        "contender_time": [10.0] * len(values),
+        "contender": f"depth {depth}",
+        "baseline": "depth 1",
+        "any_all_diverged": False,
+        "grid": None,
+    }
+    return {"comparisons": {str(depth): record}}
+
+
 def test_the_maps_tally_counts_a_speedup_within_noise_apart():
     from reproduce import report
 
-    def setting(values, kinds=None):
-        levels = [0.1, 0.01, 0.001]
-        record = {
-            "levels": levels,
-            "speedup": values,
-            "kind": kinds or ["exact"] * len(values),
-            "budget": 100000,
-            "tuned": True,
-            "rho": 1.2,
-            "baseline_time": [10.0] * len(values),
-            "contender_time": [10.0] * len(values),
-            "contender": "depth 2",
-            "baseline": "depth 1",
-            "any_all_diverged": False,
-            "grid": None,
-        }
-        return {"comparisons": {"2": record}}
-
     summary = {
         "settings": {
-            "clear": setting([1.0, 2.5, 3.0]),  # 2.5 / 1.2 >= 2: established
-            "close": setting([1.0, 2.07, 0.5]),  # 2.07: within noise of 2
-            "bound": setting([None, 2.3, None], ["no data", "lower bound", "no data"]),  # > 2.3: within noise
-            "slow": setting([0.5, 0.9, 1.6]),  # 1.6 * 1.2 < 2: no
-            "large": setting([11.4, 3.0, 2.0]),  # >= 2 established; 11.4 within noise of 10
+            "clear": _map_setting([1.0, 2.5, 3.0]),  # 2.5 / 1.2 >= 2: established
+            "close": _map_setting([1.0, 2.07, 0.5]),  # 2.07: within noise of 2
+            "bound": _map_setting([None, 2.3, None], ["no data", "lower bound", "no data"]),  # > 2.3: within noise
+            "slow": _map_setting([0.5, 0.9, 1.6]),  # 1.6 * 1.2 < 2: no
+            "large": _map_setting([11.4, 3.0, 2.0]),  # >= 2 established; 11.4 within noise of 10
         }
     }
     lines = report.tally_lines(summary)
     assert "Settings of 5" in lines[0]
     assert lines[-2].startswith("| 2× | 2 + 2 |") and lines[-1].startswith("| 10× | 0 + 1 |")
+
+
+def test_the_map_over_seeds_counts_a_setting_only_where_every_seed_establishes_it():
+    from reproduce import acceleration_seeds as seeds
+
+    per_seed = {  # setting -> S at 0.1, 0.01, 0.001 in seeds 0, 1, 2
+        "every": ([1.0, 2.5, 3.0], [1.0, 2.6, 3.1], [2.41, 1.0, 1.0]),  # 2.41 / 1.2 >= 2 too
+        "varies": ([1.0, 2.5, 3.0], [1.0, 2.07, 1.0], [1.0, 2.5, 3.0]),  # seed 1 within noise only
+        "none": ([0.5, 0.9, 1.6], [0.5, 1.0, 1.2], [1.66, 1.0, 1.0]),  # 1.66 * 1.2 < 2 everywhere
+        "close": ([1.0, 1.7, 1.0], [1.0, 1.7, 1.0], [1.0, 1.7, 1.0]),  # 1.7 * 1.2 >= 2: within noise: varies
+    }
+    runs = {k: {"settings": {name: _map_setting(v[k]) for name, v in per_seed.items()}} for k in range(3)}
+    found = {f.setting: f for f in seeds.combine(runs)}
+    assert {name: f.over_seeds[2.0] for name, f in found.items()} == {
+        "every": seeds.EVERY, "varies": seeds.VARIES, "none": seeds.NONE, "close": seeds.VARIES,
+    }  # fmt: skip
+    assert found["varies"].per_seed[2.0] == ["established", "within noise", "established"]
+    assert all(f.over_seeds[10.0] == seeds.NONE for f in found.values())
+    assert seeds.spread([s for c in found["every"].speedups.values() for s in c.speedups[1:2]]) == (2.5, 1.0, 2.6)
+    body = seeds.page_body(list(found.values()), [0, 1, 2])
+    assert "| every | 2 | E E E | in every seed | in no seed | 1 (1–2.41) | 2.5 (1–2.6) |" in body
+    assert "| 2 | 2× | 1 | 2 | 1 |" in body
+
+
+def test_the_map_over_seeds_trains_each_seed_once_and_takes_seed_0_from_the_maps_run(tmp_path, monkeypatch):
+    import pathlib
+
+    from reproduce import acceleration
+    from reproduce import acceleration_seeds as seeds
+
+    trained = []
+
+    def fake_run(plan, where, job):  # what acceleration.run stores, with a speed-up per seed
+        trained.append((plan.seed, plan.tag, pathlib.Path(where).name))
+        body = {name: _map_setting([1.0, 2.0 + plan.seed, 1.0]) for name in plan.settings}
+        config = json.loads(json.dumps(dataclasses.asdict(plan)))
+        summary = {"command": f"acceleration --seed {plan.seed}", "config": config, "settings": body}
+        (pathlib.Path(where) / f"{plan.name}.json").write_text(json.dumps(summary))
+        return summary
+
+    monkeypatch.setattr(acceleration, "run", fake_run)
+    flags = ["--settings", "synthetic-2dec", "--steps", "100", "--out", str(tmp_path)]
+    seeds.main(flags)
+    assert trained == [(s, "deciding-1e5" if s == 0 else f"deciding-1e5-seed{s}", "seeds" if s else tmp_path.name)
+                       for s in range(5)]  # fmt: skip
+    assert (tmp_path / "acceleration-deciding-1e5.json").is_file()
+    assert (tmp_path / "seeds" / "acceleration-deciding-1e5-seed4.json").is_file()
+    page = (tmp_path / "acceleration-seeds-deciding-1e5.md").read_text()
+    assert "| synthetic-2dec | 2 | n E E E E | varies with the seed |" in page  # 2.0 is within noise of 2
+    trained.clear()
+    seeds.main([*flags, "--resume"])
+    assert trained == []  # every seed stored with the same settings
+    seeds.main(flags)
+    assert [s for s, _, _ in trained] == [1, 2, 3, 4]  # seed 0 is the map's own run, kept when it matches
+    trained.clear()
+    seeds.main([*flags[:3], "200", *flags[4:], "--resume"])
+    assert [s for s, _, _ in trained] == [0, 1, 2, 3, 4]  # another budget: nothing matches
+    with pytest.raises(SystemExit) as stopped:
+        seeds.main([*flags, "--seeds", "0,1"])
+    assert stopped.value.code == 2
 
 
 def test_a_run_of_one_panel_keeps_the_other_panels_entries(tmp_path):
