@@ -670,10 +670,10 @@ def test_runner_reuses_a_stored_family_only_with_resume_or_within_one_command(tm
     real, trained = runs.train_family, []
     monkeypatch.setattr(runs, "train_family", lambda spec, *a, **k: trained.append(spec.label) or real(spec, *a, **k))
 
-    def runner(resume, job):
+    def runner(resume, job, seed=0):
         store = RecordStore(tmp_path, CurveFamily.from_json)
         return runs.FamilyRunner(
-            problem, store, steps=10, grid=(0.01,), seed=0, level=0.2, rho=None, resume=resume, job=job
+            problem, store, steps=10, grid=(0.01,), seed=seed, level=0.2, rho=None, resume=resume, job=job
         )
 
     spec = CurveSpec("depth-2 net", depth=2)
@@ -684,6 +684,13 @@ def test_runner_reuses_a_stored_family_only_with_resume_or_within_one_command(tm
     assert trained == ["depth-2 net", "depth-2 net"]
     again = runner(True, Job("third")).family(spec)  # --resume: reused
     assert trained == ["depth-2 net", "depth-2 net"] and again.losses.shape == (11, 1)
+    # Another seed in the same store (the map's store folder does not name the seed): its
+    # own family, never seed 0's, and each seed's reused with --resume.
+    for seed in (1, 2):
+        other = runner(True, Job("fourth"), seed=seed).family(spec)
+        assert list(other.seeds) == [seed] and not np.array_equal(other.losses, again.losses)
+    runner(True, Job("fifth"), seed=2).family(spec)
+    assert trained == ["depth-2 net"] * 4
 
 
 def test_theorem2_quick(data_dir, tmp_path):

@@ -67,7 +67,10 @@ class FamilyRunner:
         return sweep_work(rates * len(seeds or [self.seed]), self.steps, spec.loss, self.tunes(spec, tune))
 
     def key(self, spec, seeds, tune=True):
-        seeds_part = "" if seeds == [self.seed] else "-s" + "-".join(map(str, seeds))
+        """The store key of a family: the spec's, its seeds unless they are [0] (so that
+        runs of other seeds never share a key, even in a store whose folder does not name
+        the seed), and the tuning ratio where it tunes."""
+        seeds_part = "" if list(seeds) == [0] else "-s" + "-".join(map(str, seeds))
         return spec.key() + seeds_part + (f"-rho{self.rho:g}" if self.tunes(spec, tune) else "")
 
     def _reusable(self, key):
