@@ -67,8 +67,11 @@ def sweeps():
 
 def end_to_end_linear():
     """EndToEndLinear after one `fit` step (float32: every backend has it) and Eq. 10's
-    step in float64 NumPy from the same start."""
-    from tfovp import end_to_end, initializers
+    step in float64 NumPy from the same start, W <- (1 - eta lambda N) W - eta P_W(G),
+    P_W(G) through Claim 1's Kronecker matrix (tests/kronecker.py; no tfovp code)."""
+    from kronecker import precondition_kronecker
+
+    from tfovp import initializers
     from tfovp.losses import LpLoss
     from tfovp.models import EndToEndLinear
 
@@ -83,10 +86,11 @@ def end_to_end_linear():
         history = model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
         start64 = start.astype(np.float64)
         gradient = x.T.astype(np.float64) @ (x @ start64 - y) / len(x)
-        expected = end_to_end.step(start64, gradient, float(np.float32(0.1)), depth, weight_decay=decay)
+        eta = float(np.float32(0.1))
+        expected = (1 - eta * decay * depth) * start64 - eta * precondition_kronecker(start64, gradient, depth)
         out[f"depth {depth} decay {decay}"] = {
             "kernel": keras.ops.convert_to_numpy(model.kernel).tolist(),
-            "eq10": np.asarray(keras.ops.convert_to_numpy(expected), np.float64).tolist(),
+            "eq10": expected.tolist(),
             "loss": history.history["loss"][0],
         }
     return out

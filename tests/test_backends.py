@@ -92,6 +92,7 @@ def test_the_tutorial_steps_alike_on_jax_and_tensorflow(folder):
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_figure3_quick_gives_the_same_verdicts_on_jax(data_dir, tmp_path):
     """`python -m reproduce.figure3 --quick` on JAX writes TensorFlow's verdict for every
     claim, and every curve of both ends at the same loss to round-off except those at a
@@ -120,7 +121,7 @@ def test_figure3_quick_gives_the_same_verdicts_on_jax(data_dir, tmp_path):
         }
         curves = pd.read_csv(out / "figure3.csv")
         finals[backend] = curves.groupby("run")["loss"].agg(["first", "last"])
-    assert verdicts["jax"] == verdicts["tensorflow"] and len(verdicts["jax"]) >= 5
+    assert verdicts["jax"] == verdicts["tensorflow"] and len(verdicts["jax"]) >= 4
     ours, theirs = finals["tensorflow"], finals["jax"]
     assert list(ours.index) == list(theirs.index)
     close = np.isclose(ours["last"], theirs["last"], rtol=0.0, atol=1e-5 * ours["first"].max()) | (

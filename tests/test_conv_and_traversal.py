@@ -9,6 +9,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy as numpy  # torch: outputs that require grad
 
 import tfovp
 from tfovp.conv import FactoredConv1D, FactoredConv2D
@@ -38,9 +39,9 @@ def test_a_factored_convolution_is_the_convolution_of_its_collapsed_kernel(kwarg
     assert [tuple(f.shape) for f in layer.factors] == [(3, 3, 3, 4), (4, 6), (6, 5)]
     plain = keras.layers.Conv2D(5, 3, activation="relu", **kwargs)
     plain.build(x.shape)
-    plain.set_weights([np.asarray(layer.kernel), np.asarray(layer.bias)])
+    plain.set_weights([numpy(layer.kernel), numpy(layer.bias)])
     # float32 sums in another order: a few ulps of the outputs' size
-    np.testing.assert_allclose(np.asarray(y), np.asarray(plain(x)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(numpy(y), numpy(plain(x)), rtol=1e-5, atol=1e-5)
     assert tuple(layer.compute_output_shape(x.shape)) == tuple(y.shape)
     again = FactoredConv2D.from_config(layer.get_config())
     assert again.get_config() == layer.get_config()
@@ -113,14 +114,14 @@ def test_every_layer_kind_is_factored_the_function_kept_and_collapse_gives_it_ba
     assert isinstance(block.att, tfovp.FactoredMultiHeadAttention) and isinstance(block.ffn.layers[0], FactoredDense)
     assert isinstance(deep.layers[7].layer, FactoredDense) and isinstance(deep.layers[1], FactoredConv2D)
     assert deep.count_params() > model.count_params()
-    a, b = np.asarray(model(x)), np.asarray(deep(x))
+    a, b = numpy(model(x)), numpy(deep(x))
     assert np.max(np.abs(a - b)) / np.max(np.abs(a)) <= tolerance
     flat = tfovp.collapse(deep)
     assert [type(layer) for layer in flat.layers] == [type(layer) for layer in model.layers]
     assert (
         type(flat.layers[6].att) is keras.layers.MultiHeadAttention and type(flat.layers[7].layer) is keras.layers.Dense
     )
-    assert np.max(np.abs(np.asarray(flat(x)) - a)) / np.max(np.abs(a)) <= tolerance
+    assert np.max(np.abs(numpy(flat(x)) - a)) / np.max(np.abs(a)) <= tolerance
     assert len(flat.weights) == len(model.weights)
 
 
@@ -131,14 +132,14 @@ def test_a_factored_user_layer_trains_and_refuses_to_be_saved_uncollapsed(tmp_pa
         deep = tfovp.overparameterize(model, depth=2, verbose=False)
     deep.compile(EndToEnd(0.01, depth=2, matrix_views=matrix_views(deep)), loss="mse")
     x = np.random.default_rng(1).normal(size=(8, 8, 8, 3)).astype("float32")
-    before = [np.asarray(w).copy() for w in deep.trainable_weights]
+    before = [numpy(w).copy() for w in deep.trainable_weights]
     deep.fit(x, np.zeros((8, 3)), epochs=3, verbose=0)
-    assert all(not np.array_equal(a, np.asarray(b)) for a, b in zip(before, deep.trainable_weights))
+    assert all(not np.array_equal(a, numpy(b)) for a, b in zip(before, deep.trainable_weights))
     with pytest.raises(ValueError, match=r"holds sublayers that tfovp replaced.*Save tfovp.collapse\(model\)"):
         deep.save(tmp_path / "deep.keras")
     tfovp.collapse(deep).save(tmp_path / "flat.keras")  # the plain model saves (and loads, below)
     loaded = keras.models.load_model(tmp_path / "flat.keras", custom_objects={"TransformerBlock": TransformerBlock})
-    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(deep(x)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(numpy(loaded(x)), numpy(deep(x)), rtol=1e-4, atol=1e-5)
 
 
 def test_width_policies_say_the_size_first():
@@ -169,7 +170,7 @@ def test_end_to_end_preconditions_kernels_by_role_and_not_a_factored_model_twice
     twin.train_on_batch(x, y)
     for mine, sgd in zip(model.weights, twin.weights):
         if mine.name == "bias":
-            assert np.any(np.asarray(mine) != 0) and np.allclose(np.asarray(mine), np.asarray(sgd), atol=1e-7)
+            assert np.any(numpy(mine) != 0) and np.allclose(numpy(mine), numpy(sgd), atol=1e-7)
     # A factored model: its factors get plain descent (SGD's), with a warning.
     deep = tfovp.overparameterize(keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]), verbose=False)
     plain = keras.models.clone_model(deep)
@@ -180,7 +181,7 @@ def test_end_to_end_preconditions_kernels_by_role_and_not_a_factored_model_twice
         deep.train_on_batch(x[:, 0], y[:, 0, :3])
     plain.train_on_batch(x[:, 0], y[:, 0, :3])
     for a, b in zip(deep.weights, plain.weights):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-7)
+        np.testing.assert_allclose(numpy(a), numpy(b), atol=1e-7)
 
 
 def test_a_convolution_kernel_is_preconditioned_as_its_matrix_view():
@@ -193,9 +194,9 @@ def test_a_convolution_kernel_is_preconditioned_as_its_matrix_view():
     kernel = model.layers[0].kernel
     optimizer.build(model.trainable_variables)
     gradient = np.random.default_rng(0).normal(size=tuple(kernel.shape)).astype("float32")
-    step = np.asarray(optimizer.direction(gradient, kernel))
-    expected = precondition(np.asarray(kernel).reshape(18, 3), gradient.reshape(18, 3), 2)
-    np.testing.assert_allclose(step.reshape(18, 3), np.asarray(expected), rtol=1e-5, atol=1e-6)
+    step = numpy(optimizer.direction(gradient, kernel))
+    expected = precondition(numpy(kernel).reshape(18, 3), gradient.reshape(18, 3), 2)
+    np.testing.assert_allclose(step.reshape(18, 3), numpy(expected), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -226,6 +227,7 @@ def test_a_factored_model_loads_whichever_is_imported_first(tmp_path, order):
 
 
 @pytest.mark.slow
+@pytest.mark.integration  # whole keras.applications models trained: not a unit check
 @pytest.mark.parametrize(
     ("name", "calibrated", "learning_rate"), [("MobileNetV2", True, 1e-5), ("ResNet50", False, 1e-3)]
 )
@@ -254,8 +256,8 @@ def test_keras_applications_are_factored_entirely_and_collapse_back(name, calibr
     assert f"{len(plain)} kernels factored" in capsys.readouterr().out
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 32, 32, 3)).astype("float32")
-    a = np.asarray(model(x, training=False))
-    assert np.max(np.abs(np.asarray(deep(x, training=False)) - a)) <= 1e-4 * np.max(np.abs(a))
+    a = numpy(model(x, training=False))
+    assert np.max(np.abs(numpy(deep(x, training=False)) - a)) <= 1e-4 * np.max(np.abs(a))
     norms = [layer for layer in deep._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
     if calibrated:
         for layer in norms:
@@ -267,18 +269,18 @@ def test_keras_applications_are_factored_entirely_and_collapse_back(name, calibr
         EndToEnd(learning_rate, depth=2, matrix_views=matrix_views(deep)), loss=keras.losses.MeanSquaredError()
     )
     factors = [v for v in deep.trainable_weights if "kernel_" in v.path]
-    before = [np.asarray(v) for v in factors]
+    before = [numpy(v) for v in factors]
     history = deep.fit(x, np.ones((2, 10)), epochs=3, verbose=0).history["loss"]
     assert np.isfinite(history).all() and history[-1] < history[0], history
-    assert len(factors) == 2 * len(plain) and all(not np.array_equal(b, np.asarray(v)) for b, v in zip(before, factors))
+    assert len(factors) == 2 * len(plain) and all(not np.array_equal(b, numpy(v)) for b, v in zip(before, factors))
     flat = tfovp.collapse(deep)
     assert [type(layer) for layer in flat.layers] == [type(layer) for layer in model.layers]
-    trained = np.asarray(deep(x, training=False))
+    trained = numpy(deep(x, training=False))
     assert np.isfinite(trained).all()
-    assert np.max(np.abs(np.asarray(flat(x, training=False)) - trained)) <= 1e-3 * np.max(np.abs(trained))
+    assert np.max(np.abs(numpy(flat(x, training=False)) - trained)) <= 1e-3 * np.max(np.abs(trained))
     for saved, tag in ((deep, "deep"), (flat, "flat")):
         saved.save(tmp_path / f"{tag}.keras")
-        np.save(tmp_path / f"{tag}.npy", np.asarray(saved(x, training=False)))
+        np.save(tmp_path / f"{tag}.npy", numpy(saved(x, training=False)))
         code = (
             "import keras, tfovp, numpy as np\n"
             f"m = keras.models.load_model({str(tmp_path / f'{tag}.keras')!r})\n"

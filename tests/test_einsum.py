@@ -11,6 +11,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy as numpy  # torch: outputs that require grad
 
 import tfovp
 from tfovp import end_to_end
@@ -32,7 +33,7 @@ def test_matrix_view(equation, view):
     assert matrix_view(equation) == view
     kernel = np.arange(24.0).reshape((2, 3, 4)[: len(view.perm)] if len(view.perm) == 3 else (4, 6))
     back = view.to_kernel(view.to_matrix(kernel), kernel.shape)
-    np.testing.assert_array_equal(np.asarray(back), kernel)
+    np.testing.assert_array_equal(numpy(back), kernel)
 
 
 def test_matrix_view_refuses_what_is_not_a_matrix():
@@ -53,7 +54,7 @@ def test_factored_einsum_dense_is_the_einsum_of_the_product_kernel():
     matrix = values[0] @ values[1] @ values[2]  # (2 * 6) x 5, rows = (c, d) in C order
     kernel = matrix.reshape(2, 6, 5)
     expected = np.einsum("abcd,cde->abe", x, kernel) + values[3]
-    np.testing.assert_allclose(layer(x), expected, rtol=1e-12)
+    np.testing.assert_allclose(numpy(layer(x)), expected, rtol=1e-12)
     assert [tuple(w.shape) for w in layer.weights] == [(12, 4), (4, 7), (7, 5), (5,)]
 
 
@@ -81,7 +82,7 @@ def test_overparameterize_and_collapse_an_attention_model(tmp_path):
     assert kinds["attention"] is FactoredMultiHeadAttention and kinds["mlp"] is FactoredEinsumDense
     assert all(type(p) is FactoredEinsumDense for p in deep.get_layer("attention").projections().values())
     # Function kept (float32: a balanced factorization is exact up to round-off).
-    np.testing.assert_allclose(deep(_x()), model(_x()), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(numpy(deep(_x())), numpy(model(_x())), rtol=1e-4, atol=1e-5)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # input model untouched
     # collapse(overparameterize(m)) is m again, weight by weight.
     flat = tfovp.collapse(deep)
@@ -90,15 +91,17 @@ def test_overparameterize_and_collapse_an_attention_model(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     # Saved and loaded without custom_objects; the collapsed model needs no tfovp at all.
     deep.save(tmp_path / "deep.keras")
-    np.testing.assert_allclose(keras.models.load_model(tmp_path / "deep.keras")(_x()), deep(_x()), rtol=1e-6)
+    loaded = keras.models.load_model(tmp_path / "deep.keras")
+    np.testing.assert_allclose(numpy(loaded(_x())), numpy(deep(_x())), rtol=1e-6)
     flat.save(tmp_path / "flat.keras")
     np.save(tmp_path / "x.npy", _x())
-    np.save(tmp_path / "y.npy", np.asarray(flat(_x())))
+    np.save(tmp_path / "y.npy", numpy(flat(_x())))
     script = (
         "import sys; sys.modules['tfovp'] = None\n"
         "import numpy as np, keras\n"
         f"m = keras.models.load_model({str(tmp_path / 'flat.keras')!r})\n"
-        f"np.testing.assert_allclose(m(np.load({str(tmp_path / 'x.npy')!r})), np.load({str(tmp_path / 'y.npy')!r}),"
+        f"y = keras.ops.convert_to_numpy(m(np.load({str(tmp_path / 'x.npy')!r})))\n"
+        f"np.testing.assert_allclose(y, np.load({str(tmp_path / 'y.npy')!r}),"
         " rtol=1e-6)\n"
     )
     env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin"}
@@ -139,8 +142,8 @@ def test_end_to_end_on_an_einsum_kernel_equals_the_rule_on_its_matrix():
     dense.compile(optimizer=EndToEnd(0.05, depth=3), loss="mse")
     dense.fit(x, y.reshape(8, 5, 6), batch_size=8, epochs=1, verbose=0, shuffle=False)
 
-    np.testing.assert_allclose(np.asarray(einsum.kernel).reshape(4, 6), dense.layers[0].get_weights()[0], rtol=1e-10)
-    assert not np.allclose(np.asarray(einsum.kernel), kernel)  # it moved
+    np.testing.assert_allclose(numpy(einsum.kernel).reshape(4, 6), dense.layers[0].get_weights()[0], rtol=1e-10)
+    assert not np.allclose(numpy(einsum.kernel), kernel)  # it moved
     # The views survive serialization.
     restored = keras.optimizers.deserialize(json.loads(json.dumps(keras.optimizers.serialize(model.optimizer))))
     assert restored.matrix_views == {"proj/kernel": {"perm": [0, 1, 2], "row_axes": 1}}

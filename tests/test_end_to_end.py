@@ -151,7 +151,7 @@ def test_theorem2_field_is_not_a_gradient_for_depth_three():
 
 
 def test_bad_arguments_name_the_value():
-    w = np.ones((2, 3))
+    w = np.ones((2, 3), "float32")
     with pytest.raises(ValueError, match="depth=0"):
         e2e.precondition(w, w, 0)
     with pytest.raises(ValueError, match="gradient.shape"):

@@ -10,6 +10,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy as numpy  # torch: outputs that require grad
 
 import tfovp
 from tfovp import diagnostics, factoring
@@ -65,17 +66,17 @@ def test_function_is_preserved(build, dtype, tolerance, depth):
     before = [w.copy() for w in model.get_weights()]
     deep = tfovp.overparameterize(model, depth=depth)
     assert "Dense" not in _types(deep) and _types(deep).count("FactoredDense") == _types(model).count("Dense")
-    np.testing.assert_allclose(deep(x), model(x), rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(numpy(deep(x)), numpy(model(x)), rtol=tolerance, atol=tolerance)
     for layer in tfovp.callbacks.factored_layers(deep):
         assert layer.depth == depth
-        relative = diagnostics.balancedness([np.asarray(f, np.float64) for f in layer.factors], relative=True)
+        relative = diagnostics.balancedness([numpy(f).astype(np.float64) for f in layer.factors], relative=True)
         assert max(relative) < 1e-5
     # The input model is untouched.
     for old, new in zip(before, model.get_weights()):
         np.testing.assert_array_equal(old, new)
     back = tfovp.collapse(deep)
     assert _types(back) == _types(model)
-    np.testing.assert_allclose(back(x), model(x), rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(numpy(back(x)), numpy(model(x)), rtol=tolerance, atol=tolerance)
     for old, new in zip(model.get_weights(), back.get_weights()):
         np.testing.assert_allclose(new, old, rtol=tolerance, atol=tolerance)
 
@@ -138,7 +139,7 @@ def test_save_load_round_trip_with_optimizer(tmp_path):
     path = tmp_path / "deep.keras"
     deep.save(path)
     loaded = keras.models.load_model(path)
-    np.testing.assert_allclose(loaded(x), deep(x), rtol=1e-6)
+    np.testing.assert_allclose(numpy(loaded(x)), numpy(deep(x)), rtol=1e-6)
     assert isinstance(loaded.optimizer, tfovp.optimizers.EndToEnd) and loaded.optimizer.depth == 2
     assert loaded.optimizer.rule_weight_decay == 1e-3
     loaded.fit(x, y, epochs=1, verbose=0)
@@ -151,7 +152,7 @@ def test_cli_round_trip_and_collapsed_model_loads_without_tfovp(tmp_path):
     assert convert_main(["overparameterize", str(source), str(deep_path), "--depth", "3"]) == 0
     deep = keras.models.load_model(deep_path)
     assert isinstance(deep.layers[0], FactoredDense)
-    np.testing.assert_allclose(deep(_x()), model(_x()), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(numpy(deep(_x())), numpy(model(_x())), rtol=1e-5, atol=1e-5)
     assert convert_main(["collapse", str(deep_path), str(flat_path)]) == 0
     # From the shell too, where nothing has imported tfovp's layers before the load.
     shell = subprocess.run(
@@ -162,7 +163,7 @@ def test_cli_round_trip_and_collapsed_model_loads_without_tfovp(tmp_path):
     )
     assert shell.returncode == 0 and shell.stdout.startswith("collapse:"), shell.stderr[-2000:]
     np.save(tmp_path / "x.npy", _x())
-    np.save(tmp_path / "y.npy", np.asarray(model(_x())))
+    np.save(tmp_path / "y.npy", numpy(model(_x())))
     script = (
         "import sys; sys.modules['tfovp'] = None\n"  # any import of tfovp fails
         "import numpy as np, keras\n"

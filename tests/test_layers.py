@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy as numpy  # torch: outputs that require grad
 
 from tfovp import initializers
 from tfovp.layers import DeepLinear, FactoredDense
@@ -25,7 +26,7 @@ def test_deep_linear_weights_and_output():
     layer.set_weights(values)
     x = rng.normal(size=(7, 5))
     expected = x @ values[0] @ values[1] @ values[2]
-    np.testing.assert_allclose(layer(x), expected, rtol=1e-12)
+    np.testing.assert_allclose(numpy(layer(x)), expected, rtol=1e-12)
     np.testing.assert_allclose(layer.end_to_end(), values[0] @ values[1] @ values[2], rtol=1e-12)
 
 
@@ -55,9 +56,9 @@ def test_factored_dense_equals_dense_with_product_kernel():
     assert [tuple(w.shape) for w in layer.weights] == [(4, 3), (3, 3), (3,)]
     dense = keras.layers.Dense(3, activation="relu", dtype="float64")
     dense.build((None, 4))
-    dense.set_weights([np.asarray(layer.kernel), np.asarray(layer.bias)])
+    dense.set_weights([numpy(layer.kernel), numpy(layer.bias)])
     x = np.random.default_rng(2).normal(size=(10, 4))
-    np.testing.assert_allclose(layer(x), dense(x), rtol=1e-12)
+    np.testing.assert_allclose(numpy(layer(x)), numpy(dense(x)), rtol=1e-12)
 
 
 def test_factored_dense_list_initializer_and_rank3_input():
@@ -85,7 +86,7 @@ def test_regularizers_on_product_and_factors():
         dtype="float64",
     )
     layer(np.ones((1, 3)))
-    kernel = np.asarray(layer.kernel)
+    kernel = numpy(layer.kernel)
     factors = layer.get_weights()
     expected = 0.5 * np.sum(kernel**2) + 0.25 * sum(np.sum(f**2) for f in factors)
     np.testing.assert_allclose(sum(float(v) for v in layer.losses), expected, rtol=1e-12)
@@ -112,7 +113,7 @@ def test_config_round_trip_and_saved_model(layer, tmp_path):
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
-    np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
+    np.testing.assert_allclose(numpy(loaded(x)), numpy(model(x)), rtol=1e-6)
     assert type(loaded.layers[0]) is type(layer)
 
 

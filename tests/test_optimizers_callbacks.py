@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from gradients import model_gradients
+from keras.ops import convert_to_numpy as numpy  # torch: outputs that require grad
 from kronecker import precondition_kronecker
 
 import tfovp
@@ -142,7 +143,7 @@ def test_monitor_writes_the_expected_tags(tmp_path):
     assert expected <= set(tags)
     assert sorted(tags["f/end_to_end_norm"]) == [0, 2, 4, 5]  # 6 batches, every second one, and the end
     final = float(tf.make_ndarray(tags["f/end_to_end_norm"][5].tensor))
-    np.testing.assert_allclose(final, np.linalg.norm(np.asarray(model.layers[0].kernel)), rtol=1e-6)
+    np.testing.assert_allclose(final, np.linalg.norm(numpy(model.layers[0].kernel)), rtol=1e-6)
     relative = diagnostics.balancedness(model.layers[0].factors, relative=True)[1]
     np.testing.assert_allclose(float(tf.make_ndarray(tags["f/balancedness_1"][5].tensor)), relative, rtol=1e-5)
     assert "about ||W_j||_F^2" in tags["f/balancedness_1"][5].metadata.summary_description

@@ -11,12 +11,14 @@ def _as_arrays(factors):
     return [np.asarray(getattr(f, "numpy", lambda f=f: f)(), dtype=np.float64) for f in factors]
 
 
-def gram_residuals(factors):
+def gram_residuals(factors, ops=None):
     """(..., N-1, 2) tensor: per adjacent pair of factors (Keras orientation, any leading
     batch axes) the Eq. 7 residual ||kernel_j kernel_j^T - kernel_{j-1}^T kernel_{j-1}||_F
-    and its scale, the larger Frobenius norm of the two Gram matrices. Keras ops, so that
-    `balancedness` and the compiled `tfovp.sweep` loop share it."""
-    from keras import ops  # here: the module loads without Keras (command lines' --help)
+    and its scale, the larger Frobenius norm of the two Gram matrices. Keras ops by
+    default (the compiled `tfovp.sweep` loop), NumPy with `ops=numpy` (`balancedness`:
+    float64 on every backend, where PyTorch's Keras ops would compute it in float32)."""
+    if ops is None:
+        from keras import ops  # here: the module loads without Keras (command lines' --help)
 
     pairs = []
     for lower, upper in zip(factors[:-1], factors[1:]):
@@ -36,7 +38,7 @@ def balancedness(factors, relative=False):
     Frobenius norms (0 if both are 0). Returns a list of N-1 values (arrays if the
     factors are batched).
     """
-    terms = np.asarray(gram_residuals(_as_arrays(factors)))
+    terms = gram_residuals(_as_arrays(factors), ops=np)
     value, size = terms[..., 0], terms[..., 1]
     if relative:
         value = np.where(size > 0, value / np.where(size > 0, size, 1.0), 0.0)

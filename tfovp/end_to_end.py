@@ -21,14 +21,17 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfovp.checks import check_choice, check_int, check_real
+from tfovp.checks import check_choice, check_float_dtype, check_int, check_real
 
 METHODS = ("auto", "svd", "gram", "closed_form")
 
 
 def _tensor(x, dtype=None):
     """A tensor from arrays, Keras variables and raw tf.Variables (which TensorFlow counts
-    as tensors, so `convert_to_tensor` would hand them back unchanged)."""
+    as tensors, so `convert_to_tensor` would hand them back unchanged). float64 input is
+    refused where the backend would compute it in float32 (`check_float_dtype`)."""
+    if dtype is None and hasattr(x, "dtype"):
+        check_float_dtype("kernel", keras.backend.standardize_dtype(x.dtype))
     x = ops.convert_to_tensor(x, dtype=dtype)
     return x if hasattr(x, "ndim") else ops.copy(x)
 

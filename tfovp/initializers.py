@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from tfovp._factors import product
-from tfovp.checks import check_real
+from tfovp.checks import check_float_dtype, check_real
 
 PACKAGE = "tfovp"
 
@@ -56,7 +56,7 @@ class FactorInitializer(keras.initializers.Initializer):
 
 
 def _to_dtype(arrays, dtype):
-    dtype = keras.backend.standardize_dtype(dtype or keras.backend.floatx())
+    dtype = check_float_dtype("dtype", keras.backend.standardize_dtype(dtype or keras.backend.floatx()))
     return [keras.ops.convert_to_tensor(np.asarray(a), dtype=dtype) for a in arrays]
 
 

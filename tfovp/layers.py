@@ -11,14 +11,16 @@ from keras import ops
 
 from tfovp import initializers
 from tfovp._factors import factor_shapes, hidden_widths_list, product
-from tfovp.checks import check_int
+from tfovp.checks import check_float_dtype, check_int
 
 PACKAGE = "tfovp"
 
 
 def add_factor_weights(layer, shapes, values):
     """The factors kernel_0 ... kernel_{N-1} of a factored layer, started at `values`,
-    with the layer's factor regularizer and (per-factor) kernel constraint."""
+    with the layer's factor regularizer and (per-factor) kernel constraint; a float64
+    layer is refused where the backend would compute it in float32 (`check_float_dtype`)."""
+    check_float_dtype("dtype", layer.variable_dtype)
     return [
         layer.add_weight(
             name=f"kernel_{j}",

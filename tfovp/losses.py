@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from tfovp.checks import check_real
+from tfovp.checks import check_float_dtype, check_real
 
 
 def lp_terms(residual, p):
@@ -40,6 +40,8 @@ class LpLoss(keras.losses.Loss):
 
     def __init__(self, p=2, reduction="sum_over_batch_size", name=None, dtype=None):
         self.p = check_real("p", p, minimum=1.0)
+        if dtype is not None:
+            check_float_dtype("dtype", keras.backend.standardize_dtype(dtype))
         super().__init__(name=name or f"l{p:g}_loss", reduction=reduction, dtype=dtype)
 
     def call(self, y_true, y_pred):

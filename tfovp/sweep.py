@@ -481,7 +481,7 @@ def _program():
         return JaxSweepProgram
     raise ValueError(
         f"tfovp.sweep runs on the TensorFlow and JAX backends (one compiled loop); Keras runs on {backend!r}: "
-        "set KERAS_BACKEND=tensorflow or jax. Received: backend={backend!r}"
+        f"set KERAS_BACKEND=tensorflow or jax. Received: backend={backend!r}"
     )
 
 

@@ -63,7 +63,9 @@ def swap(owner, old, new):
     locked = tracker.locked
     tracker.unlock()  # a built layer refuses new state; this swap keeps its state's shape
     try:
-        for name, value in list(vars(owner).items()):
+        # PyTorch keeps a module's sublayers in its `_modules`, not in the instance dict.
+        attributes = {**vars(owner), **dict(getattr(owner, "_modules", None) or {})}
+        for name, value in list(attributes.items()):
             if value is old:
                 setattr(owner, name, new)  # the tracker appends `new`; its place is fixed below
                 found = True
