@@ -40,6 +40,7 @@ from tfovp.tuning import RHO
 # The map's settings whose 10^5 verdicts decided its text (results/acceleration-deciding-1e5.md).
 DECIDING = ("synthetic-2dec", "synthetic-4dec", "noisy-0dec", "noisy-2dec", "noisy-4dec", "std0.1", "identity")
 FACTORS = (2.0, 10.0)
+PAGE_LEVELS = (0.1, 0.01, 0.001, 0.0001)  # the map's three summary levels and the deciding settings' tightest
 SEEDS_FOLDER = "seeds"
 EVERY, NONE, VARIES = "in every seed", "in no seed", "varies with the seed"
 
@@ -262,7 +263,7 @@ def _cell(values):
 
 def page_body(found, seeds):
     short = {"established": "E", "within noise": "n", "no": "–"}
-    levels = acceleration.SUMMARY_LEVELS
+    levels = PAGE_LEVELS
     lines = [
         "## Per setting and depth",
         "",
