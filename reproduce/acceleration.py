@@ -162,15 +162,8 @@ class Config(cli.ClusterConfig):
             lambda s: s in SETTINGS,
             ", ".join(SETTINGS),
         )
-        cli.check(1 <= self.steps <= cli.MAX_STEPS, f"--steps {self.steps}: expected an integer from 1")
-        cli.check_values("lrs", self.lrs, lambda r: math.isfinite(r) and r > 0, "finite numbers > 0")
         cli.check(self.seed >= 0, f"--seed {self.seed}: expected an integer >= 0")
-        cli.check(math.isfinite(self.rho) and self.rho > 1, f"--rho {self.rho:g}: expected a ratio > 1")
-        cli.check_tag(self.tag)
-        cli.check(
-            self.data_dir is None or pathlib.Path(self.data_dir).is_dir(), f"--data-dir {self.data_dir}: no such folder"
-        )
-        self.check_cluster()
+        check_run_flags(self)
 
     @property
     def name(self):
@@ -179,6 +172,20 @@ class Config(cli.ClusterConfig):
     @property
     def tuning_ratio(self):
         return None if self.no_tune else self.rho
+
+
+def check_run_flags(config):
+    """The checks of the flags a map run shares with its runs over seeds
+    (`reproduce.acceleration_seeds`): budget, grid, rho, tag, data folder, cluster."""
+    cli.check(1 <= config.steps <= cli.MAX_STEPS, f"--steps {config.steps}: expected an integer from 1")
+    cli.check_values("lrs", config.lrs, lambda r: math.isfinite(r) and r > 0, "finite numbers > 0")
+    cli.check(math.isfinite(config.rho) and config.rho > 1, f"--rho {config.rho:g}: expected a ratio > 1")
+    cli.check_tag(config.tag)
+    cli.check(
+        config.data_dir is None or pathlib.Path(config.data_dir).is_dir(),
+        f"--data-dir {config.data_dir}: no such folder",
+    )
+    config.check_cluster()
 
 
 @dataclasses.dataclass

@@ -67,14 +67,7 @@ class Config(cli.ClusterConfig):
             self.quick or len(self.seeds) >= MIN_SEEDS,
             f"--seeds {','.join(map(str, self.seeds))}: expected at least {MIN_SEEDS} seeds (the seed rule's)",
         )
-        cli.check(1 <= self.steps <= cli.MAX_STEPS, f"--steps {self.steps}: expected an integer from 1")
-        cli.check_values("lrs", self.lrs, lambda r: math.isfinite(r) and r > 0, "finite numbers > 0")
-        cli.check(math.isfinite(self.rho) and self.rho > 1, f"--rho {self.rho:g}: expected a ratio > 1")
-        cli.check_tag(self.tag)
-        cli.check(
-            self.data_dir is None or pathlib.Path(self.data_dir).is_dir(), f"--data-dir {self.data_dir}: no such folder"
-        )
-        self.check_cluster()
+        acceleration.check_run_flags(self)
 
     @property
     def name(self):

@@ -23,17 +23,16 @@ def _cases(backend, folder):
         install = "pip install -e '.[jax]'" if backend == "jax" else "pip install torch"
         pytest.skip(f"{backend} is not installed ({install})")
     out = pathlib.Path(folder) / f"{backend}.json"
-    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_ENABLE_X64": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "backend_cases.py"), str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _run_on(backend, [str(ROOT / "tests" / "backend_cases.py"), str(out)])
     return json.loads(out.read_text())
+
+
+def _run_on(backend, arguments, **env):
+    """Run `python ARGUMENTS` in the repository on `backend` (JAX with 64-bit floats);
+    fails the test with its stderr's end if it fails."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_ENABLE_X64": "1", "TF_CPP_MIN_LOG_LEVEL": "3", **env}
+    done = subprocess.run([sys.executable, *arguments], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -106,16 +105,7 @@ def test_figure3_quick_gives_the_same_verdicts_on_jax(data_dir, tmp_path):
     finals, verdicts = {}, {}
     for backend in ("tensorflow", "jax"):
         out = tmp_path / backend
-        env = {**os.environ, "KERAS_BACKEND": backend, "JAX_ENABLE_X64": "1", "TFOVP_DATA_DIR": data_dir}
-        done = subprocess.run(
-            [sys.executable, "-m", "reproduce.figure3", "--quick", "--out", str(out)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
+        _run_on(backend, ["-m", "reproduce.figure3", "--quick", "--out", str(out)], TFOVP_DATA_DIR=data_dir)
         verdicts[backend] = {
             (r["claim"], r["setting"]): r["verdict"] for r in json.loads((out / "claims.json").read_text())
         }
