@@ -129,19 +129,25 @@ class SettingOverSeeds:
     setting: str
     depth: int
     per_seed: dict  # factor -> [class of each seed]
-    over_seeds: dict  # factor -> EVERY / NONE / VARIES
     speedups: dict  # seed -> Comparison
+
+    @property
+    def over_seeds(self):
+        """factor -> EVERY / NONE / VARIES (`over_the_seeds` of each factor's classes)."""
+        return {factor: over_the_seeds(classes) for factor, classes in self.per_seed.items()}
 
 
 def over_the_seeds(classes):
-    """The seed rule on the classes of `reproduce.report.at_least`, one per seed."""
+    """The seed rule (`criteria.seeds.over_seeds`) on the classes of
+    `reproduce.report.at_least`, one per seed, read as verdicts: established a PASS, no a
+    FAIL, within noise undecided."""
     from reproduce.report import ESTABLISHED, NOT_REACHED
+    from reproduce.study.claims import FAIL, INCONCLUSIVE, PASS
+    from reproduce.study.criteria.seeds import over_seeds
 
-    if classes and all(c == ESTABLISHED for c in classes):
-        return EVERY
-    if classes and all(c == NOT_REACHED for c in classes):
-        return NONE
-    return VARIES
+    verdicts = {ESTABLISHED: PASS, NOT_REACHED: FAIL}
+    holds = over_seeds(verdicts.get(c, INCONCLUSIVE) for c in classes)
+    return {True: EVERY, False: NONE, None: VARIES}[holds]
 
 
 def combine(runs, factors=FACTORS):
@@ -161,11 +167,7 @@ def combine(runs, factors=FACTORS):
             if len(comparisons) != len(seeds):
                 continue  # a seed without a tuned comparison (every rate diverged): not classified
             per_seed = {f: [at_least(comparisons[s], f) for s in seeds] for f in factors}
-            found.append(
-                SettingOverSeeds(
-                    name, depth, per_seed, {f: over_the_seeds(c) for f, c in per_seed.items()}, comparisons
-                )
-            )
+            found.append(SettingOverSeeds(name, depth, per_seed, comparisons))
     return found
 
 
@@ -184,8 +186,7 @@ def rows(found):
     out = []
     for item in found:
         for seed, c in sorted(item.speedups.items()):
-            one = c.one_rate.speedups if c.one_rate is not None else (None,) * len(c.speedups)
-            for s, o in zip(c.speedups, one):
+            for s, o in zip(c.speedups, c.one_rate_speedups):
                 out.append(
                     {
                         "setting": item.setting,

@@ -693,6 +693,7 @@ def read_summary(path, keys):
 
 
 STUDIES = ("theorem2", "section7", "acceleration", "blog_l4")  # stems whose outputs get a generic page
+OWN_PAGES = ("acceleration-seeds",)  # studies among them that write their own page (their module's tables)
 STUDY_KEYS = ("figure", "command", "versions", "machine", "elapsed_seconds")
 
 
@@ -744,7 +745,8 @@ def pages(out):
             else:
                 sections[path.stem] = appendix_c_section(read_summary(path, APPENDIX_C_KEYS), table, reference)
     for path in sorted(p for stem in STUDIES for p in out.glob(f"{stem}*.json")):
-        sections[path.stem] = study_section(read_summary(path, STUDY_KEYS), out)
+        if not path.stem.startswith(OWN_PAGES):
+            sections[path.stem] = study_section(read_summary(path, STUDY_KEYS), out)
     return sections
 
 
@@ -779,10 +781,9 @@ def page_index(sections):
     return (
         "One page per figure and study: what the run shows, then what is generated from its JSON (command, "
         "machine, versions, settings, per curve the selected rate, the iterations to each level, the diverged and "
-        "stalled rates, the tuned rate, and the verdicts); the sensitivity study and the 2024 student reproduction "
-        "write their own (`sensitivity.md`, `peer_2024.md`):\n\n"
-        + "\n".join(f"- [`{name}`]({name}.md)" for name in sections)
-        + "\n"
+        "stalled rates, the tuned rate, and the verdicts); the sensitivity study, the 2024 student reproduction "
+        "and the map over seeds write their own (`sensitivity.md`, `peer_2024.md`, "
+        "`acceleration-seeds-deciding-1e5.md`):\n\n" + "\n".join(f"- [`{name}`]({name}.md)" for name in sections) + "\n"
     )
 
 

@@ -158,8 +158,7 @@ def speedup_rows(name, by_seed):
     for seed, data in sorted(by_seed.items()):
         for key, record in (data.get("speedup") or {}).items():
             c = Comparison.from_json(record, key)
-            one = c.one_rate.speedups if c.one_rate is not None else (None,) * len(c.speedups)
-            for s, o in zip(c.speedups, one):
+            for s, o in zip(c.speedups, c.one_rate_speedups):
                 rows.append(
                     {
                         "figure": name,

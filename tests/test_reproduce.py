@@ -1034,6 +1034,18 @@ def test_the_map_over_seeds_trains_each_seed_once_and_takes_seed_0_from_the_maps
     assert stopped.value.code == 2
 
 
+def test_the_report_leaves_the_map_over_seeds_its_own_page(tmp_path):
+    """`reproduce.report` writes a generic page for a map run, never over the page (and its
+    tables) that reproduce.acceleration_seeds writes for itself."""
+    from reproduce import report
+
+    envelope = {"figure": "", "command": "c", "versions": {"python": "3", "tensorflow": "2", "keras": "3"},
+                "machine": {"processor": "x", "cpu_count": 2}, "elapsed_seconds": 1.0, "config": {}}  # fmt: skip
+    for name in ("acceleration-budget", "acceleration-seeds-deciding-1e5"):
+        (tmp_path / f"{name}.json").write_text(json.dumps({**envelope, "figure": name}))
+    assert list(report.pages(tmp_path)) == ["acceleration-budget"]
+
+
 def test_a_run_of_one_panel_keeps_the_other_panels_entries(tmp_path):
     path = tmp_path / "figure5.json"
     left = {"claim": "l4: identity init, deeper is faster", "panel": "left", "verdict": "FAIL"}

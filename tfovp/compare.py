@@ -33,6 +33,7 @@ about that budget (a longer run can pick other learning rates).
 """
 
 import dataclasses
+import functools
 import math
 import pathlib
 import sys
@@ -85,7 +86,12 @@ class DepthComparison:
 
     def tuning(self, depth):
         """The `tfovp.tuning.Tuning` of a depth (None if not tuned)."""
-        return self.families[depth].tuning()
+        return self._tunings[depth]
+
+    @functools.cached_property
+    def _tunings(self):
+        # built once: every time, rate and speed-up of the report reads them
+        return {depth: family.tuning() for depth, family in self.families.items()}
 
     def times(self, depth, grid=False):
         """(J,) iterations depth `depth` needs to settle below every level (inf: not
@@ -98,7 +104,7 @@ class DepthComparison:
             return speedup.family_times(family.with_tuned())
         return self.tuning(depth).single_rate(self.target_level)[1]
 
-    @property
+    @functools.cached_property
     def target_level(self):
         """The level the one-rate protocol chooses each depth's rate at: the tightest
         level any depth reaches with its tuned rates (index into `levels`), or

@@ -207,10 +207,12 @@ class CurveFamily:
 
     def of_seed(self, seed):
         """The family of one seed's copies (its tuning included)."""
-        columns = self.columns(seed)
-        picked = {name: _take(getattr(self, name), columns, axis) for name, axis in _COPY_AXES.items()}
         tuned = None if self.tuned is None else self.tuned.of_seed(seed)
-        return dataclasses.replace(self, **picked, tuned=tuned)
+        return dataclasses.replace(self, **self._copies(self.columns(seed)), tuned=tuned)
+
+    def _copies(self, columns):
+        """{field: its values at copies `columns`} of every per-copy field."""
+        return {name: _take(getattr(self, name), columns, axis) for name, axis in _COPY_AXES.items()}
 
     def at_rate(self, learning_rate):
         """The copies (every seed) at one learning rate, the tuning's included, as an
@@ -219,8 +221,7 @@ class CurveFamily:
         columns = np.flatnonzero(np.isclose(merged.learning_rates, learning_rate, rtol=1e-12, atol=0.0))
         if columns.size == 0:
             raise KeyError(f"curve family {self.spec.label!r} has no learning rate {learning_rate:g}")
-        picked = {name: _take(getattr(merged, name), columns, axis) for name, axis in _COPY_AXES.items()}
-        return dataclasses.replace(merged, **picked, tuned=None, tuning_stages=None, rho=None)
+        return dataclasses.replace(merged, **merged._copies(columns), tuned=None, tuning_stages=None, rho=None)
 
     def summary(self, level, seed=None):
         """`convergence.SeedSummary` of one seed's learning rates at `level`."""

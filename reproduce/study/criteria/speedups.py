@@ -56,6 +56,12 @@ class Comparison:
     def tuned(self):
         return self.grid_speedups is not None
 
+    @property
+    def one_rate_speedups(self):
+        """The one-rate protocol's SpeedUp at every level, aligned with `speedups` (None
+        per level where the comparison has no one-rate record)."""
+        return self.one_rate.speedups if self.one_rate is not None else (None,) * len(self.speedups)
+
     def to_json(self, rates=True):
         """A JSON-ready dict (inf times as null; without the tuned rates per level unless
         `rates`, e.g. where a CSV holds them); `from_json` reads it back."""
