@@ -28,8 +28,16 @@ w*_i - n, so that the l_p optimum is exactly w* (by symmetry) and L* = n^p / p >
 the components of w* spanning 1, 10^2 or 10^4. The uncentered settings cross min-max and
 max-abs features with min-max and max-abs targets, with and without log1p.
 
+Budgets from one run: with --budgets 20000,100000 every family also keeps, after each
+of those steps, the last step its loss exceeded each level (`tfovp.sweep`'s snapshots),
+so that the run cut at a budget is exactly a run of that budget (`CurveFamily.truncated`),
+and the comparisons are tuned again within it: among the rates the full run's tuning
+tried (a rate that diverged after the budget counts as stable there; a best rate at the
+end of them is capped, its bracket as wide as the rates tried make it). They are written
+beside the run's (`<name>_budgets.csv`, the JSON's "budgets").
+
     python -m reproduce.acceleration [--quick] [--steps 100000] [--settings default,p2,...] [--tag 1e6]
-        [--cluster ray [--address HOST:6379]]
+        [--budgets 20000,100000] [--cluster ray [--address HOST:6379]]
 """
 
 import dataclasses
@@ -143,6 +151,9 @@ class Config(cli.ClusterConfig):
     seed: int = cli.setting(0, "initialization seed (>= 0)")
     rho: float = cli.setting(RHO, "tune every family's learning rate to within this ratio (> 1; tfovp.tuning)")
     no_tune: bool = cli.setting(False, "take the learning-rate grid as given (speed-ups on the grid alone)")
+    budgets: tuple[int, ...] = cli.setting(
+        (), "shorter budgets (< --steps) at which the same runs are tuned and compared again, e.g. 20000,100000"
+    )
     tag: str = cli.setting("", "suffix of the output files, e.g. 1e6: acceleration-1e6.*")
     data_dir: str | None = cli.setting(None, "folder with the datasets, searched before $TFOVP_DATA_DIR")
     resume: bool = cli.setting(False, "reuse families finished by an earlier (interrupted) run")
@@ -163,6 +174,9 @@ class Config(cli.ClusterConfig):
             ", ".join(SETTINGS),
         )
         cli.check(self.seed >= 0, f"--seed {self.seed}: expected an integer >= 0")
+        cli.check_values(
+            "budgets", self.budgets, lambda b: 1 <= b < self.steps, f"integers from 1 to --steps - 1 = {self.steps - 1}"
+        )
         check_run_flags(self)
 
     @property
@@ -204,6 +218,7 @@ class Measured:
     all_diverged: dict  # depth -> bool
     training_seconds: float  # of the setting's families, XLA compilation included
     non_monotone: dict = dataclasses.field(default_factory=dict)  # depth -> rates that diverged below a stable one
+    at_budgets: dict = dataclasses.field(default_factory=dict)  # shorter budget -> Measured of the run cut there
 
     @property
     def ratio(self):
@@ -225,9 +240,18 @@ def optimum_span(problem, p):
 
 
 def runner(setting, config, workdir, job):
-    """The FamilyRunner of one setting's families."""
+    """The FamilyRunner of one setting's families (a run that keeps shorter budgets has a
+    store of its own: its recorded steps differ)."""
     problem = setting.problem(config.data_dir)
-    folder = digest({"setting": dataclasses.asdict(setting), "lrs": config.lrs, "steps": config.steps})
+    budgets = tuple(sorted(set(getattr(config, "budgets", ()))))
+    folder = digest(
+        {
+            "setting": dataclasses.asdict(setting),
+            "lrs": config.lrs,
+            "steps": config.steps,
+            **({"budgets": list(budgets)} if budgets else {}),
+        }
+    )
     store = RecordStore(pathlib.Path(workdir) / ".curves" / "acceleration" / folder, CurveFamily.from_json)
     return FamilyRunner(
         problem,
@@ -239,12 +263,24 @@ def runner(setting, config, workdir, job):
         rho=config.tuning_ratio,
         resume=config.resume,
         job=job,
+        budgets=budgets,
     )
 
 
 def measure(setting, runner):
-    problem = runner.problem
+    """The setting's Measured at the runner's budget, and at each shorter budget it keeps
+    (the same families cut there and tuned within it)."""
     families = {spec.depth: runner.family(spec) for spec in setting.specs()}
+    measured = measure_families(setting, runner.problem, families, runner.steps)
+    measured.at_budgets = {
+        b: measure_families(setting, runner.problem, {n: f.truncated(b) for n, f in families.items()}, b)
+        for b in runner.budgets
+    }
+    return measured
+
+
+def measure_families(setting, problem, families, budget):
+    """What the map reads off one setting's families (depth -> CurveFamily) of `budget`."""
     base = families[1]
     tuned = {n: f.with_tuned() for n, f in families.items()}
     return Measured(
@@ -252,7 +288,7 @@ def measure(setting, runner):
         problem.reference_loss(setting.p),
         problem.optimum(setting.p),
         optimum_span(problem, setting.p),
-        {n: criteria.compare(f"depth {n}", families[n], "depth 1", base, runner.steps) for n in DEPTHS[1:]},
+        {n: criteria.compare(f"depth {n}", families[n], "depth 1", base, budget) for n in DEPTHS[1:]},
         {n: speedup.family_times(f) for n, f in tuned.items()},
         {n: speedup.family_times(f) for n, f in families.items()},
         {n: speedup.crossover(base.steps, speedup.envelope(tuned[1]), speedup.envelope(tuned[n])) for n in DEPTHS[1:]},
@@ -262,17 +298,21 @@ def measure(setting, runner):
     )
 
 
-def rows(measured):
+def rows(measured, budget=None):
     """One CSV row per setting, depth > 1 and level: S with both rates tuned (and the
-    tuned rates), and S on the grid alone."""
+    tuned rates), and S on the grid alone; with `budget`, of the runs cut at that budget
+    (a first column says which)."""
     out = []
     for m in measured:
+        if budget is not None:
+            m = m.at_budgets[budget]
         for n, c in m.comparisons.items():
             grid = c.grid_speedups or c.speedups
             rates = zip(c.baseline_rates or [None] * len(grid), c.contender_rates or [None] * len(grid))
             for index, (s, g, (rb, rc)) in enumerate(zip(c.speedups, grid, rates)):
                 out.append(
                     {
+                        **({} if budget is None else {"budget": budget}),
                         "setting": m.setting.name,
                         "factor": m.setting.factor,
                         "depth": n,
@@ -478,6 +518,9 @@ def run(config, workdir, job=None):
         import pandas as pd
 
         outputs.write_csv(out / f"{config.name}.csv", pd.DataFrame(rows(measured)))
+        if config.budgets:
+            table = [row for b in sorted(set(config.budgets)) for row in rows(measured, b)]
+            outputs.write_csv(out / f"{config.name}_budgets.csv", pd.DataFrame(table))
         _figures(measured, config, out)
         summary = RunSummary.now(
             config.name, job.command, config, started, sum(m.training_seconds for m in measured)
@@ -489,17 +532,25 @@ def run(config, workdir, job=None):
                     "optimum": m.optimum,
                     "initial_over_optimum": m.ratio,
                     "optimum_span": m.span,
-                    "crossovers": m.crossovers,
-                    "comparisons": {n: c.to_json(rates=False) for n, c in m.comparisons.items()},  # rates: CSV
-                    "all_diverged": m.all_diverged,
-                    "non_monotone_divergence": m.non_monotone,
+                    **_read_off(m),
                     "training_seconds": round(m.training_seconds, 1),
+                    **({"budgets": {str(b): _read_off(mb) for b, mb in m.at_budgets.items()}} if m.at_budgets else {}),
                 }
                 for m in measured
             },
         )
         outputs.write_json(out / f"{config.name}.json", summary)
         return summary
+
+
+def _read_off(measured):
+    """The JSON of what one budget of a setting shows (the tuned rates are in the CSV)."""
+    return {
+        "crossovers": measured.crossovers,
+        "comparisons": {n: c.to_json(rates=False) for n, c in measured.comparisons.items()},
+        "all_diverged": measured.all_diverged,
+        "non_monotone_divergence": measured.non_monotone,
+    }
 
 
 def main(argv=None):

@@ -265,8 +265,6 @@ def budget_table(out):
     rows = budget_rows(out)
     if not rows:
         return ""
-    budgets = sorted({b for found in rows.values() for b in found})
-    head = " | ".join(f"{b:,} iterations" for b in budgets)
     lines = [
         "S(e) = T_linear / T_depth with both rates tuned, per budget, at e = "
         + ", ".join(f"{level:.3g}" for level in BUDGET_LEVELS)
@@ -279,13 +277,55 @@ def budget_table(out):
         "runs measure one budget (the map and its rerun of the deciding settings, the search extended until "
         "bracketed), the one with fewer bounds is shown.",
         "",
-        f"| setting | depth | {head} |",
+        *_budget_grid(rows),
+    ]
+    for path in sorted(pathlib.Path(out).glob("acceleration*.json")):
+        summary = read_summary(path, ())
+        if one_run_rows(summary):
+            lines += ["", *one_run_lines(summary)]
+    return "\n".join(lines) + "\n"
+
+
+def _budget_grid(rows):
+    """The table of `budget_rows`-like {(setting, depth): {budget: comparison}}."""
+    budgets = sorted({b for found in rows.values() for b in found})
+    lines = [
+        f"| setting | depth | {' | '.join(f'{b:,} iterations' for b in budgets)} |",
         "|---|---:|" + "---|" * len(budgets),
     ]
     for (setting, n), found in sorted(rows.items()):
         cells = [_budget_cell(found[b]) if b in found else "" for b in budgets]
         lines.append(f"| {setting} | {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def one_run_rows(summary):
+    """{(setting, depth): {budget: comparison JSON}} of a map run that kept shorter budgets
+    (`reproduce.acceleration --budgets`): its own budget and each kept one, from the same
+    families."""
+    found = {}
+    for setting, data in summary.get("settings", {}).items():
+        kept = data.get("budgets") or {}
+        for budget, at in kept.items():
+            for n, c in at["comparisons"].items():
+                found.setdefault((setting, int(n)), {})[int(budget)] = c
+        for n, c in (data.get("comparisons") or {}).items() if kept else ():
+            found.setdefault((setting, int(n)), {})[int(summary["config"]["steps"])] = c
+    return found
+
+
+def one_run_lines(summary):
+    """The budget table of one run cut at each budget it kept (`one_run_rows`)."""
+    return [
+        f"From one run cut at each budget, `{summary['command']}`: every family trained once for "
+        f"{summary['config']['steps']:,} iterations, the tracking of each level kept after each shorter budget, "
+        "so that the run cut there is exactly a run of that budget, and both rates tuned again within it among "
+        "the rates the full run's tuning tried (a rate that diverged later counts as stable; a best rate at the "
+        "end of those is capped and S the bound it then is; brackets as wide as the rates tried: "
+        "`_budgets.csv`). S(e) at e = " + ", ".join(f"{level:.3g}" for level in BUDGET_LEVELS) + ":",
+        "",
+        *_budget_grid(one_run_rows(summary)),
+    ]
 
 
 def _budget_cell(comparison):
@@ -714,6 +754,8 @@ def study_section(summary, out):
         lines += ["", f"![{name}]({name}.png)"]
     if "settings" in summary and "config" in summary:
         lines += ["", *_map_lines(summary), "", *tally_lines(summary)]
+        if one_run_rows(summary):
+            lines += ["", *one_run_lines(summary)]
     if summary.get("claims"):
         lines += ["", "| claim | criterion | measured | verdict |", "|---|---|---|---|"]
         lines += [

@@ -757,6 +757,24 @@ def test_acceleration_quick(data_dir, tmp_path):
     written = json.loads((tmp_path / "acceleration.json").read_text())["settings"]["default"]
     assert set(written["non_monotone_divergence"]) == {"1", "2", "3", "4"}
     assert len(written["comparisons"]["2"]["contender_capped"]) == len(written["comparisons"]["2"]["levels"])
+    # The same run keeping a shorter budget: its own outputs unchanged (the same trajectories
+    # and recorded steps), and beside them the comparisons of the run cut at the budget.
+    kept = tmp_path / "kept"
+    again = acceleration.main(
+        ["--quick", "--settings", "synthetic-2dec", "--steps", "100", "--budgets", "40", "--out", str(kept)]
+    )
+    first = table[table["setting"] == "synthetic-2dec"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(pd.read_csv(kept / "acceleration.csv"), first, check_dtype=False)
+    cut = pd.read_csv(kept / "acceleration_budgets.csv")
+    assert set(cut["budget"]) == {40} and len(cut) == len(first)
+    times = cut[["T_linear", "T_depth"]].to_numpy(dtype=float)
+    assert (times[np.isfinite(times)] <= 40).all()
+    assert np.isinf(cut["T_linear"]).sum() > np.isinf(first["T_linear"]).sum()  # the linear model's late levels
+    written = json.loads((kept / "acceleration.json").read_text())["settings"]["synthetic-2dec"]
+    assert set(written["budgets"]["40"]["comparisons"]) == {"2", "3", "4"} and again["settings"]
+    with pytest.raises(SystemExit) as stopped:
+        acceleration.main(["--quick", "--steps", "100", "--budgets", "100", "--out", str(kept)])
+    assert stopped.value.code == 2
 
 
 def test_capped_rates_of_a_map_written_before_caps_are_marked_and_read_as_bounds(tmp_path):
@@ -935,6 +953,14 @@ def test_the_budget_table_sets_each_budgets_speedups_side_by_side(tmp_path):
         (tmp_path / f"{name}.json").write_text(json.dumps(envelope("acceleration", {}, settings=body)))
     table = report.budget_table(tmp_path)
     assert "| synthetic | 2 |  | 0.333 / 0.333 / 0.75 / 6.22 (lr 4; 4.8 diverged at 61,234) | 0.333 /" in table
+    # A run that kept shorter budgets gets a table of its own: one run, cut at each.
+    body = {"s": {"comparisons": {"2": later}, "budgets": {"20000": {"comparisons": {"2": capped}}}}}
+    (tmp_path / "acceleration-d.json").write_text(
+        json.dumps(envelope("acceleration", {"steps": 1000000}, settings=body))
+    )
+    table = report.budget_table(tmp_path)
+    assert "From one run cut at each budget, `python -m reproduce.acceleration`" in table
+    assert "| s | 2 | > 0.25 / > 0.2 / > 0.6 / > 2.67 | 0.333 / 0.333 / 0.75 / 6.22 |" in table
 
 
 def _map_setting(values, kinds=None, depth=2):

@@ -1,6 +1,8 @@
 """Speed-up curves on hand-made loss curves whose answers are known: times to levels,
 one-sided bounds, a late-diverging rate, the crossover, and the claim rule."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -239,3 +241,48 @@ def test_one_rate_protocol_judges_at_the_oracles_tightest_level_from_single_runs
     assert one.speedups[0].value == pytest.approx(4.0) and one.speedups[0].baseline_time == pytest.approx(400.0)
     assert oracle[0].baseline_time < 84.0  # the oracle's level-0.5 time comes from another, faster rate
     assert speedup_criteria.OneRate.from_json([0.5, 0.1], one.to_json()) == one
+
+
+def test_a_family_cut_at_a_budget_it_kept_is_the_record_of_a_run_of_that_budget():
+    # Trained for 60 steps keeping the budget 6, then cut there: the times to every level,
+    # the final losses, the divergences, the envelope and the tuning's rates must be those of
+    # the same family trained for 6 steps (the trajectories are the same). l4, depth 2,
+    # width 3, on a random regression where lr 3.2 settles below some levels by step 6 and
+    # diverges at step 8: only the tracking kept at step 6 knows it had settled there.
+    from tfovp.families import train_family, tune_family
+    from tfovp.problem import Problem
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 4))
+    problem = Problem(x, x @ rng.normal(size=(4, 1)) + 0.3 * rng.normal(size=(40, 1)), "random", "none", "mean")
+
+    def spec(rates=None):
+        return CurveSpec("depth 2", depth=2, hidden_widths=3, loss=4.0, learning_rates=rates)
+
+    def train(rates, stage="grid"):
+        return train_family(spec(tuple(rates)), problem, steps=60, grid=rates, seeds=[0], budgets=(6,))
+
+    long = tune_family(train, (0.01, 0.5, 3.0, 3.2), speedup.LEVELS, 2.0)
+    cut = long.truncated(6)
+    rates = tuple(long.with_tuned().learning_rates)  # the short run trains exactly the rates the long one tried
+    short = train_family(spec(rates), problem, steps=6, grid=rates, seeds=[0])
+    ours, theirs = speedup.rate_results(cut.with_tuned()), speedup.rate_results(short)
+    late = long.with_tuned().learning_rates[long.with_tuned().diverged_at > 6]
+    assert late.size and np.isfinite(ours.times[np.isin(ours.learning_rates, late)]).any()
+    np.testing.assert_array_equal(ours.times, theirs.times)
+    np.testing.assert_array_equal(ours.final, theirs.final)
+    np.testing.assert_array_equal(ours.diverged, theirs.diverged)
+    shared = np.intersect1d(cut.steps, short.steps)  # the two runs may record other steps; U is exact at each
+    assert shared[-1] == 6
+    np.testing.assert_array_equal(
+        speedup.envelope(cut.with_tuned())[np.isin(cut.steps, shared)],
+        speedup.envelope(short)[np.isin(short.steps, shared)],
+    )
+    best = [theirs.best(j) for j in range(len(speedup.LEVELS))]
+    assert [r.learning_rate for r in cut.tuning().per_level()] == [
+        None if b is None else float(theirs.learning_rates[b]) for b in best
+    ]
+    stored = CurveFamily.from_json(json.loads(json.dumps(long.to_json())))  # a stored run keeps its budgets
+    np.testing.assert_array_equal(speedup.rate_results(stored.truncated(6).with_tuned()).times, ours.times)
+    # A budget it did not keep cannot be cut exactly: the tracking is dropped, not guessed.
+    assert long.truncated(5).last_above is None and cut.last_above is not None

@@ -353,3 +353,27 @@ def test_window_maxima_and_last_exceedances_are_exact_at_every_step():
     assert gone.diverged_at[0] < 7 and np.all(gone.window_max == np.inf)
     with pytest.raises(ValueError, match="thresholds"):
         sweep(x, y, rates, 3, thresholds=[np.nan])
+
+
+def test_snapshots_of_the_tracking_are_what_shorter_runs_return():
+    # One run of 60 steps keeping the tracking after steps 0, 5 and 25 must give, there,
+    # exactly what runs of 0, 5 and 25 steps give (same trajectory; only the chunking
+    # differs), including a rate that diverges after one snapshot and before another.
+    x, y = _problem(k=1)  # L(0) = 0.312; at lr 3.2 the loss falls, then diverges at step 8
+    rates, thresholds = [1e-3, 0.5, 3.0, 3.2], [0.3, 0.05, 0.006]
+    options = dict(depth=2, hidden_widths=3, loss=4, dtype="float64", thresholds=thresholds, chunk_size=7)
+    long = sweep(x, y, rates, 60, snapshot_steps=[25, 0, 5], **options)
+    assert long.last_above_at.shape == (3, len(rates), len(thresholds))
+    assert 5 < long.diverged_at[3] <= 25 and long.diverged_at[:3].tolist() == [-1, -1, -1]
+    assert not np.array_equal(long.last_above_at[1], long.last_above_at[2])  # the snapshots differ
+    for k, budget in enumerate([0, 5, 25]):
+        short = sweep(x, y, rates, budget, **options)
+        np.testing.assert_array_equal(long.last_above_at[k], short.last_above)
+    np.testing.assert_array_equal(long.losses[:26], sweep(x, y, rates, 25, **options).losses)
+    assert sweep(x, y, rates, 60, **options).last_above_at is None
+    with pytest.raises(ValueError, match=r"`snapshot_steps` must be at most `steps` = 60"):
+        sweep(x, y, rates, 60, snapshot_steps=[61], **options)
+    # Every copy diverged before a snapshot step: the loop stops; the snapshot is the final tracking.
+    gone = sweep(x, y, [30.0], 60, snapshot_steps=[50], **options)
+    assert gone.diverged_at[0] < 50
+    np.testing.assert_array_equal(gone.last_above_at[0], gone.last_above)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from tfovp._chunks import run_in_chunks
+from tfovp._chunks import run_in_chunks, snapshots_array
 from tfovp._factors import product
 from tfovp.diagnostics import gram_residuals
 from tfovp.end_to_end import precondition
@@ -213,9 +213,10 @@ class JaxSweepProgram:
     # ------------------------------------------------------------------ the chunks
 
     def train(self, chunk_size, progress):
-        """Run every step in chunks (`tfovp._chunks.run_in_chunks`); the steady-state seconds
-        per step."""
+        """Run every step in chunks (`tfovp._chunks.run_in_chunks`), keeping `last_above` as
+        it stands after each of the spec's snapshot steps; the steady-state seconds per step."""
         last = jnp.asarray(self.spec.steps, self.index)
+        self.snapshots = {}
 
         def chunk(start, stop):
             reached, self.state = self.run(
@@ -223,7 +224,10 @@ class JaxSweepProgram:
             )
             return int(reached)
 
-        return run_in_chunks(chunk, self.spec.steps, chunk_size, progress)
+        def snapshot(step):
+            self.snapshots[step] = np.asarray(self.state.last_above, np.int64)
+
+        return run_in_chunks(chunk, self.spec.steps, chunk_size, progress, self.spec.snapshot_steps, snapshot)
 
     def result_fields(self):
         """The `SweepResult` fields the loop produced."""
@@ -237,6 +241,7 @@ class JaxSweepProgram:
             "diverged": ~np.asarray(state.alive),
             "diverged_at": np.asarray(state.diverged_at, np.int64),
             "final_weights": [np.asarray(w, np.float64) for w in state.weights],
+            "last_above_at": snapshots_array(spec, self.snapshots),
             "losses": np.asarray(state.losses)[:rows].astype(np.float64),
             "end_to_end": np.asarray(state.trajectory)[:rows] if spec.record_end_to_end else None,
             "end_to_end_norm": np.asarray(state.norms)[:rows].astype(np.float64),

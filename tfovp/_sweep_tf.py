@@ -7,7 +7,7 @@ import typing
 import numpy as np
 import tensorflow as tf
 
-from tfovp._chunks import run_in_chunks
+from tfovp._chunks import run_in_chunks, snapshots_array
 from tfovp._factors import product
 from tfovp.diagnostics import gram_residuals
 from tfovp.end_to_end import precondition
@@ -303,14 +303,18 @@ class SweepProgram:
         return t
 
     def train(self, chunk_size, progress):
-        """Run every step in chunks (`tfovp._chunks.run_in_chunks`); the steady-state seconds
-        per step."""
+        """Run every step in chunks (`tfovp._chunks.run_in_chunks`), keeping `last_above` as
+        it stands after each of the spec's snapshot steps; the steady-state seconds per step."""
         last = tf.constant(self.spec.steps, tf.int64)
+        self.snapshots = {}
 
         def chunk(start, stop):
             return int(self.run(tf.constant(start, tf.int64), tf.constant(stop, tf.int64), last))
 
-        return run_in_chunks(chunk, self.spec.steps, chunk_size, progress)
+        def snapshot(step):
+            self.snapshots[step] = self.recorder.buffers.last_above.numpy()
+
+        return run_in_chunks(chunk, self.spec.steps, chunk_size, progress, self.spec.snapshot_steps, snapshot)
 
     def result_fields(self):
         """The `SweepResult` fields the loop produced."""
@@ -318,5 +322,6 @@ class SweepProgram:
             "diverged": ~self.divergence.alive.numpy(),
             "diverged_at": self.divergence.diverged_at.numpy(),
             "final_weights": [w.numpy().astype(np.float64) for w in self.weights],
+            "last_above_at": snapshots_array(self.spec, self.snapshots),
             **self.recorder.results(),
         }

@@ -9,7 +9,8 @@ level); the grid's copies stay the family, the added ones are kept beside them
 (`CurveFamily.tuned`). Threshold verdicts read the grid; speed-ups are reported on both.
 
 Summaries are computed from the record on demand (`CurveFamily.summary`), at any
-convergence level and, with `truncated`, at any shorter budget, without retraining.
+convergence level and, with `truncated`, at any shorter budget, without retraining;
+exactly at the budgets the family was trained to keep (`train_family(budgets=...)`).
 """
 
 import dataclasses
@@ -139,6 +140,9 @@ class CurveFamily:
             step (+inf from divergence on), or None.
         final_kernels: (C, d, k) W_e after training ([W_e; b_e], (C, d + 1, k), with
             biases; NaN after divergence), or None: what held-out data are scored with.
+        budgets: (K,) shorter budgets, recorded steps, after which `last_above` was kept.
+        last_above_at: (K, C, J) `last_above` as it stood after each budget, or None:
+            with it `truncated(budget)` is exactly the record of a run of that budget.
     """
 
     spec: CurveSpec
@@ -162,6 +166,8 @@ class CurveFamily:
     last_above: np.ndarray | None = None
     window_max: np.ndarray | None = None
     final_kernels: np.ndarray | None = None
+    budgets: tuple = ()
+    last_above_at: np.ndarray | None = None
 
     # ------------------------------------------------------------------ views
 
@@ -254,8 +260,9 @@ class CurveFamily:
     def truncated(self, budget):
         """The family as a run of `budget` iterations would have recorded it (the steps
         up to `budget`, divergence only if it happened by then; the same trajectory).
-        What was tracked at every step (`last_above`, `window_max`) is dropped unless the
-        budget covers the whole run: it cannot be cut at an arbitrary step."""
+        What was tracked at every step (`last_above`, `window_max`) is kept exactly where
+        `budget` is one of `budgets` (its last window then ends at the budget), else
+        dropped: it cannot be cut at an arbitrary step."""
         if budget >= self.steps[-1]:
             return self
         keep = self.steps <= budget
@@ -264,6 +271,12 @@ class CurveFamily:
         def cut(recorded):
             return None if recorded is None else recorded[keep]
 
+        last_above, window_max = None, None
+        if budget in self.budgets and self.last_above_at is not None:
+            last_above = self.last_above_at[self.budgets.index(budget)]
+            if self.window_max is not None:  # the window from the budget on is the budget's step alone
+                window_max = self.window_max[keep].copy()
+                window_max[-1] = np.where(np.isnan(self.losses[keep][-1]), np.inf, self.losses[keep][-1])
         return dataclasses.replace(
             self,
             steps=self.steps[keep],
@@ -274,9 +287,11 @@ class CurveFamily:
             balancedness=cut(self.balancedness),
             relative_balancedness=cut(self.relative_balancedness),
             tuned=None if self.tuned is None else self.tuned.truncated(budget),
-            last_above=None,
-            window_max=None,
+            last_above=last_above,
+            window_max=window_max,
             final_kernels=None,
+            budgets=tuple(b for b in self.budgets if b < budget),
+            last_above_at=_earlier_snapshots(self, budget),
         )
 
     # ------------------------------------------------------------------ JSON
@@ -309,6 +324,7 @@ class CurveFamily:
             "last_above": None if self.last_above is None else self.last_above.tolist(),
             "window_max": None if self.window_max is None else _floats(self.window_max),
             "final_kernels": None if self.final_kernels is None else _floats(self.final_kernels),
+            **({"budgets": list(self.budgets), "last_above_at": self.last_above_at.tolist()} if self.budgets else {}),
         }
 
     @classmethod
@@ -338,6 +354,8 @@ class CurveFamily:
             last_above=_array(data.get("last_above"), np.int64),
             window_max=_array(data.get("window_max")),
             final_kernels=_array(data.get("final_kernels")),
+            budgets=tuple(int(b) for b in data.get("budgets", ())),
+            last_above_at=_array(data.get("last_above_at"), np.int64),
         )
         rows, copies = family.steps.size, family.learning_rates.size
         if family.losses.shape != (rows, copies) or family.seeds.shape != (copies,):
@@ -360,7 +378,14 @@ _COPY_AXES = {
     "last_above": 0,
     "window_max": 1,
     "final_kernels": 0,
+    "last_above_at": 1,
 }
+
+
+def _earlier_snapshots(family, budget):
+    """`last_above_at` of the budgets before `budget` (None if none)."""
+    earlier = [k for k, b in enumerate(family.budgets) if b < budget]
+    return family.last_above_at[earlier] if earlier and family.last_above_at is not None else None
 
 
 def _take(array, columns, axis):
@@ -370,7 +395,11 @@ def _take(array, columns, axis):
 def concatenated(first, second):
     """One family holding the copies of `first` then `second` (the same spec trained on
     other learning rates, for the same steps and seeds); `first`'s spec and tuning."""
-    if not np.array_equal(first.steps, second.steps) or first.seed_list != second.seed_list:
+    if (
+        not np.array_equal(first.steps, second.steps)
+        or first.seed_list != second.seed_list
+        or first.budgets != second.budgets
+    ):
         raise ValueError(
             f"curve families {first.spec.label!r} cannot be joined: other recorded steps or seeds "
             f"({first.seed_list} vs {second.seed_list})"
@@ -395,15 +424,20 @@ def record_steps(steps, points=160):
     return np.unique(np.concatenate([dense, logs, linear, [steps]]))
 
 
-def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress=None, levels=speedup.LEVELS):
+def train_family(
+    spec, problem, *, steps, grid, seeds, dtype="float32", progress=None, levels=speedup.LEVELS, budgets=()
+):
     """Sweep `spec` on `problem` (a `tfovp.problem.Problem`) over its learning rates
     (the spec's, else `grid`) x `seeds` for `steps` iterations; returns a CurveFamily.
     For the speed-up measures, the loss thresholds of `levels` and the largest loss
-    between recorded steps are tracked at every step."""
+    between recorded steps are tracked at every step; `budgets` (< `steps`) are also
+    recorded steps, after which the tracking is kept, so that the one run is, cut at
+    each, exactly what a run of that budget records (`CurveFamily.truncated`)."""
     from tfovp.sweep import sweep  # TensorFlow is imported only when something trains
 
     rates = list(spec.learning_rates or grid)
-    recorded = record_steps(steps)
+    budgets = tuple(sorted({int(b) for b in budgets if b < steps}))
+    recorded = np.union1d(record_steps(steps), np.asarray(budgets, dtype=np.int64))
     levels = np.asarray(levels, dtype=np.float64)
     result = sweep(
         problem.x,
@@ -422,6 +456,7 @@ def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress
         record_balancedness=spec.depth > 1 and spec.update != "end_to_end",
         record_window_max=True,
         thresholds=problem.thresholds(spec.loss, levels, spec.bias),
+        snapshot_steps=budgets,
         bias=spec.bias,
         bias_std=spec.bias_std,
         dtype=dtype,
@@ -448,6 +483,8 @@ def train_family(spec, problem, *, steps, grid, seeds, dtype="float32", progress
         last_above=result.last_above,
         window_max=result.window_max,
         final_kernels=np.where(result.diverged[:, None, None], np.nan, result.final_end_to_end()),
+        budgets=budgets,
+        last_above_at=result.last_above_at,
     )
 
 

@@ -74,6 +74,8 @@ class SweepResult:
             (to the end for the last), +inf from divergence on; or None.
         last_above: (C, J) last step whose loss exceeded `thresholds[j]` (-1: never;
             steps after divergence do not count); or None.
+        last_above_at: (K, C, J) `last_above` as it stood after each of `snapshot_steps`
+            (what a run of that many steps would return), or None.
         elapsed: seconds spent, compilation included.
         seconds_per_step: steady-state time of one step of all copies, measured on the
             chunks after the first (which includes XLA compilation); NaN if one chunk.
@@ -96,6 +98,7 @@ class SweepResult:
     elapsed: float
     seconds_per_step: float
     config: dict
+    last_above_at: np.ndarray | None = None
 
     def relative_balancedness(self):
         """(R, C, N-1) each Eq. 7 residual over its scale (0 where both Gram matrices are
@@ -140,6 +143,7 @@ class SweepSpec:
     jit_compile: bool
     bias: bool = False  # a bias on every layer (the end-to-end map is affine)
     bias_std: float = 0.0  # the biases' initial N(0, bias_std^2) draw (0: zeros)
+    snapshot_steps: tuple = ()  # steps after which `last_above` is kept (ascending)
 
     @property
     def learning_rates(self):
@@ -232,6 +236,14 @@ def _check_record_steps(record_steps, steps):
             f"`record_steps` must be non-empty and within [0, steps={steps}]. Received: record_steps={record_steps!r}"
         )
     return record
+
+
+def _check_snapshot_steps(snapshot_steps, steps):
+    """Distinct ascending steps from 0 to `steps`."""
+    values = tuple(sorted({check_int("snapshot_steps", s, minimum=0) for s in snapshot_steps}))
+    if values and values[-1] > steps:
+        raise ValueError(f"`snapshot_steps` must be at most `steps` = {steps}. Received: snapshot_steps={list(values)}")
+    return values
 
 
 def _check_thresholds(thresholds):
@@ -356,6 +368,7 @@ def sweep(
     record_balancedness=False,
     record_window_max=False,
     thresholds=None,
+    snapshot_steps=(),
     divergence_factor=1e3,
     dtype="float32",
     chunk_size=2000,
@@ -387,6 +400,10 @@ def sweep(
             exact at the recorded steps).
         thresholds: losses; for each, the last step whose loss exceeded it is tracked
             over every step (so that "stays below from step t on" is exact).
+        snapshot_steps: steps (<= `steps`) after which the tracked last steps above the
+            thresholds are also kept (`SweepResult.last_above_at`): one run of K steps then
+            gives T(e) exactly for every shorter budget among them, as a run of that budget
+            would (the trajectory is the same; a compiled call ends at each).
         divergence_factor: a copy diverges when its loss exceeds this multiple of its
             initial loss (None: only non-finite losses count).
         dtype: "float32" or "float64"; the data must be finite in it.
@@ -443,6 +460,7 @@ def sweep(
         record_balancedness=bool(record_balancedness),
         record_window_max=bool(record_window_max),
         thresholds=_check_thresholds(thresholds),
+        snapshot_steps=_check_snapshot_steps(snapshot_steps, steps),
         dtype=dtype,
         jit_compile=bool(jit_compile),
         bias=bool(bias),

@@ -21,12 +21,14 @@ from tfovp.families import at_rates, train_family, tune_family
 PAPER_GRID = tuning.PAPER_GRID
 
 
-def train_unit(spec, problem, steps, grid, seeds, dtype, rho):
+def train_unit(spec, problem, steps, grid, seeds, dtype, rho, budgets=()):
     """One family as a cluster unit (`reproduce.study.cluster`): `train_family`, tuned when
     `rho` is given (as `FamilyRunner.family` does)."""
 
     def train(rates, stage="grid"):
-        return train_family(at_rates(spec, rates, grid), problem, steps=steps, grid=grid, seeds=seeds, dtype=dtype)
+        return train_family(
+            at_rates(spec, rates, grid), problem, steps=steps, grid=grid, seeds=seeds, dtype=dtype, budgets=budgets
+        )
 
     if rho is None or spec.learning_rates is not None:
         return train(grid)
@@ -46,16 +48,29 @@ class FamilyRunner:
             default seed, convergence level (for best rates), precision.
         rho: the refinement ratio of `tfovp.tuning` for families trained on the grid, or
             None to take the grid as given.
+        budgets: shorter budgets each family also records exactly (`train_family`).
         resume: reuse families stored by earlier commands.
         job: the command's `Job` (announcements and progress).
     """
 
     def __init__(
-        self, problem, store, *, steps, grid, seed, level, dtype="float32", rho=tuning.RHO, resume=False, job=None
+        self,
+        problem,
+        store,
+        *,
+        steps,
+        grid,
+        seed,
+        level,
+        dtype="float32",
+        rho=tuning.RHO,
+        resume=False,
+        job=None,
+        budgets=(),
     ):
         self.problem, self.store = problem, store
         self.steps, self.grid, self.seed, self.level, self.dtype = steps, tuple(grid), seed, level, dtype
-        self.rho, self.resume = rho, resume
+        self.rho, self.resume, self.budgets = rho, resume, tuple(budgets)
         self.job = job or Job("curves")
 
     def tunes(self, spec, tune=True):
@@ -92,7 +107,16 @@ class FamilyRunner:
                 self.store,
                 self.key(spec, seeds, tune),
                 train_unit,
-                (spec, self.problem, self.steps, self.grid, seeds, self.dtype, self.rho if tune else None),
+                (
+                    spec,
+                    self.problem,
+                    self.steps,
+                    self.grid,
+                    seeds,
+                    self.dtype,
+                    self.rho if tune else None,
+                    self.budgets,
+                ),
                 self.planned_work(spec, seeds, tune),
             )
             for spec in specs
@@ -137,6 +161,7 @@ class FamilyRunner:
                 seeds=seeds,
                 dtype=self.dtype,
                 progress=task.advance,
+                budgets=self.budgets,
             )
             task.done(name if first else None)
             done.append(task.work)
