@@ -16,6 +16,11 @@ the setting only if every seed establishes it, "no" only if every seed says no, 
 over the seeds with its min-max range where every seed has an exact S (the per-level
 oracle the map's tally reads, and one rate per model beside it).
 
+Beside it (added 2026-12-07 after the first two studies had run; it replaces nothing):
+the same classification and seed rule on the one-rate protocol's S (each model trained
+at the one rate chosen at the tightest level, `criteria.OneRate`), the protocol the
+paper's claims are judged on.
+
     python -m reproduce.acceleration_seeds [--settings ...] [--seeds 0,1,2,3,4]
         [--steps 100000] [--tag deciding-1e5] [--out results] [--resume]
 
@@ -130,11 +135,19 @@ class SettingOverSeeds:
     depth: int
     per_seed: dict  # factor -> [class of each seed]
     speedups: dict  # seed -> Comparison
+    one_rate_per_seed: dict | None = None  # the same of the one-rate protocol (None: a seed has no record)
 
     @property
     def over_seeds(self):
         """factor -> EVERY / NONE / VARIES (`over_the_seeds` of each factor's classes)."""
         return {factor: over_the_seeds(classes) for factor, classes in self.per_seed.items()}
+
+    @property
+    def one_rate_over_seeds(self):
+        """`over_seeds` of the one-rate protocol (None without its records)."""
+        if self.one_rate_per_seed is None:
+            return None
+        return {factor: over_the_seeds(classes) for factor, classes in self.one_rate_per_seed.items()}
 
 
 def over_the_seeds(classes):
@@ -167,7 +180,9 @@ def combine(runs, factors=FACTORS):
             if len(comparisons) != len(seeds):
                 continue  # a seed without a tuned comparison (every rate diverged): not classified
             per_seed = {f: [at_least(comparisons[s], f) for s in seeds] for f in factors}
-            found.append(SettingOverSeeds(name, depth, per_seed, comparisons))
+            one_rate = {f: [at_least(comparisons[s], f, one_rate=True) for s in seeds] for f in factors}
+            complete = all(c is not None for classes in one_rate.values() for c in classes)
+            found.append(SettingOverSeeds(name, depth, per_seed, comparisons, one_rate if complete else None))
     return found
 
 
@@ -221,6 +236,14 @@ def write(out, config, runs, job, started, training):
                 "depth": f.depth,
                 **{f"at_least_{k:g}x_per_seed": f.per_seed[k] for k in FACTORS},
                 **{f"at_least_{k:g}x": f.over_seeds[k] for k in FACTORS},
+                **(
+                    {}
+                    if f.one_rate_per_seed is None
+                    else {
+                        **{f"one_rate_at_least_{k:g}x_per_seed": f.one_rate_per_seed[k] for k in FACTORS},
+                        **{f"one_rate_at_least_{k:g}x": f.one_rate_over_seeds[k] for k in FACTORS},
+                    }
+                ),
             }
             for f in found
         ],
@@ -245,8 +268,11 @@ def page_head(summary, runs):
         "**established** (S / ρ clears it), only **within noise** (S · ρ does), or **no**: the map's tally rule. "
         "Over the seeds it counts for the setting only if every seed establishes it, is absent only if no seed "
         "reaches it even within noise, and otherwise varies with the seed (the seed rule, "
-        "`reproduce/study/criteria/thresholds.py` MIN_SEEDS; criterion committed before the runs). Seed 0 is the "
-        "map's own run; each seed's run is under `seeds/`. Written by `python -m reproduce.acceleration_seeds`.\n"
+        "`reproduce/study/criteria/thresholds.py` MIN_SEEDS; criterion committed before the runs), on the per-level "
+        "oracle's S (each level its own best rate). Beside it, added after the runs and replacing nothing, the same "
+        "on one rate per model (each model's one run at the rate chosen at the tightest level, the protocol the "
+        "claims are judged on). Seed 0 is the map's own run; each seed's run is under `seeds/`. Written by "
+        "`python -m reproduce.acceleration_seeds`.\n"
     )
 
 
@@ -264,10 +290,11 @@ def page_body(found, seeds):
         "Per seed (" + ", ".join(map(str, seeds)) + "): E established, n within noise, – no. S: median over the "
         "seeds (min–max), per-level oracle, where every seed has an exact S.",
         "",
-        "| setting | depth | ≥ 2× per seed | ≥ 2× over the seeds | ≥ 10× over the seeds | "
+        "| setting | depth | ≥ 2× per seed | ≥ 2× over the seeds | ≥ 10× over the seeds | one rate: ≥ 2× per seed "
+        "| one rate: ≥ 2× over the seeds | one rate: ≥ 10× over the seeds | "
         + " | ".join(f"S({e:g})" for e in levels)
         + " |",
-        "|---|---:|---|---|---|" + "---:|" * len(levels),
+        "|---|---:|---|---|---|---|---|---|" + "---:|" * len(levels),
     ]
     for f in found:
         cells = []
@@ -275,8 +302,14 @@ def page_body(found, seeds):
             at = [next((s for s in c.speedups if math.isclose(s.level, e)), None) for c in f.speedups.values()]
             cells.append(_cell(at))
         per = " ".join(short[c] for c in f.per_seed[2.0])
+        one = f.one_rate_over_seeds
+        one_cells = (
+            "– | – | –"
+            if one is None
+            else f"{' '.join(short[c] for c in f.one_rate_per_seed[2.0])} | {one[2.0]} | {one[10.0]}"
+        )
         lines.append(
-            f"| {f.setting} | {f.depth} | {per} | {f.over_seeds[2.0]} | {f.over_seeds[10.0]} | "
+            f"| {f.setting} | {f.depth} | {per} | {f.over_seeds[2.0]} | {f.over_seeds[10.0]} | {one_cells} | "
             + " | ".join(cells)
             + " |"
         )
@@ -284,15 +317,21 @@ def page_body(found, seeds):
         "",
         "## Tally",
         "",
-        "| depth | at least | " + " | ".join((EVERY, VARIES, NONE)) + " |",
-        "|---|---|---|---|---|",
+        "| depth | at least | protocol | " + " | ".join((EVERY, VARIES, NONE)) + " |",
+        "|---|---|---|---|---|---|",
     ]
+    protocols = [("per-level oracle", "over_seeds")]
+    if found and all(f.one_rate_per_seed is not None for f in found):  # else no tally of one rate
+        protocols.append(("one rate per model", "one_rate_over_seeds"))
     for depth in (2, 3, 4):
         for factor in FACTORS:
-            chosen = [f.over_seeds[factor] for f in found if f.depth == depth]
-            lines.append(
-                f"| {depth} | {factor:g}× | " + " | ".join(str(chosen.count(k)) for k in (EVERY, VARIES, NONE)) + " |"
-            )
+            for protocol, of in protocols:
+                chosen = [getattr(f, of)[factor] for f in found if f.depth == depth]
+                lines.append(
+                    f"| {depth} | {factor:g}× | {protocol} | "
+                    + " | ".join(str(chosen.count(k)) for k in (EVERY, VARIES, NONE))
+                    + " |"
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -374,31 +374,40 @@ def tally_lines(summary, factors=(2.0, 10.0)):
     total = len(summary["settings"])
     lines = [
         f"Settings of {total} where depth n is at least as many times faster as the linear model at some level, "
-        "tuned: established (S / ρ at or above it) + only within noise (S · ρ at or above it, S / ρ below):",
+        "tuned: established (S / ρ at or above it) + only within noise (S · ρ at or above it, S / ρ below); "
+        "per-level oracle, and (where the run records it) one rate per model:",
         "",
         "| at least | " + " | ".join(f"depth {n}" for n in comparisons) + " |",
         "|---|" + "---|" * len(comparisons),
     ]
-    for factor in factors:
-        cells = []
-        for found in comparisons.values():
-            kinds = [at_least(c, factor) for c in found]
-            cells.append(f"{kinds.count(ESTABLISHED)} + {kinds.count(WITHIN_NOISE)}")
-        lines.append(f"| {factor:g}× | " + " | ".join(cells) + " |")
+    with_one_rate = all(c.one_rate is not None for found in comparisons.values() for c in found)
+    for one_rate in (False, True) if with_one_rate else (False,):
+        for factor in factors:
+            cells = []
+            for found in comparisons.values():
+                kinds = [at_least(c, factor, one_rate) for c in found]
+                cells.append(f"{kinds.count(ESTABLISHED)} + {kinds.count(WITHIN_NOISE)}")
+            name = f"{factor:g}×, one rate per model" if one_rate else f"{factor:g}×"
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
 
 ESTABLISHED, WITHIN_NOISE, NOT_REACHED = "established", "within noise", "no"
 
 
-def at_least(comparison, factor):
+def at_least(comparison, factor, one_rate=False):
     """Whether a tuned comparison's S reaches `factor` at some level: ESTABLISHED (S / rho
     at or above it, S exact or a lower bound), WITHIN_NOISE (only S * rho is) or
-    NOT_REACHED; the map's tally rule (`tally_lines`), capped rates read as bounds."""
+    NOT_REACHED; the map's tally rule (`tally_lines`), capped rates read as bounds. Of the
+    per-level oracle's S, or with `one_rate` of the one-rate protocol's (None where the
+    record has none)."""
     from tfovp.speedup import EXACT, LOWER
 
+    if one_rate and comparison.one_rate is None:
+        return None
     rho = comparison.rho or 1.0
-    usable = [x for x in comparison.speedups if x.kind in (EXACT, LOWER) and x.value is not None]
+    speedups = comparison.one_rate_speedups if one_rate else comparison.speedups
+    usable = [x for x in speedups if x.kind in (EXACT, LOWER) and x.value is not None]
     if any(x.value / rho >= factor for x in usable):
         return ESTABLISHED
     if any(x.value * rho >= factor for x in usable):

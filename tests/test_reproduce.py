@@ -963,9 +963,9 @@ def test_the_budget_table_sets_each_budgets_speedups_side_by_side(tmp_path):
     assert "| s | 2 | > 0.25 / > 0.2 / > 0.6 / > 2.67 | 0.333 / 0.333 / 0.75 / 6.22 |" in table
 
 
-def _map_setting(values, kinds=None, depth=2):
+def _map_setting(values, kinds=None, depth=2, one_rate=None):
     """A map setting's JSON record with one tuned comparison of `depth` over depth 1 at
-    levels 0.1, 0.01, 0.001 (rho 1.2)."""
+    levels 0.1, 0.01, 0.001 (rho 1.2), and the one-rate protocol's S if given."""
     record = {
         "levels": [0.1, 0.01, 0.001],
         "speedup": values,
@@ -980,6 +980,18 @@ def _map_setting(values, kinds=None, depth=2):
         "any_all_diverged": False,
         "grid": None,
     }
+    if one_rate is not None:
+        record["one_rate"] = {
+            "level": 0.001,
+            "baseline_lr": 0.1,
+            "contender_lr": 0.2,
+            "baseline_capped": None,
+            "contender_capped": None,
+            "speedup": one_rate,
+            "kind": ["exact"] * len(one_rate),
+            "baseline_time": [10.0] * len(one_rate),
+            "contender_time": [10.0] * len(one_rate),
+        }
     return {"comparisons": {str(depth): record}}
 
 
@@ -998,6 +1010,22 @@ def test_the_maps_tally_counts_a_speedup_within_noise_apart():
     lines = report.tally_lines(summary)
     assert "Settings of 5" in lines[0]
     assert lines[-2].startswith("| 2× | 2 + 2 |") and lines[-1].startswith("| 10× | 0 + 1 |")
+    # With one rate per model recorded, its tally beside: the one run's S may be slower at
+    # the levels the oracle gave other rates.
+    recorded = {
+        name: _map_setting(data["comparisons"]["2"]["speedup"], data["comparisons"]["2"]["kind"], one_rate=one)
+        for (name, data), one in zip(
+            summary["settings"].items(),
+            ([1.0, 1.5, 3.0], [1.0, 1.2, 0.5], [1.0, 1.0, 1.0], [0.5, 0.9, 1.6], [4.0, 3.0, 2.0]),
+        )
+    }
+    lines = report.tally_lines({"settings": recorded})
+    assert lines[-4:] == [
+        "| 2× | 2 + 2 | 0 + 0 | 0 + 0 |",
+        "| 10× | 0 + 1 | 0 + 0 | 0 + 0 |",
+        "| 2×, one rate per model | 2 + 0 | 0 + 0 | 0 + 0 |",
+        "| 10×, one rate per model | 0 + 0 | 0 + 0 | 0 + 0 |",
+    ]
 
 
 def test_the_map_over_seeds_counts_a_setting_only_where_every_seed_establishes_it():
@@ -1018,8 +1046,23 @@ def test_the_map_over_seeds_counts_a_setting_only_where_every_seed_establishes_i
     assert all(f.over_seeds[10.0] == seeds.NONE for f in found.values())
     assert seeds.spread([s for c in found["every"].speedups.values() for s in c.speedups[1:2]]) == (2.5, 1.0, 2.6)
     body = seeds.page_body(list(found.values()), [0, 1, 2])
-    assert "| every | 2 | E E E | in every seed | in no seed | 1 (1–2.41) | 2.5 (1–2.6) |" in body
-    assert "| 2 | 2× | 1 | 2 | 1 |" in body
+    assert "| every | 2 | E E E | in every seed | in no seed | – | – | – | 1 (1–2.41) | 2.5 (1–2.6) |" in body
+    assert "| 2 | 2× | per-level oracle | 1 | 2 | 1 |" in body and "one rate per model" not in body
+    # The one-rate protocol's classes beside, from its own S (here slower at 0.01 in seed 1).
+    runs = {
+        k: {
+            "settings": {
+                name: _map_setting(v[k], one_rate=[1.0, 1.5 if k == 1 else 2.5, 1.0]) for name, v in per_seed.items()
+            }
+        }
+        for k in range(3)
+    }
+    found = {f.setting: f for f in seeds.combine(runs)}
+    assert found["every"].one_rate_per_seed[2.0] == ["established", "no", "established"]
+    assert found["every"].one_rate_over_seeds[2.0] == seeds.VARIES and found["every"].over_seeds[2.0] == seeds.EVERY
+    body = seeds.page_body(list(found.values()), [0, 1, 2])
+    assert "| every | 2 | E E E | in every seed | in no seed | E – E | varies with the seed | in no seed |" in body
+    assert "| 2 | 2× | one rate per model | 0 | 4 | 0 |" in body
 
 
 def test_the_map_over_seeds_trains_each_seed_once_and_takes_seed_0_from_the_maps_run(tmp_path, monkeypatch):
