@@ -48,6 +48,7 @@ def _stored(out):
     }
 
 
+@pytest.mark.slow  # about 50 s: the sensitivity study twice; CI runs the slow tests after the default suite
 def test_sensitivity_on_ray_equals_the_single_machine_run(data_dir, tmp_path):
     flags = "--figures 3 --preprocessings standardize --seeds 0 --figure3-steps 200 --budget-factors 1 --lrs 0.01,0.1"
     flags = flags.split() + ["--data-dir", data_dir]
@@ -60,6 +61,7 @@ def test_sensitivity_on_ray_equals_the_single_machine_run(data_dir, tmp_path):
     assert len(stored_here) == 6 and stored_here == stored_there  # every loss of every rate, bit for bit
 
 
+@pytest.mark.slow  # about 20 s; CI runs the slow tests after the default suite
 def test_mnist_runs_on_ray_equal_the_single_machine_runs(tmp_path):
     flags = ["--quick", "--steps", "12", "--lrs", "0.01", "--stds", "0.1"]
     appendix_c.main([*flags, "--out", str(tmp_path / "here")])

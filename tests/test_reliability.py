@@ -100,6 +100,7 @@ def test_a_corrupt_stored_curve_is_named_and_recomputed(data_dir, tmp_path):
         assert RecordStore(stored.parent, CurveFamily.from_json).get(stored.stem) is not None
 
 
+@pytest.mark.slow  # about 20 s; CI runs the slow tests after the default suite
 def test_every_rate_diverging_is_never_evidence(data_dir, tmp_path):
     """With learning rates 10 and 100 every curve diverges at once: only the claim whose
     wording is the paper's own ("stuck": every rate diverges or stalls) can be decided."""

@@ -156,8 +156,8 @@ def _check_migration(out, figure, frame):
     "module, figure, extra, n_claims",
     [
         (figure2, "figure2", ["--widths", "1,10", "--losses", "4"], 4),
-        (figure4, "figure4", [], 4),
-        (figure5, "figure5", [], 5),
+        pytest.param(figure4, "figure4", [], 4, marks=pytest.mark.slow),  # about 20 s
+        pytest.param(figure5, "figure5", [], 5, marks=pytest.mark.slow),  # about 30 s
     ],
 )
 def test_quick_run_writes_every_output(module, figure, extra, n_claims, data_dir, tmp_path):
@@ -369,6 +369,7 @@ def test_mnist_panel_resume_keeps_the_finished_model(data_dir, tmp_path, monkeyp
     assert summary["mnist"]["original"]["parameters"] == 1_663_370
 
 
+@pytest.mark.slow  # about 20 s; CI runs the slow tests after the default suite
 def test_mnist_reuse_outputs_trains_only_the_new_runs(data_dir, tmp_path, monkeypatch):
     """`--mnist-reuse-outputs` rebuilds the runs of an earlier panel in the folder from its
     CSVs and JSON (the store is gone, as on a fresh clone of results/) and trains only the
