@@ -243,7 +243,7 @@ def runner(setting, config, workdir, job):
     """The FamilyRunner of one setting's families (a run that keeps shorter budgets has a
     store of its own: its recorded steps differ)."""
     problem = setting.problem(config.data_dir)
-    budgets = tuple(sorted(set(getattr(config, "budgets", ()))))
+    budgets = tuple(sorted(set(config.budgets)))
     folder = digest(
         {
             "setting": dataclasses.asdict(setting),
