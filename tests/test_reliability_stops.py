@@ -198,6 +198,34 @@ def test_sigterm_stops_compare_with_one_line_and_143(tmp_path):
     assert err.strip().splitlines()[-1] == "python -m tfovp.compare: terminated; nothing was written"
 
 
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_landing_in_a_gc_callback_is_not_lost(signum, status):
+    # The signal arrives while the child sleeps inside a garbage-collector callback (as
+    # JAX's runs in every collection), where Python would only print the stop and go on.
+    code = (
+        "import gc, sys, time\n"
+        "from tfovp.console import stop_on_sigterm, stop_status, stop_word\n"
+        "stop_on_sigterm()\n"
+        "first = [True]\n"
+        "def slow(phase, info):\n"
+        "    if phase == 'start' and first[0]:\n"
+        "        first[0] = False; print('in callback', flush=True); time.sleep(2.0)\n"
+        "gc.callbacks.append(slow)\n"
+        "try:\n"
+        "    for _ in range(300): gc.collect(); time.sleep(0.05)\n"
+        "except KeyboardInterrupt as stop:\n"
+        "    print(stop_word(stop), file=sys.stderr); sys.exit(stop_status(stop))\n"
+        "sys.exit(0)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV
+    )
+    assert child.stdout.readline().strip() == "in callback"
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == status and err.strip() == ("terminated" if status == 143 else "interrupted"), err
+
+
 # ------------------------------------------------------------------ shared files locked
 
 

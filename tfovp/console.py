@@ -57,13 +57,43 @@ class Terminated(KeyboardInterrupt):
 
 def stop_on_sigterm():
     """From now on SIGTERM raises `Terminated` in the main thread (as SIGINT raises
-    KeyboardInterrupt). Call it in a command-line entry point."""
+    KeyboardInterrupt). Call it in a command-line entry point. A stop that lands where
+    Python only reports errors (a garbage-collector callback such as JAX's, a `__del__`)
+    is not lost there: `_redeliver_lost_stops`."""
     import signal
 
     def handler(signum, frame):
         raise Terminated()
 
     signal.signal(signal.SIGTERM, handler)
+    _redeliver_lost_stops()
+
+
+def _redeliver_lost_stops():
+    """Python swallows an exception raised in a garbage-collector callback or a finalizer
+    ("Exception ignored in ...", `sys.unraisablehook`), so a Ctrl-C or SIGTERM whose
+    handler ran there would be dropped and the program run on. Instead, such a stop is
+    sent again as its signal 50 ms later, from a timer thread, so that it lands in
+    ordinary code; nothing is printed for it. Other unraisable errors go to the hook
+    that was there before."""
+    import signal
+    import threading
+
+    previous = sys.unraisablehook
+    if getattr(previous, "redelivers_stops", False):
+        return
+
+    def hook(unraisable):
+        if not (isinstance(unraisable.exc_type, type) and issubclass(unraisable.exc_type, KeyboardInterrupt)):
+            previous(unraisable)
+            return
+        signum = signal.SIGTERM if issubclass(unraisable.exc_type, Terminated) else signal.SIGINT
+        timer = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
+
+    hook.redelivers_stops = True
+    sys.unraisablehook = hook
 
 
 @contextlib.contextmanager
