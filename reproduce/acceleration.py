@@ -219,6 +219,7 @@ class Measured:
     training_seconds: float  # of the setting's families, XLA compilation included
     non_monotone: dict = dataclasses.field(default_factory=dict)  # depth -> rates that diverged below a stable one
     at_budgets: dict = dataclasses.field(default_factory=dict)  # shorter budget -> Measured of the run cut there
+    tuned_within: bool = False  # (a cut) every family's tuning also searched within this budget
 
     @property
     def ratio(self):
@@ -276,6 +277,8 @@ def measure(setting, runner):
         b: measure_families(setting, runner.problem, {n: f.truncated(b) for n, f in families.items()}, b)
         for b in runner.budgets
     }
+    for b, cut in measured.at_budgets.items():
+        cut.tuned_within = all(b in f.tuned_within for f in families.values())
     return measured
 
 
@@ -534,7 +537,16 @@ def run(config, workdir, job=None):
                     "optimum_span": m.span,
                     **_read_off(m),
                     "training_seconds": round(m.training_seconds, 1),
-                    **({"budgets": {str(b): _read_off(mb) for b, mb in m.at_budgets.items()}} if m.at_budgets else {}),
+                    **(
+                        {
+                            "budgets": {
+                                str(b): {**_read_off(mb), "tuned_within": mb.tuned_within}
+                                for b, mb in m.at_budgets.items()
+                            }
+                        }
+                        if m.at_budgets
+                        else {}
+                    ),
                 }
                 for m in measured
             },

@@ -316,13 +316,25 @@ def one_run_rows(summary):
 
 def one_run_lines(summary):
     """The budget table of one run cut at each budget it kept (`one_run_rows`)."""
+    kept = [at for data in summary.get("settings", {}).values() for at in (data.get("budgets") or {}).values()]
+    if kept and all(at.get("tuned_within") for at in kept):
+        tuned = (
+            "both rates tuned within each budget to the run's ρ: the tuning searched again on every rate cut "
+            "there and trained the rates it added for the whole run (`tfovp.families.tune_family(budgets=...)`; "
+            "a rate that diverged later counts as stable within the budget"
+        )
+    else:
+        tuned = (
+            "both rates tuned again within it among the rates the full run's tuning tried, which searched "
+            "around the full run's best rates only (a rate that diverged later counts as stable; a best rate "
+            "at the end of those is capped and S the bound it then is; brackets as wide as the rates tried, "
+            "so coarser than ρ where a shorter budget's best rate is far from the full run's"
+        )
     return [
         f"From one run cut at each budget, `{summary['command']}`: every family trained once for "
         f"{summary['config']['steps']:,} iterations, the tracking of each level kept after each shorter budget, "
-        "so that the run cut there is exactly a run of that budget, and both rates tuned again within it among "
-        "the rates the full run's tuning tried (a rate that diverged later counts as stable; a best rate at the "
-        "end of those is capped and S the bound it then is; brackets as wide as the rates tried: "
-        "`_budgets.csv`). S(e) at e = " + ", ".join(f"{level:.3g}" for level in BUDGET_LEVELS) + ":",
+        f"so that the run cut there is exactly a run of that budget, and {tuned}: `_budgets.csv`). "
+        "S(e) at e = " + ", ".join(f"{level:.3g}" for level in BUDGET_LEVELS) + ":",
         "",
         *_budget_grid(one_run_rows(summary)),
     ]

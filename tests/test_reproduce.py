@@ -694,6 +694,54 @@ def test_runner_reuses_a_stored_family_only_with_resume_or_within_one_command(tm
     assert trained == ["depth-2 net"] * 4
 
 
+def test_runner_goes_on_from_a_stored_family_not_yet_tuned_within_its_budgets(tmp_path, monkeypatch):
+    # A store written before the tuning searched within the kept budgets: with --resume the
+    # runner trains only the stages "within 6" and stores the result; then it is reused
+    # as it is, and the cluster path has no unit left for it.
+    from reproduce.study.progress import Job
+    from reproduce.study.store import RecordStore
+    from tfovp import speedup
+    from tfovp.families import CurveFamily, CurveSpec, at_rates, tune_family
+    from tfovp.problem import Problem
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 4))
+    problem = Problem(x, x @ rng.normal(size=(4, 1)) + 0.3 * rng.normal(size=(40, 1)), "random", "none", "mean")
+    spec, grid = CurveSpec("depth 2", depth=2, hidden_widths=3, loss=4.0), (0.01, 0.1, 3.2)
+    real, trained = runs.train_family, []
+    monkeypatch.setattr(
+        runs, "train_family", lambda s, *a, **k: trained.append(len(s.learning_rates or grid)) or real(s, *a, **k)
+    )
+    job = Job("t")
+    runner = runs.FamilyRunner(
+        problem,
+        RecordStore(tmp_path, CurveFamily.from_json),
+        steps=60,
+        grid=grid,
+        seed=0,
+        level=0.2,
+        rho=2.0,
+        resume=True,
+        job=job,
+        budgets=(6,),
+    )
+
+    def train(rates, stage="grid"):
+        return real(at_rates(spec, rates, grid), problem, steps=60, grid=grid, seeds=[0], budgets=(6,))
+
+    runner.store.put(runner.key(spec, [0]), tune_family(train, grid, speedup.LEVELS, 2.0))
+    assert len(runner.units([spec])) == 1
+    family = runner.family(spec)
+    assert (
+        family.tuned_within == (6,)
+        and trained
+        and all(stage.name.endswith("within 6") for stage in family.tuning_stages[2:])
+    )
+    assert [s.name for s in family.tuning_stages[:2]] == ["grid", "refine to 2"]
+    done = len(trained)
+    assert runner.family(spec).tuned_within == (6,) and len(trained) == done and runner.units([spec]) == []
+
+
 def test_theorem2_quick(data_dir, tmp_path):
     from reproduce import theorem2
 
@@ -773,6 +821,7 @@ def test_acceleration_quick(data_dir, tmp_path):
     assert np.isinf(cut["T_linear"]).sum() > np.isinf(first["T_linear"]).sum()  # the linear model's late levels
     written = json.loads((kept / "acceleration.json").read_text())["settings"]["synthetic-2dec"]
     assert set(written["budgets"]["40"]["comparisons"]) == {"2", "3", "4"} and again["settings"]
+    assert written["budgets"]["40"]["tuned_within"] is True  # the tuning also searched within 40
     with pytest.raises(SystemExit) as stopped:
         acceleration.main(["--quick", "--steps", "100", "--budgets", "100", "--out", str(kept)])
     assert stopped.value.code == 2
@@ -962,6 +1011,12 @@ def test_the_budget_table_sets_each_budgets_speedups_side_by_side(tmp_path):
     table = report.budget_table(tmp_path)
     assert "From one run cut at each budget, `python -m reproduce.acceleration`" in table
     assert "| s | 2 | > 0.25 / > 0.2 / > 0.6 / > 2.67 | 0.333 / 0.333 / 0.75 / 6.22 |" in table
+    assert "searched around the full run's best rates only" in table  # a run before the search within
+    body["s"]["budgets"]["20000"]["tuned_within"] = True
+    (tmp_path / "acceleration-d.json").write_text(
+        json.dumps(envelope("acceleration", {"steps": 1000000}, settings=body))
+    )
+    assert "both rates tuned within each budget to the run's ρ" in report.budget_table(tmp_path)
 
 
 def _map_setting(values, kinds=None, depth=2, one_rate=None):

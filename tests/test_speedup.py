@@ -286,3 +286,46 @@ def test_a_family_cut_at_a_budget_it_kept_is_the_record_of_a_run_of_that_budget(
     np.testing.assert_array_equal(speedup.rate_results(stored.truncated(6).with_tuned()).times, ours.times)
     # A budget it did not keep cannot be cut exactly: the tracking is dropped, not guessed.
     assert long.truncated(5).last_above is None and cut.last_above is not None
+
+
+def test_a_family_tuned_within_a_budget_is_tuned_to_rho_when_cut_there_and_a_stored_one_goes_on():
+    # The grid 0.01, 0.1, 3.2 on the problem above (lr 3.2 settles by step 6 and diverges at
+    # step 8): tuned for the 60-step run only, the cut at 6 has its best rate 3.2 at the top
+    # of what was tried (capped); tuned within 6 as well, every level the cut reaches is
+    # bracketed to rho = 2 (the search went up to 16, which diverges at once, and refined),
+    # and the 60-step tuning is unchanged. A family stored without that search goes on from
+    # its rates: only the stages "within 6" train, and it ends with the same rates.
+    from tfovp.families import train_family, tune_family
+    from tfovp.problem import Problem
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 4))
+    problem = Problem(x, x @ rng.normal(size=(4, 1)) + 0.3 * rng.normal(size=(40, 1)), "random", "none", "mean")
+    stages = []
+
+    def train(rates, stage="grid"):
+        stages.append(stage)
+        spec = CurveSpec("depth 2", depth=2, hidden_widths=3, loss=4.0, learning_rates=tuple(rates))
+        return train_family(spec, problem, steps=60, grid=rates, seeds=[0], budgets=(6,))
+
+    grid = (0.01, 0.1, 3.2)
+    plain = tune_family(train, grid, speedup.LEVELS, 2.0)
+    within = tune_family(train, grid, speedup.LEVELS, 2.0, budgets=(6,))
+
+    def reached(family):
+        return [r for r in family.tuning().per_level() if r.learning_rate is not None]
+
+    assert any(r.capped == "high" for r in reached(plain.truncated(6)))
+    assert reached(within.truncated(6)) and all(r.precision <= 2.0 * (1 + 1e-9) for r in reached(within.truncated(6)))
+    assert [r.learning_rate for r in within.tuning().per_level()] == [
+        r.learning_rate for r in plain.tuning().per_level()
+    ]
+    assert within.tuned_within == (6,) and plain.tuned_within == () and within.truncated(6).tuned_within == ()
+    stored = CurveFamily.from_json(json.loads(json.dumps(plain.to_json())))
+    del stages[:]
+    going_on = tune_family(train, grid, speedup.LEVELS, 2.0, budgets=(6,), earlier=stored)
+    assert stages and all(stage.endswith("within 6") for stage in stages)
+    np.testing.assert_allclose(
+        np.sort(going_on.with_tuned().learning_rates), np.sort(within.with_tuned().learning_rates), rtol=1e-12
+    )
+    assert CurveFamily.from_json(json.loads(json.dumps(going_on.to_json()))).tuned_within == (6,)

@@ -249,3 +249,20 @@ def test_non_monotone_divergence_is_reported():
     assert found.to_json()["non_monotone_divergence"] == found.non_monotone_divergence()
     monotone, _ = _times_of(lambda r: None if r > 0.3 else 1.0 / r)
     assert tuning.tune(monotone, [0.5, 0.1], extend=False).non_monotone_divergence() == []
+
+
+def test_a_search_that_starts_from_rates_already_trained_trains_only_what_is_missing():
+    # The edge case tuning goes on from: the same protocol, given a first search's rates.
+    model = lambda r: None if r > 0.0037 else 1.0 / r  # noqa: E731
+    train, asked = _times_of(model)
+    first = tuning.tune(train, [0.5, 0.1])
+    again, asked_again = _times_of(model)
+    redone = tuning.tune(again, [0.5, 0.1], trained=first.results)
+    assert redone.stages == () and not asked_again  # nothing missing: nothing trained
+    assert redone.at(0.1) == first.at(0.1)
+    # From the grid's results alone it trains the refinement, not the grid again.
+    grid_only, asked_grid = _times_of(model)
+    resumed = tuning.tune(grid_only, [0.5, 0.1], trained=first.results.subset(tuning.PAPER_GRID))
+    assert [stage for stage, _ in asked_grid] == ["refine to 1.2"] and resumed.at(0.1) == first.at(0.1)
+    with pytest.raises(ValueError, match="`trained` has times for 2 levels; expected 3"):
+        tuning.tune(train, [0.5, 0.1, 0.01], trained=first.results)

@@ -143,6 +143,9 @@ class CurveFamily:
         budgets: (K,) shorter budgets, recorded steps, after which `last_above` was kept.
         last_above_at: (K, C, J) `last_above` as it stood after each budget, or None:
             with it `truncated(budget)` is exactly the record of a run of that budget.
+        tuned_within: the budgets within which the tuning searched again
+            (`tune_family(budgets=...)`): cut at each, the family is tuned to `rho` as a
+            run of that budget would be; () where it was tuned for its whole run only.
     """
 
     spec: CurveSpec
@@ -168,6 +171,7 @@ class CurveFamily:
     final_kernels: np.ndarray | None = None
     budgets: tuple = ()
     last_above_at: np.ndarray | None = None
+    tuned_within: tuple = ()
 
     # ------------------------------------------------------------------ views
 
@@ -292,6 +296,7 @@ class CurveFamily:
             final_kernels=None,
             budgets=tuple(b for b in self.budgets if b < budget),
             last_above_at=_earlier_snapshots(self, budget),
+            tuned_within=tuple(b for b in self.tuned_within if b < budget),
         )
 
     # ------------------------------------------------------------------ JSON
@@ -325,6 +330,7 @@ class CurveFamily:
             "window_max": None if self.window_max is None else _floats(self.window_max),
             "final_kernels": None if self.final_kernels is None else _floats(self.final_kernels),
             **({"budgets": list(self.budgets), "last_above_at": self.last_above_at.tolist()} if self.budgets else {}),
+            **({"tuned_within": list(self.tuned_within)} if self.tuned_within else {}),
         }
 
     @classmethod
@@ -356,6 +362,7 @@ class CurveFamily:
             final_kernels=_array(data.get("final_kernels")),
             budgets=tuple(int(b) for b in data.get("budgets", ())),
             last_above_at=_array(data.get("last_above_at"), np.int64),
+            tuned_within=tuple(int(b) for b in data.get("tuned_within", ())),
         )
         rows, copies = family.steps.size, family.learning_rates.size
         if family.losses.shape != (rows, copies) or family.seeds.shape != (copies,):
@@ -488,22 +495,44 @@ def train_family(
     )
 
 
-def tune_family(train, grid, levels, rho):
+def tune_family(train, grid, levels, rho, budgets=(), earlier=None):
     """The family trained by `train(rates, stage)` (a CurveFamily per call) on `grid`, tuned by
     `tfovp.tuning.tune` at every level and the final loss: the grid's family, with the
-    rates tuning added in `tuned` and the stages that trained them."""
-    trained = []
+    rates tuning added in `tuned` and the stages that trained them.
 
-    def measured(rates, stage):
-        trained.append(train(rates, stage))
-        return speedup.rate_results(trained[-1])
+    `budgets`: the search runs again within each shorter budget the families keep, on
+    every rate trained so far cut there (`CurveFamily.truncated`), and the rates it adds
+    (stages named "... within B") train for the whole run too: cut at each budget, the
+    family is then tuned to `rho` as a run of that budget would be, where otherwise only
+    the rates that suit the whole run are near its best. `earlier`: this family as
+    tuned before (e.g. stored without some budgets' search); its rates are reused and
+    only what is missing trains."""
+    families = [] if earlier is None else [dataclasses.replace(earlier, tuned=None)]
+    families += [earlier.tuned] if earlier is not None and earlier.tuned is not None else []
+    stages = list(earlier.tuning_stages or ()) if earlier is not None else []
+    result = None
+    for budget in (None, *sorted(budgets)):
 
-    result = tuning.tune(measured, levels, grid, rho=rho)
-    extra = functools.reduce(concatenated, trained[1:]) if len(trained) > 1 else None
+        def measured(rates, stage, budget=budget):
+            families.append(train(rates, stage if budget is None else f"{stage} within {budget:,}"))
+            return speedup.rate_results(families[-1] if budget is None else families[-1].truncated(budget))
+
+        so_far = functools.reduce(concatenated, families) if families else None
+        if so_far is not None and budget is not None:
+            so_far = so_far.truncated(budget)
+        result = tuning.tune(
+            measured, levels, grid, rho=rho, trained=None if so_far is None else speedup.rate_results(so_far)
+        )
+        stages += [
+            dataclasses.replace(s, name=s.name if budget is None else f"{s.name} within {budget:,}")
+            for s in result.stages
+        ]
+    extra = functools.reduce(concatenated, families[1:]) if len(families) > 1 else None
     if extra is not None:
-        extra.spec = dataclasses.replace(trained[0].spec, learning_rates=tuple(extra.learning_rates[extra.columns()]))
-    family = trained[0]
-    family.tuned, family.tuning_stages, family.rho = extra, result.stages, result.rho
+        extra.spec = dataclasses.replace(families[0].spec, learning_rates=tuple(extra.learning_rates[extra.columns()]))
+    family = families[0]
+    family.tuned, family.tuning_stages, family.rho = extra, tuple(stages), result.rho
+    family.tuned_within = tuple(sorted(budgets))
     return family
 
 

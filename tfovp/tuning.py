@@ -425,6 +425,7 @@ def tune(
     rho=RHO,
     max_extensions: int = MAX_EXTENSIONS,
     extend: bool = True,
+    trained: RateResults | None = None,
 ):
     """Tune the learning rate of one family by the protocol of the module docstring.
 
@@ -439,6 +440,9 @@ def tune(
         rho: the ratio of the refinement round, or a list of ratios (one round each).
         max_extensions: grid-end extensions per side (0: take the grid's ends as given).
         extend: False switches grid-end extension off (as `max_extensions=0`).
+        trained: rates already trained and measured at `levels` (e.g. a longer run cut at
+            a shorter budget): the search goes on from them, the grid stage trains only
+            the grid's rates not among them, and `stages` lists only what this call trained.
 
     Returns:
         Tuning.
@@ -451,8 +455,10 @@ def tune(
     if isinstance(max_extensions, bool) or not isinstance(max_extensions, int) or max_extensions < 0:
         raise ValueError(f"`max_extensions` must be an integer >= 0. Received: max_extensions={max_extensions!r}")
     targets = _targets(levels, judged)
+    if trained is not None and trained.times.shape[1] != levels.size:
+        raise ValueError(f"`trained` has times for {trained.times.shape[1]} levels; expected {levels.size}")
 
-    def trained(name, rates):
+    def train_stage(name, rates):
         found = train(list(rates), name)
         if found.times.shape[1] != levels.size:
             raise ValueError(f"`train` returned times for {found.times.shape[1]} levels; expected {levels.size}")
@@ -460,13 +466,16 @@ def tune(
         return found
 
     stages = []
-    results = trained("grid", grid)
+    missing = [r for r in grid if trained is None or not _contains(trained.learning_rates, r)]
+    results = trained
+    if missing:
+        results = train_stage("grid", missing) if results is None else results.merged(train_stage("grid", missing))
     for side in ("up", "down") if extend else ():
-        results = _extend(results, targets, side, max_extensions, trained)
+        results = _extend(results, targets, side, max_extensions, train_stage)
     for ratio in ratios:
         new = refinement(results, targets, ratio)
         if new:
-            results = results.merged(trained(f"refine to {ratio:g}", new))
+            results = results.merged(train_stage(f"refine to {ratio:g}", new))
     return Tuning(levels, grid, ratios, results, tuple(stages))
 
 

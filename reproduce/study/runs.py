@@ -32,7 +32,7 @@ def train_unit(spec, problem, steps, grid, seeds, dtype, rho, budgets=()):
 
     if rho is None or spec.learning_rates is not None:
         return train(grid)
-    return tune_family(train, grid, speedup.LEVELS, rho)
+    return tune_family(train, grid, speedup.LEVELS, rho, budgets)
 
 
 class FamilyRunner:
@@ -91,6 +91,20 @@ class FamilyRunner:
     def _reusable(self, key):
         return self.resume or self.store.path(key) in self.job.written
 
+    def _missing_budgets(self, family, spec, tune):
+        """The budgets within which a stored tuned family has not been tuned yet (a store
+        written before `tune_family(budgets=...)` searched within them): `family` goes on
+        from its rates."""
+        if not self.tunes(spec, tune) or tuple(family.budgets) != self.budgets:
+            return ()
+        return tuple(b for b in self.budgets if b not in family.tuned_within)
+
+    def _stored(self, spec, seeds, tune):
+        """The stored family of `spec` that `family` may reuse as it is, or None."""
+        key = self.key(spec, seeds, tune)
+        family = self.store.get(key) if self._reusable(key) else None
+        return None if family is None or self._missing_budgets(family, spec, tune) else family
+
     def units(self, specs, seeds=None, tune=True, context=None):
         """The `reproduce.study.cluster.Unit`s of the families of `specs` that `family` would
         train (those it would reuse are left out), named after `context` (default: the
@@ -120,9 +134,7 @@ class FamilyRunner:
                 self.planned_work(spec, seeds, tune),
             )
             for spec in specs
-            if not (
-                self._reusable(self.key(spec, seeds, tune)) and self.store.get(self.key(spec, seeds, tune)) is not None
-            )
+            if self._stored(spec, seeds, tune) is None
         ]
 
     def family(self, spec, seeds=None, tune=True):
@@ -131,19 +143,21 @@ class FamilyRunner:
         seeds = [int(s) for s in (seeds or [self.seed])]
         key = self.key(spec, seeds, tune)
         name = f"{spec.label} (l{spec.loss:g})"
-        family = self.store.get(key) if self._reusable(key) else None
+        earlier = self.store.get(key) if self._reusable(key) else None
+        family = self._stored(spec, seeds, tune)
         if family is not None:
             if not self.job.counted_on_arrival(self.store.path(key)):
                 self.job.reuse(f"{name}: finished earlier, reused", self.planned_work(spec, seeds, tune))
         else:
-            family = self._trained(spec, seeds, name, self.tunes(spec, tune))
+            family = self._trained(spec, seeds, name, self.tunes(spec, tune), earlier)
             self.job.written.add(self.store.put(key, family))
         self._report(name, family)
         return family
 
-    def _trained(self, spec, seeds, name, tune):
+    def _trained(self, spec, seeds, name, tune, earlier=None):
         """Train (and tune) one family under the job's progress: the grid is the unit
-        announced, the tuning stages are announced beneath it."""
+        announced, the tuning stages are announced beneath it. `earlier`: the stored family
+        that lacks some budgets' tuning (`_missing_budgets`), continued."""
         planned = self.planned_work(spec, seeds, tune)
         done = []
 
@@ -167,7 +181,13 @@ class FamilyRunner:
             done.append(task.work)
             return family
 
-        family = tune_family(train, self.grid, speedup.LEVELS, self.rho) if tune else train(self.grid)
+        if tune:
+            continued = earlier if earlier is not None and self._missing_budgets(earlier, spec, tune) else None
+            if continued is not None:
+                self.job.write(f"    {name}: finished earlier; tuning within {_budget_list(self.budgets)} added")
+            family = tune_family(train, self.grid, speedup.LEVELS, self.rho, self.budgets, earlier=continued)
+        else:
+            family = train(self.grid)
         self.job.settle(planned, sum(done))
         return family
 
@@ -204,3 +224,7 @@ def describe_tuning(result, level):
 
 def _rate(value):
     return "none" if value is None else f"{value:.3g}"
+
+
+def _budget_list(budgets):
+    return ", ".join(f"{b:,}" for b in budgets)
