@@ -506,12 +506,13 @@ def tune_family(train, grid, levels, rho, budgets=(), earlier=None):
     family is then tuned to `rho` as a run of that budget would be, where otherwise only
     the rates that suit the whole run are near its best. `earlier`: this family as
     tuned before (e.g. stored without some budgets' search); its rates are reused and
-    only what is missing trains."""
+    only the searches within the budgets it lacks run."""
     families = [] if earlier is None else [dataclasses.replace(earlier, tuned=None)]
     families += [earlier.tuned] if earlier is not None and earlier.tuned is not None else []
     stages = list(earlier.tuning_stages or ()) if earlier is not None else []
-    result = None
-    for budget in (None, *sorted(budgets)):
+    searches = [None, *sorted(budgets)] if earlier is None else sorted(set(budgets) - set(earlier.tuned_within))
+    rho_used = earlier.rho if earlier is not None else None
+    for budget in searches:
 
         def measured(rates, stage, budget=budget):
             families.append(train(rates, stage if budget is None else f"{stage} within {budget:,}"))
@@ -523,6 +524,7 @@ def tune_family(train, grid, levels, rho, budgets=(), earlier=None):
         result = tuning.tune(
             measured, levels, grid, rho=rho, trained=None if so_far is None else speedup.rate_results(so_far)
         )
+        rho_used = result.rho
         stages += [
             dataclasses.replace(s, name=s.name if budget is None else f"{s.name} within {budget:,}")
             for s in result.stages
@@ -531,8 +533,8 @@ def tune_family(train, grid, levels, rho, budgets=(), earlier=None):
     if extra is not None:
         extra.spec = dataclasses.replace(families[0].spec, learning_rates=tuple(extra.learning_rates[extra.columns()]))
     family = families[0]
-    family.tuned, family.tuning_stages, family.rho = extra, tuple(stages), result.rho
-    family.tuned_within = tuple(sorted(budgets))
+    family.tuned, family.tuning_stages, family.rho = extra, tuple(stages), rho_used
+    family.tuned_within = tuple(sorted(set(budgets) | set(earlier.tuned_within if earlier is not None else ())))
     return family
 
 
