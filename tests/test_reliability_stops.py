@@ -203,8 +203,9 @@ def test_a_stop_landing_in_a_gc_callback_is_not_lost(signum, status):
     # The signal arrives while the child sleeps inside a garbage-collector callback (as
     # JAX's runs in every collection), where Python would only print the stop and go on.
     code = (
-        "import gc, sys, time\n"
+        "import gc, signal, sys, time\n"
         "from tfovp.console import stop_on_sigterm, stop_status, stop_word\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"  # ignored where a background shell started us
         "stop_on_sigterm()\n"
         "first = [True]\n"
         "def slow(phase, info):\n"
