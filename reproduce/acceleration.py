@@ -31,10 +31,12 @@ max-abs features with min-max and max-abs targets, with and without log1p.
 Budgets from one run: with --budgets 20000,100000 every family also keeps, after each
 of those steps, the last step its loss exceeded each level (`tfovp.sweep`'s snapshots),
 so that the run cut at a budget is exactly a run of that budget (`CurveFamily.truncated`),
-and the comparisons are tuned again within it: among the rates the full run's tuning
-tried (a rate that diverged after the budget counts as stable there; a best rate at the
-end of them is capped, its bracket as wide as the rates tried make it). They are written
-beside the run's (`<name>_budgets.csv`, the JSON's "budgets").
+and the tuning searches again within each budget (a rate that diverged after it counts
+as stable there), training what it adds for the whole run (`tune_family(budgets=...)`):
+each cut is tuned to rho as a run of that budget would be. With --resume, families
+stored before that search go on from their rates. The comparisons at each budget are
+written beside the run's (`<name>_budgets.csv`, the JSON's "budgets", with
+"tuned_within" saying whether that search was made).
 
     python -m reproduce.acceleration [--quick] [--steps 100000] [--settings default,p2,...] [--tag 1e6]
         [--budgets 20000,100000] [--cluster ray [--address HOST:6379]]
