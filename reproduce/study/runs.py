@@ -143,9 +143,9 @@ class FamilyRunner:
         seeds = [int(s) for s in (seeds or [self.seed])]
         key = self.key(spec, seeds, tune)
         name = f"{spec.label} (l{spec.loss:g})"
-        earlier = self.store.get(key) if self._reusable(key) else None
-        family = self._stored(spec, seeds, tune)
-        if family is not None:
+        family = self.store.get(key) if self._reusable(key) else None
+        earlier = family if family is not None and self._missing_budgets(family, spec, tune) else None
+        if family is not None and earlier is None:
             if not self.job.counted_on_arrival(self.store.path(key)):
                 self.job.reuse(f"{name}: finished earlier, reused", self.planned_work(spec, seeds, tune))
         else:
@@ -156,8 +156,8 @@ class FamilyRunner:
 
     def _trained(self, spec, seeds, name, tune, earlier=None):
         """Train (and tune) one family under the job's progress: the grid is the unit
-        announced, the tuning stages are announced beneath it. `earlier`: the stored family
-        that lacks some budgets' tuning (`_missing_budgets`), continued."""
+        announced, the tuning stages are announced beneath it. `earlier`: a stored family
+        that lacks some budgets' search (`_missing_budgets`), which the tuning goes on from."""
         planned = self.planned_work(spec, seeds, tune)
         done = []
 
@@ -182,10 +182,9 @@ class FamilyRunner:
             return family
 
         if tune:
-            continued = earlier if earlier is not None and self._missing_budgets(earlier, spec, tune) else None
-            if continued is not None:
+            if earlier is not None:
                 self.job.write(f"    {name}: finished earlier; tuning within {_budget_list(self.budgets)} added")
-            family = tune_family(train, self.grid, speedup.LEVELS, self.rho, self.budgets, earlier=continued)
+            family = tune_family(train, self.grid, speedup.LEVELS, self.rho, self.budgets, earlier=earlier)
         else:
             family = train(self.grid)
         self.job.settle(planned, sum(done))
