@@ -183,7 +183,8 @@ class FamilyRunner:
 
         if tune:
             if earlier is not None:
-                self.job.write(f"    {name}: finished earlier; tuning within {_budget_list(self.budgets)} added")
+                within = ", ".join(f"{b:,}" for b in self.budgets)
+                self.job.write(f"    {name}: finished earlier; tuning within {within} added")
             family = tune_family(train, self.grid, speedup.LEVELS, self.rho, self.budgets, earlier=earlier)
         else:
             family = train(self.grid)
@@ -223,7 +224,3 @@ def describe_tuning(result, level):
 
 def _rate(value):
     return "none" if value is None else f"{value:.3g}"
-
-
-def _budget_list(budgets):
-    return ", ".join(f"{b:,}" for b in budgets)
